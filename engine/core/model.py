@@ -238,12 +238,19 @@ class Booking:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RemoteEvent:
-    """One event (or one expanded instance of a recurring event) as a
-    connector reports it.  ``uid`` plus ``instance`` identify it within its
-    calendar; ``instance`` is ``""`` for a non-recurring event and the
-    original start (UTC ISO) for an instance of a series.  ``booking_id`` is
-    set when the event was written by calpool."""
+    """One event, or one expanded instance of a recurring event, as a
+    connector reports it.
 
+    ``source`` is the provider's id of the stored object within its calendar
+    (the CalDAV href, the Google or Graph event id); one object may yield many
+    instances.  ``instance`` is ``""`` for a single event and the original
+    start of the occurrence (UTC, ISO 8601) for an instance of a series, so
+    ``(source, instance)`` identifies a row of the cache.  ``uid`` is the
+    iCalendar UID (Graph: iCalUId).  ``booking_id`` is set when calpool wrote
+    the event, so its own bookings coming back through sync are recognised.
+    """
+
+    source: str
     uid: str
     instance: str = ""
     start: datetime
@@ -251,7 +258,6 @@ class RemoteEvent:
     busy: bool = True
     etag: str = ""
     booking_id: str | None = None
-    href: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start, what="event start"))
@@ -259,4 +265,24 @@ class RemoteEvent:
 
     @property
     def identity(self) -> tuple[str, str]:
-        return (self.uid, self.instance)
+        return (self.source, self.instance)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeSet:
+    """What a connector saw of one calendar since a cursor, with the cursor
+    to resume from.
+
+    ``objects`` maps a source id to all of its instances inside the sync
+    window as they are now; an empty tuple means the object is gone (deleted,
+    or moved out of the window).  Applying replaces every cached instance of
+    each listed source.  When ``full`` is true the change set is the whole
+    state of the window: every cached source not listed is gone too.
+    """
+
+    cursor: str
+    objects: Mapping[str, tuple[RemoteEvent, ...]]
+    full: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "objects", _frozen_mapping(self.objects))

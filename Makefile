@@ -11,8 +11,9 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[test]'
 	touch $(STAMP)
 
+# Until `calpool demo` is built the CLI says so (exit 2); make reports it and succeeds.
 demo: $(STAMP)
-	$(BIN)/calpool demo
+	@$(BIN)/calpool demo || { rc=$$?; [ $$rc -eq 2 ] && echo "make demo: the embedded demo is not built yet (see README)."; [ $$rc -eq 2 ] || exit $$rc; }
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -1,0 +1,190 @@
+"""The connector protocol: what the engine asks of a calendar provider.
+
+One connector serves one configured account (one CalDAV server login, one
+Google service account, one Microsoft tenant) and every calendar of it: the
+daemon builds it once from the account's settings, and each call names the
+calendar with a :class:`CalendarRef`, which carries the calendar's zone
+(floating times and all-day events of CalDAV are local to it).  Per account,
+not per calendar, because providers batch across calendars (free/busy of
+many calendars in one call) and share sessions and token caches.
+
+Every method may raise only :mod:`engine.errors` exceptions.  Instants in and
+out are UTC-aware; a window is an :class:`~engine.core.model.Interval`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from engine.core.model import Attendee, ChangeSet, Interval, as_utc
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarRef:
+    """A calendar of the connector's account: ``id`` as configured
+    (``calendars.<key>.id``), ``timezone`` its IANA zone."""
+
+    id: str
+    timezone: str = "UTC"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventDraft:
+    """The event calpool writes for a booking.
+
+    ``booking_id`` is the idempotency key: the provider's object id / UID /
+    transaction id is derived from it, so writing the same draft twice leaves
+    one event.  ``rooms`` are resource attendees (name, email; the email may
+    be empty for a CalDAV room written into its own collection).
+    """
+
+    booking_id: str
+    title: str
+    start: datetime
+    end: datetime
+    description: str = ""
+    location: str = ""
+    organizer: Attendee | None = None
+    attendees: tuple[Attendee, ...] = ()
+    rooms: tuple[Attendee, ...] = ()
+    sequence: int = 0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", as_utc(self.start, what="event start"))
+        object.__setattr__(self, "end", as_utc(self.end, what="event end"))
+        if self.end <= self.start:
+            raise ValueError("an event must end after it starts")
+        if not self.booking_id:
+            raise ValueError("an event draft needs its booking id")
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenEvent:
+    """Where a write landed: ``source`` as :class:`RemoteEvent.source` reports
+    it (the CalDAV href, the Google/Graph event id), the provider's version
+    ``etag`` (for a later conditional update) and the iCalendar ``uid``."""
+
+    source: str
+    etag: str
+    uid: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PushChannel:
+    """A live push channel (Google watch channel, Graph subscription)."""
+
+    id: str
+    calendar_id: str
+    resource_id: str
+    token: str
+    expires_at: datetime
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "expires_at", as_utc(self.expires_at, what="channel expiry"))
+
+
+class NotificationKind(enum.StrEnum):
+    SYNC = "sync"  # the channel is up (Google's first delivery): nothing to fetch
+    CHANGED = "changed"  # something changed: run changes_since for the calendar
+    MISSED = "missed"  # notifications were lost: resync the calendar
+    REMOVED = "removed"  # the provider ended the channel: open a new one, resync
+    REAUTHORIZE = "reauthorize"  # the provider wants the channel re-authorised (renew it)
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One parsed push notification; ``token`` is what the provider echoed
+    (Google channel token, Graph clientState) for the caller to check in
+    constant time against the channel's."""
+
+    channel_id: str
+    resource_id: str
+    token: str
+    kind: NotificationKind
+
+
+@runtime_checkable
+class CalendarConnector(Protocol):
+    """One account of one provider.  Calls are blocking and thread-safe for
+    different calendars; they retry transient failures briefly themselves and
+    raise :class:`~engine.errors.TransientError` when that did not help."""
+
+    @property
+    def push_supported(self) -> bool:
+        """Whether :meth:`start_channel` can open channels at all."""
+        ...
+
+    def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
+        """Every object of ``calendar`` with instances in ``window``, expanded
+        there, as ``ChangeSet(full=True)`` with a fresh cursor for
+        :meth:`changes_since`.  Objects that cannot be parsed are logged
+        (with their source) and left out; the rest is still returned."""
+        ...
+
+    def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
+        """What changed since ``cursor`` (from a previous ``list_window`` or
+        ``changes_since`` of the same calendar) as ``ChangeSet(full=False)``:
+        each changed or deleted object with all its instances in ``window``
+        (``()`` when gone or outside the window), and the next cursor.
+
+        An unchanged object is not reported again, so when the caller moves
+        the window it must call :meth:`list_window` to pick up instances that
+        entered it.  Raises :class:`~engine.errors.CursorExpired` when the
+        provider no longer knows the cursor (or it is forged).
+        """
+        ...
+
+    def free_busy(
+        self, calendars: Sequence[CalendarRef], window: Interval
+    ) -> Mapping[str, tuple[Interval, ...]]:
+        """Busy intervals now, asked of the provider live (not from a cache),
+        per calendar id, sorted and merged.  All or nothing: a failure for
+        one calendar raises."""
+        ...
+
+    def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
+        """Write ``draft`` once.  When the event derived from its booking id
+        exists already with the same content, return it (a retry after a
+        crash); with other content raise :class:`~engine.errors.Conflict`."""
+        ...
+
+    def update_event(
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+    ) -> WrittenEvent:
+        """Replace the event of ``draft.booking_id``.  With ``etag`` only if
+        the provider still holds that version (else ``Conflict``); ``None``
+        overwrites.  Raises :class:`~engine.errors.NotFound` when it is gone."""
+        ...
+
+    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+        """Remove the event of ``booking_id``; an event already gone is not
+        an error (deleting twice is fine)."""
+        ...
+
+    def start_channel(
+        self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
+    ) -> PushChannel | None:
+        """Open a push channel delivering to ``address`` (https); ``None``
+        when the provider has no push (then the caller polls).  The returned
+        expiry may be earlier than asked."""
+        ...
+
+    def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
+        """Extend ``channel`` (or replace it; the returned one is current)."""
+        ...
+
+    def stop_channel(self, channel: PushChannel) -> None:
+        """Close ``channel``; one already gone is not an error."""
+        ...
+
+    def parse_notification(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Notification, ...]:
+        """The notifications in one webhook delivery (header names in any
+        case).  Raises :class:`~engine.errors.PermanentError` for a delivery
+        that is not one of this provider's."""
+        ...

@@ -1,0 +1,46 @@
+"""The SQL store: the only place in calpool that knows SQL.
+
+``Store.open(url)`` gives units of work (:mod:`engine.store.unit_of_work`)
+whose repositories read and write engine values; ``engine.store.migrate``
+upgrades the schema (``calpool db upgrade``).  Supported URLs:
+``sqlite:///ABSOLUTE/PATH.db`` and ``postgresql+psycopg://USER@HOST/DB``.
+"""
+
+from engine.store import migrate
+from engine.store.errors import (
+    BookingExists,
+    ReservationConflict,
+    SchemaNotCurrent,
+    StoreError,
+    UnknownBooking,
+)
+from engine.store.records import (
+    Assignment,
+    IdempotencyOutcome,
+    IdempotencyState,
+    Link,
+    OutboxJob,
+    PushChannel,
+    StatusChange,
+    SyncState,
+)
+from engine.store.unit_of_work import Store, UnitOfWork
+
+__all__ = [
+    "Assignment",
+    "BookingExists",
+    "IdempotencyOutcome",
+    "IdempotencyState",
+    "Link",
+    "OutboxJob",
+    "PushChannel",
+    "ReservationConflict",
+    "SchemaNotCurrent",
+    "StatusChange",
+    "Store",
+    "StoreError",
+    "SyncState",
+    "UnitOfWork",
+    "UnknownBooking",
+    "migrate",
+]

@@ -1,0 +1,124 @@
+"""Calendar rows and their sync state."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+
+from sqlalchemy import Connection, Row, select, update
+from sqlalchemy.engine import RowMapping
+
+from engine.core.model import Interval, as_utc
+from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
+from engine.store.records import SyncState
+from engine.store.schema import calendars
+
+# Keep error text bounded: it is shown in `calpool status`, not a log archive.
+MAX_ERROR_LENGTH = 2000
+
+
+class CalendarRepository:
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
+
+    def ensure(self, keys: Iterable[str]) -> None:
+        """Create a row (version 0, never synced) for every key that has none."""
+        rows = [{"key": key} for key in sorted(set(keys))]
+        if rows:
+            statement = insert_ignoring_duplicates(self._connection, calendars, ["key"])
+            self._connection.execute(statement, rows)
+
+    def keys(self) -> list[str]:
+        return list(self._connection.scalars(select(calendars.c.key).order_by(calendars.c.key)))
+
+    def remove(self, key: str) -> bool:
+        """Forget a calendar with its cached events, lease and channels."""
+        result = self._connection.execute(calendars.delete().where(calendars.c.key == key))
+        return result.rowcount > 0
+
+    def lock_id(self, key: str) -> int:
+        """The row id of ``key`` (created if missing), locked until the transaction
+        ends on PostgreSQL, so writers of one calendar take turns."""
+        self.ensure([key])
+        query = select(calendars.c.id).where(calendars.c.key == key)
+        if is_postgresql(self._connection):
+            query = query.with_for_update()
+        return int(self._connection.execute(query).scalar_one())
+
+    def id_of(self, key: str) -> int | None:
+        found = self._connection.execute(
+            select(calendars.c.id).where(calendars.c.key == key)
+        ).scalar_one_or_none()
+        return None if found is None else int(found)
+
+    def sync_state(self, key: str) -> SyncState | None:
+        row = self._connection.execute(
+            select(calendars).where(calendars.c.key == key)
+        ).one_or_none()
+        return None if row is None else _sync_state(row)
+
+    def sync_states(self) -> list[SyncState]:
+        rows = self._connection.execute(select(calendars).order_by(calendars.c.key))
+        return [_sync_state(row) for row in rows]
+
+    def versions(self, keys: Iterable[str] | None = None) -> Mapping[str, int]:
+        """Each calendar's change counter (one small query per slot query)."""
+        query = select(calendars.c.key, calendars.c.version)
+        if keys is not None:
+            query = query.where(calendars.c.key.in_(sorted(set(keys))))
+        return {key: int(version) for key, version in self._connection.execute(query)}
+
+    def bump_versions(self, keys: Iterable[str]) -> None:
+        """Move the change counter of each existing calendar in ``keys``.
+
+        Rows are updated in key order so two transactions touching the same
+        calendars lock them in the same order and cannot deadlock.
+        """
+        for key in sorted(set(keys)):
+            self._connection.execute(
+                update(calendars)
+                .where(calendars.c.key == key)
+                .values(version=calendars.c.version + 1)
+            )
+
+    def record_attempt(self, key: str, at: datetime) -> None:
+        self.ensure([key])
+        self._connection.execute(
+            update(calendars).where(calendars.c.key == key).values(last_attempt_at=as_utc(at))
+        )
+
+    def record_failure(self, key: str, at: datetime, error: str) -> None:
+        """Note a failed sync; the cursor and the cached events stay as they were."""
+        self.ensure([key])
+        self._connection.execute(
+            update(calendars)
+            .where(calendars.c.key == key)
+            .values(
+                last_attempt_at=as_utc(at),
+                last_error=error[:MAX_ERROR_LENGTH],
+                last_error_at=as_utc(at),
+            )
+        )
+
+    def reset_cursor(self, key: str) -> None:
+        """Drop the cursor (it expired): the next sync of ``key`` is a full one."""
+        self._connection.execute(
+            update(calendars).where(calendars.c.key == key).values(cursor=None)
+        )
+
+
+def _sync_state(row: Row[tuple[object, ...]] | RowMapping) -> SyncState:
+    values = row._mapping if isinstance(row, Row) else row
+    window = None
+    if values["window_start"] is not None and values["window_end"] is not None:
+        window = Interval(values["window_start"], values["window_end"])
+    return SyncState(
+        calendar=values["key"],
+        cursor=values["cursor"],
+        window=window,
+        last_success_at=values["last_success_at"],
+        last_attempt_at=values["last_attempt_at"],
+        last_error=values["last_error"],
+        last_error_at=values["last_error_at"],
+        version=int(values["version"]),
+    )

@@ -1,0 +1,81 @@
+"""Push channels (Google watch channels, Graph subscriptions)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, Row, delete, select
+
+from engine.core.model import as_utc
+from engine.store.calendars import CalendarRepository
+from engine.store.records import PushChannel
+from engine.store.schema import calendars, push_channels
+
+
+class ChannelRepository:
+    def __init__(self, connection: Connection, calendars_repo: CalendarRepository) -> None:
+        self._connection = connection
+        self._calendars = calendars_repo
+
+    def save(self, channel: PushChannel) -> None:
+        """Store ``channel``, replacing a stored one with the same id (renewal)."""
+        self._calendars.ensure([channel.calendar])
+        calendar_id = self._calendars.id_of(channel.calendar)
+        self._connection.execute(
+            delete(push_channels).where(push_channels.c.channel_id == channel.channel_id)
+        )
+        self._connection.execute(
+            push_channels.insert(),
+            {
+                "channel_id": channel.channel_id,
+                "calendar_id": calendar_id,
+                "resource_id": channel.resource_id,
+                "token_sha256": channel.token_sha256,
+                "expires_at": as_utc(channel.expires_at),
+                "created_at": as_utc(channel.created_at),
+            },
+        )
+
+    def get(self, channel_id: str) -> PushChannel | None:
+        rows = self._connection.execute(_query().where(push_channels.c.channel_id == channel_id))
+        found = [_channel(row) for row in rows]
+        return found[0] if found else None
+
+    def for_calendar(self, calendar: str) -> list[PushChannel]:
+        rows = self._connection.execute(
+            _query().where(calendars.c.key == calendar).order_by(push_channels.c.expires_at)
+        )
+        return [_channel(row) for row in rows]
+
+    def expiring_before(self, instant: datetime) -> list[PushChannel]:
+        """Channels to renew: those expiring before ``instant``, soonest first."""
+        rows = self._connection.execute(
+            _query()
+            .where(push_channels.c.expires_at < as_utc(instant))
+            .order_by(push_channels.c.expires_at)
+        )
+        return [_channel(row) for row in rows]
+
+    def remove(self, channel_id: str) -> bool:
+        result = self._connection.execute(
+            delete(push_channels).where(push_channels.c.channel_id == channel_id)
+        )
+        return result.rowcount > 0
+
+
+def _query() -> Any:
+    return select(push_channels, calendars.c.key).join(
+        calendars, calendars.c.id == push_channels.c.calendar_id
+    )
+
+
+def _channel(row: Row[Any]) -> PushChannel:
+    return PushChannel(
+        channel_id=row.channel_id,
+        calendar=row.key,
+        resource_id=row.resource_id,
+        token_sha256=row.token_sha256,
+        expires_at=row.expires_at,
+        created_at=row.created_at,
+    )

@@ -1,0 +1,93 @@
+"""Building a SQLAlchemy ``Engine`` for a calpool database URL.
+
+SQLite (``sqlite:///abs/path.db``): WAL so readers never wait for the writer,
+a busy timeout so writers queue instead of failing, foreign keys on, and
+every write transaction opened with ``BEGIN IMMEDIATE``: the write lock is
+taken at the start, so a check followed by an insert (the reservation
+overlap check) cannot interleave with another writer.  Python's ``sqlite3``
+issues its own deferred ``BEGIN``; the hooks below switch that off and emit
+the ``BEGIN`` themselves, the recipe SQLAlchemy documents for pysqlite.
+
+PostgreSQL (``postgresql+psycopg://…``): sessions in UTC; correctness under
+concurrency comes from row locks and the exclusion constraint, not from
+serializing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.pool import ConnectionPoolEntry
+
+from engine.store.errors import StoreError
+
+BUSY_TIMEOUT_MS = 30_000
+READ_ONLY_OPTION = "calpool_read_only"
+
+
+def redacted(url: str | URL) -> str:
+    """The URL with its password hidden, for messages."""
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def create_store_engine(url: str | URL) -> Engine:
+    """An engine for ``url`` configured as the module docstring says.
+
+    Raises :class:`StoreError` for a URL calpool does not support.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(parsed)
+    if backend == "postgresql":
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        elif parsed.drivername != "postgresql+psycopg":
+            raise StoreError(
+                f"unsupported PostgreSQL driver in {redacted(parsed)}: use postgresql+psycopg://…"
+            )
+        return create_engine(
+            parsed,
+            connect_args={"options": "-c timezone=UTC"},
+            pool_pre_ping=True,
+        )
+    raise StoreError(
+        f"unsupported database URL {redacted(parsed)}: use sqlite:///PATH or postgresql+psycopg://…"
+    )
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    database = url.database or ""
+    if database in ("", ":memory:") or database.startswith("file::memory:"):
+        # Every pooled connection would see its own empty database.
+        raise StoreError("an in-memory SQLite database cannot be shared; give a file path")
+    engine = create_engine(
+        url,
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+    )
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: sqlite3.Connection, _record: ConnectionPoolEntry) -> None:
+        # Hand transaction control to the "begin" hook below.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            # FULL: a commit is on disk when it returns (a confirmed booking is durable).
+            cursor.execute("PRAGMA synchronous = FULL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        if connection.get_execution_options().get(READ_ONLY_OPTION):
+            connection.exec_driver_sql("BEGIN")
+        else:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine

@@ -150,6 +150,9 @@ def resolve_database_url(text: str, folder: Path) -> str:
         ) from None
     backend = url.get_backend_name()
     if backend == "postgresql":
+        if url.drivername not in ("postgresql", "postgresql+psycopg"):
+            raise ValueError(f"{url.drivername!r}: calpool talks to PostgreSQL through "
+                             "psycopg 3; write postgresql+psycopg://…")
         return text
     if backend != "sqlite":
         raise ValueError(f"{text!r}: only sqlite and postgresql databases are supported")

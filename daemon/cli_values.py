@@ -1,0 +1,67 @@
+"""Argument types of the command line: times, zones, durations, ports.
+
+Each is an ``argparse`` ``type=`` callable, so a malformed value is a usage
+error (exit 2) with one sentence, before any command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+from daemon.config_values import check_zone
+from daemon.durations import parse_duration
+
+
+@dataclass(frozen=True, slots=True)
+class CliTime:
+    """A time ``T`` as typed: a date (the start of that day) or a date-time,
+    with or without an offset.  It becomes an instant only once the zone to
+    read it in is known (``--timezone``, else the command's default)."""
+
+    text: str
+    value: date | datetime
+
+    def in_zone(self, zone: str) -> datetime:
+        """The aware instant; a value without an offset is read in ``zone``."""
+        if isinstance(self.value, datetime):
+            if self.value.tzinfo is not None:
+                return self.value
+            return self.value.replace(tzinfo=ZoneInfo(zone))
+        return datetime.combine(self.value, time(0), tzinfo=ZoneInfo(zone))
+
+
+def cli_time(text: str) -> CliTime:
+    value: date | datetime
+    try:
+        value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 date or date-time like 2027-03-29 or "
+            "2027-03-29T09:30+02:00") from None
+    return CliTime(text, value)
+
+
+def cli_zone(text: str) -> str:
+    try:
+        return check_zone(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cli_duration(text: str) -> timedelta:
+    try:
+        value = parse_duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    if value <= timedelta(0):
+        raise argparse.ArgumentTypeError(f"{text!r} must be longer than 0s")
+    return value
+
+
+def cli_port(text: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
+    return int(text)

@@ -23,6 +23,13 @@ from typing import Protocol, runtime_checkable
 from engine.core.model import Attendee, ChangeSet, Interval, as_utc
 
 
+def instance_key(original_start: datetime) -> str:
+    """``RemoteEvent.instance`` of an occurrence of a series: its original
+    start (the RECURRENCE-ID) in UTC, ``2027-03-01T09:00:00Z``; every
+    connector spells it so, so instances compare across providers."""
+    return as_utc(original_start, what="original start").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 @dataclass(frozen=True, slots=True)
 class CalendarRef:
     """A calendar of the connector's account: ``id`` as configured

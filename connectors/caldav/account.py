@@ -1,0 +1,91 @@
+"""A CalDAV account's settings and the URLs derived from them.
+
+Calendar ids are resolved against the account URL as a browser resolves a
+link (RFC 3986): ``"rooms/spree/"`` against ``https://h/dav/`` is
+``https://h/dav/rooms/spree/``, ``"/x/"`` is ``https://h/x/``, and a full URL
+stays itself.  A calendar URL always ends in ``/`` (a collection).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import re
+from dataclasses import dataclass, field
+from urllib.parse import quote, urljoin, urlsplit
+
+
+class SyncMethod(enum.StrEnum):
+    AUTO = "auto"  # sync-collection where the server offers it, else etag
+    SYNC_COLLECTION = "sync-collection"
+    ETAG = "etag"
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How often a transient failure is retried inside one call.
+
+    ``attempts`` counts the first try; waits grow from ``initial_wait``
+    (seconds, doubled each time, jittered) up to ``max_wait``; a server's
+    Retry-After is honoured up to ``max_wait`` (a longer wait is left to the
+    caller: the call raises RateLimited)."""
+
+    attempts: int = 3
+    initial_wait: float = 0.5
+    max_wait: float = 30.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CalDAVAccount:
+    """``[accounts.<name>]`` with ``provider = "caldav"``, secrets resolved.
+
+    ``ca_file`` is the CA bundle that verifies the server's TLS certificate
+    (used instead of the system's store); ``timeout`` is per HTTP request.
+    """
+
+    url: str
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    ca_file: str | None = None
+    sync_method: SyncMethod = SyncMethod.AUTO
+    timeout: float = 30.0
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+    def __post_init__(self) -> None:
+        parts = urlsplit(self.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"CalDAV account url must be http(s)://host/…, got {self.url!r}")
+        if not self.url.endswith("/"):
+            # The account URL is a collection; without the slash a relative
+            # id would replace its last segment instead of going below it.
+            object.__setattr__(self, "url", self.url + "/")
+        object.__setattr__(self, "sync_method", SyncMethod(self.sync_method))
+
+    def calendar_url(self, calendar_id: str) -> str:
+        """The collection URL of ``calendar_id`` (see the module docstring)."""
+        if not calendar_id.strip():
+            raise ValueError("a CalDAV calendar id must not be empty")
+        url = urljoin(self.url, calendar_id)
+        return url if url.endswith("/") else url + "/"
+
+
+_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
+
+
+def booking_name(booking_id: str) -> str:
+    """The resource name calpool uses for a booking's event: readable when
+    the id is tame, else a digest (hrefs and UIDs must stay portable)."""
+    if _SAFE_ID.fullmatch(booking_id) and not booking_id.startswith("."):
+        return f"calpool-{booking_id}"
+    return "calpool-" + hashlib.sha256(booking_id.encode()).hexdigest()[:40]
+
+
+def booking_href(calendar_url: str, booking_id: str) -> str:
+    """The URL of the booking's event inside ``calendar_url``."""
+    return calendar_url + quote(booking_name(booking_id)) + ".ics"
+
+
+def booking_uid(booking_id: str) -> str:
+    """The iCalendar UID of the booking's event: the same in every calendar
+    it is written to (owner, rooms), as the room copies must match."""
+    return booking_name(booking_id) + "@calpool"

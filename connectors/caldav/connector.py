@@ -1,0 +1,157 @@
+"""The CalDAV connector: :class:`~engine.ports.CalendarConnector` for one
+CalDAV account (Radicale, Xandikos, Nextcloud, …).
+
+Calls block; each thread gets its own HTTP session.  Every public method
+runs under :func:`~connectors.caldav.failures.guarded`, so transient failures
+are retried per the account's :class:`RetryPolicy` and only
+:mod:`engine.errors` exceptions leave.  CalDAV has no push channels here
+(``push_supported`` is false): the daemon polls.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
+from functools import partial
+from typing import TypeVar
+
+from connectors.caldav import writes
+from connectors.caldav.account import CalDAVAccount, SyncMethod
+from connectors.caldav.dav import DavSession
+from connectors.caldav.failures import guarded
+from connectors.caldav.sync import CalendarSync
+from engine.core.model import ChangeSet, Interval
+from engine.errors import PermanentError
+from engine.ports import (
+    CalendarRef,
+    EventDraft,
+    Notification,
+    PushChannel,
+    WrittenEvent,
+)
+
+T = TypeVar("T")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class CalDAVConnector:
+    """One CalDAV account; ``clock`` stamps written events (DTSTAMP)."""
+
+    def __init__(self, account: CalDAVAccount, *, clock: Callable[[], datetime] = _utc_now) -> None:
+        self._account = account
+        self._clock = clock
+        self._local = threading.local()
+        self._sessions: list[DavSession] = []
+        self._lock = threading.Lock()
+        # What ``auto`` settled on per calendar URL; a fresh process relearns.
+        self._methods: dict[str, SyncMethod] = {}
+
+    @property
+    def push_supported(self) -> bool:
+        return False
+
+    def close(self) -> None:
+        """Close every session this connector opened."""
+        with self._lock:
+            sessions, self._sessions = self._sessions, []
+        for session in sessions:
+            session.close()
+
+    # -- plumbing ----------------------------------------------------------
+
+    def _session(self) -> DavSession:
+        session: DavSession | None = getattr(self._local, "session", None)
+        if session is None:
+            session = DavSession(self._account)
+            self._local.session = session
+            with self._lock:
+                self._sessions.append(session)
+        return session
+
+    def _url(self, calendar: CalendarRef) -> str:
+        try:
+            return self._account.calendar_url(calendar.id)
+        except ValueError as exc:
+            raise PermanentError(str(exc), calendar=calendar.id) from exc
+
+    def _run(self, calendar_id: str, call: Callable[[], T]) -> T:
+        return guarded(call, policy=self._account.retry, calendar=calendar_id)
+
+    def _sync(self, calendar: CalendarRef) -> CalendarSync:
+        url = self._url(calendar)
+        with self._lock:
+            method = self._methods.get(url, self._account.sync_method)
+        return CalendarSync(
+            self._session(), url, zone=calendar.timezone, method=method, calendar_id=calendar.id
+        )
+
+    # -- reading -----------------------------------------------------------
+
+    def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
+        def call() -> ChangeSet:
+            changes, method = self._sync(calendar).list_window(window)
+            with self._lock:
+                self._methods[self._url(calendar)] = method
+            return changes
+
+        return self._run(calendar.id, call)
+
+    def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
+        return self._run(calendar.id, lambda: self._sync(calendar).changes_since(cursor, window))
+
+    def free_busy(
+        self, calendars: Sequence[CalendarRef], window: Interval
+    ) -> Mapping[str, tuple[Interval, ...]]:
+        busy: dict[str, tuple[Interval, ...]] = {}
+        for calendar in calendars:
+            sync = self._sync(calendar)
+            busy[calendar.id] = self._run(calendar.id, partial(sync.free_busy, window))
+        return busy
+
+    # -- writing -----------------------------------------------------------
+
+    def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
+        return self._run(
+            calendar.id,
+            lambda: writes.create_event(
+                self._session(), self._url(calendar), draft, now=self._clock
+            ),
+        )
+
+    def update_event(
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+    ) -> WrittenEvent:
+        return self._run(
+            calendar.id,
+            lambda: writes.update_event(
+                self._session(), self._url(calendar), draft, etag=etag, now=self._clock
+            ),
+        )
+
+    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+        self._run(
+            calendar.id,
+            lambda: writes.delete_event(self._session(), self._url(calendar), booking_id),
+        )
+
+    # -- push: none --------------------------------------------------------
+
+    def start_channel(
+        self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
+    ) -> PushChannel | None:
+        return None
+
+    def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
+        raise PermanentError("CalDAV has no push channels to renew", calendar=channel.calendar_id)
+
+    def stop_channel(self, channel: PushChannel) -> None:
+        return None
+
+    def parse_notification(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Notification, ...]:
+        raise PermanentError("CalDAV delivers no push notifications")

@@ -1,0 +1,280 @@
+"""The WebDAV/CalDAV requests calpool sends, over caldav's ``DAVClient``.
+
+caldav's client does the HTTP (niquests), authentication (Basic or Digest,
+negotiated on the first 401), TLS verification against ``ca_file`` and the
+multistatus parsing; this module writes the few REPORT and PROPFIND bodies
+calpool needs and checks each answer's status itself, so that a rejected
+sync token, an unsupported report and a missing calendar stay apart.
+
+Hrefs are handled as unquoted paths (``/dav/rooms/spree/a b.ics``), the form
+``RemoteEvent.source`` carries; they are quoted again on the way out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC
+from urllib.parse import quote, unquote, urlsplit
+from xml.sax.saxutils import escape
+
+from caldav.davclient import DAVClient
+from caldav.elements import dav
+from caldav.lib import error as caldav_error
+from caldav.response import DAVResponse
+
+from connectors.caldav.account import CalDAVAccount
+from connectors.caldav.failures import status_error
+from engine.core.model import Interval
+from engine.errors import CursorExpired, NotFound, PermanentError
+
+_XML = {"Content-Type": 'application/xml; charset="utf-8"'}
+_CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
+_CTAG = "{http://calendarserver.org/ns/}getctag"
+_MULTIGET_BATCH = 200
+
+
+def href_path(href: str) -> str:
+    """The unquoted path of an href or URL."""
+    return unquote(urlsplit(href).path)
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A calendar object as a listing or multiget reports it; ``data`` is
+    ``None`` where only the etag was asked for."""
+
+    href: str
+    etag: str
+    data: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SyncAnswer:
+    changed: tuple[Member, ...]
+    removed: tuple[str, ...]
+    token: str
+
+
+class SyncUnsupported(Exception):
+    """The server does not offer sync-collection on this calendar (internal:
+    ``auto`` then falls back to etag comparison)."""
+
+
+def _stamp(interval: Interval) -> tuple[str, str]:
+    fmt = "%Y%m%dT%H%M%SZ"
+    return interval.start.astimezone(UTC).strftime(fmt), interval.end.astimezone(UTC).strftime(fmt)
+
+
+class DavSession:
+    """One account's HTTP session.  Not shared across threads concurrently
+    (niquests sessions are not); the connector holds one per thread."""
+
+    def __init__(self, account: CalDAVAccount) -> None:
+        self._client = DAVClient(
+            url=account.url,
+            username=account.username,
+            password=account.password,
+            ssl_verify_cert=account.ca_file or True,
+            timeout=account.timeout,  # type: ignore[arg-type]  # niquests takes floats
+            enable_rfc6764=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def _send(
+        self, method: str, url: str, body: str = "", headers: Mapping[str, str] | None = None
+    ) -> DAVResponse:
+        response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
+        return response
+
+    def _report(self, url: str, body: str, depth: int | None) -> DAVResponse:
+        headers = dict(_XML)
+        if depth is not None:
+            headers["Depth"] = str(depth)
+        return self._send("REPORT", url, body, headers)
+
+    # -- listing -----------------------------------------------------------
+
+    def sync_collection(self, url: str, token: str) -> SyncAnswer:
+        """Changes since ``token`` (``""``: every member), following
+        truncated answers (507) to the end.  A rejected token raises
+        ``CursorExpired``; a server without the report ``SyncUnsupported``."""
+        changed: dict[str, Member] = {}
+        removed: set[str] = set()
+        current = token
+        for _page in range(1000):
+            body = (
+                f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
+                f"<D:sync-token>{escape(current)}</D:sync-token><D:sync-level>1</D:sync-level>"
+                f"<D:prop><D:getetag/></D:prop></D:sync-collection>"
+            )
+            try:
+                response = self._report(url, body, depth=None)
+            except caldav_error.AuthorizationError as exc:
+                # caldav raises on 403 before the status can be looked at
+                if token and dav.ValidSyncToken.tag in exc.preconditions:
+                    raise CursorExpired("server rejected sync token", cursor=token) from exc
+                raise
+            self._check_sync_status(response, token=token, url=url)
+            answer = response.parse_sync_collection()
+            for result in answer.changed:
+                path = href_path(result.href)
+                if path.rstrip("/") == href_path(url).rstrip("/"):
+                    continue  # some servers list the collection itself
+                changed[path] = Member(path, result.etag or "")
+                removed.discard(path)
+            for href in answer.deleted:
+                removed.add(href_path(href))
+                changed.pop(href_path(href), None)
+            if not answer.sync_token:
+                raise PermanentError(f"sync-collection on {url} answered without a sync token")
+            previous, current = current, answer.sync_token
+            if not answer.truncated or current == previous:
+                break
+        return SyncAnswer(tuple(changed.values()), tuple(sorted(removed)), current)
+
+    def _check_sync_status(self, response: DAVResponse, *, token: str, url: str) -> None:
+        status = response.status
+        if status in (200, 207):
+            return
+        if status == 404:
+            raise NotFound(f"calendar {url} does not exist")
+        if token and status in (400, 403, 409, 412):
+            # 403 with DAV:valid-sync-token (RFC 6578 3.2), 409/400 from
+            # others, 412 from Xandikos: the server does not know the token.
+            raise CursorExpired(f"server rejected sync token (HTTP {status})", cursor=token)
+        if status in (400, 403, 405, 415, 501):
+            raise SyncUnsupported(f"sync-collection on {url}: HTTP {status}")
+        raise status_error(status, f"sync-collection on {url}")
+
+    def etags(self, url: str) -> tuple[str, tuple[Member, ...]]:
+        """The collection's ctag (``""`` if the server has none) and every
+        member's href and etag (PROPFIND, depth 1)."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+            "<D:prop><D:getetag/><CS:getctag/><D:resourcetype/></D:prop></D:propfind>"
+        )
+        response = self._send("PROPFIND", url, body, {**_XML, "Depth": "1"})
+        if response.status == 404:
+            raise NotFound(f"calendar {url} does not exist")
+        if response.status not in (200, 207):
+            raise status_error(response.status, f"PROPFIND {url}")
+        ctag = ""
+        members: list[Member] = []
+        own = href_path(url).rstrip("/")
+        for result in response.parse_propfind():
+            path = href_path(result.href)
+            props = result.properties
+            if path.rstrip("/") == own:
+                ctag = str(props.get(_CTAG) or "")
+                continue
+            if result.status == 200 and not path.endswith("/"):
+                members.append(Member(path, str(props.get(dav.GetEtag.tag) or "")))
+        return ctag, tuple(members)
+
+    def ctag(self, url: str) -> str:
+        """The collection's ctag, ``""`` if the server keeps none."""
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+            "<D:prop><CS:getctag/></D:prop></D:propfind>"
+        )
+        response = self._send("PROPFIND", url, body, {**_XML, "Depth": "0"})
+        if response.status == 404:
+            raise NotFound(f"calendar {url} does not exist")
+        if response.status not in (200, 207):
+            raise status_error(response.status, f"PROPFIND {url}")
+        for result in response.parse_propfind():
+            value = result.properties.get(_CTAG)
+            if value:
+                return str(value)
+        return ""
+
+    def multiget(self, url: str, hrefs: Iterable[str]) -> dict[str, Member]:
+        """The data and etags of ``hrefs``; a member gone meanwhile is absent."""
+        found: dict[str, Member] = {}
+        paths = sorted(set(hrefs))
+        for first in range(0, len(paths), _MULTIGET_BATCH):
+            batch = paths[first : first + _MULTIGET_BATCH]
+            refs = "".join(f"<D:href>{escape(quote(path))}</D:href>" for path in batch)
+            body = (
+                f'<?xml version="1.0" encoding="utf-8"?><C:calendar-multiget {_CALDAV_NS}>'
+                f"<D:prop><D:getetag/><C:calendar-data/></D:prop>{refs}</C:calendar-multiget>"
+            )
+            response = self._report(url, body, depth=None)
+            if response.status not in (200, 207):
+                raise status_error(response.status, f"calendar-multiget on {url}")
+            for result in response.parse_calendar_query():
+                if result.status == 200 and result.calendar_data is not None:
+                    path = href_path(result.href)
+                    found[path] = Member(path, result.etag or "", result.calendar_data)
+        return found
+
+    def calendar_query(self, url: str, window: Interval) -> tuple[Member, ...]:
+        """Every event object the server finds overlapping ``window``."""
+        start, end = _stamp(window)
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><C:calendar-query {_CALDAV_NS}>'
+            "<D:prop><D:getetag/><C:calendar-data/></D:prop>"
+            '<C:filter><C:comp-filter name="VCALENDAR"><C:comp-filter name="VEVENT">'
+            f'<C:time-range start="{start}" end="{end}"/>'
+            "</C:comp-filter></C:comp-filter></C:filter></C:calendar-query>"
+        )
+        response = self._report(url, body, depth=1)
+        if response.status not in (200, 207):
+            raise status_error(response.status, f"calendar-query on {url}")
+        return tuple(
+            Member(href_path(r.href), r.etag or "", r.calendar_data)
+            for r in response.parse_calendar_query()
+            if r.status == 200 and r.calendar_data is not None
+        )
+
+    def free_busy_query(self, url: str, window: Interval) -> str | None:
+        """The VFREEBUSY text the server computes, ``None`` when it does not
+        answer free-busy-query on this calendar."""
+        start, end = _stamp(window)
+        body = (
+            f'<?xml version="1.0" encoding="utf-8"?><C:free-busy-query {_CALDAV_NS}>'
+            f'<C:time-range start="{start}" end="{end}"/></C:free-busy-query>'
+        )
+        response = self._report(url, body, depth=1)
+        if response.status == 404:
+            raise NotFound(f"calendar {url} does not exist")
+        if response.status in (400, 403, 405, 415, 501) or (
+            response.status == 200 and "BEGIN:VFREEBUSY" not in response.raw
+        ):
+            return None
+        if response.status != 200:
+            raise status_error(response.status, f"free-busy-query on {url}")
+        return response.raw
+
+    # -- single objects ----------------------------------------------------
+
+    def get(self, url: str) -> tuple[int, str, str]:
+        """``(status, etag, body)`` of one object."""
+        response = self._send("GET", url, "", {"Accept": "text/calendar"})
+        return response.status, _etag(response), response.raw if response.status == 200 else ""
+
+    def put(
+        self, url: str, body: str, *, if_match: str | None = None, create: bool = False
+    ) -> tuple[int, str]:
+        """PUT ``body``; ``create`` sends ``If-None-Match: *``, ``if_match``
+        ``If-Match``.  Returns ``(status, etag)``."""
+        headers = {"Content-Type": "text/calendar; charset=utf-8"}
+        if create:
+            headers["If-None-Match"] = "*"
+        if if_match is not None:
+            headers["If-Match"] = if_match
+        response = self._send("PUT", url, body, headers)
+        return response.status, _etag(response)
+
+    def delete(self, url: str) -> int:
+        return self._send("DELETE", url).status
+
+
+def _etag(response: DAVResponse) -> str:
+    value = response.headers.get("ETag") or ""
+    return str(value)

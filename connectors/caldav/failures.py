@@ -1,0 +1,180 @@
+"""Where CalDAV failures become :mod:`engine.errors`, and where transient
+ones are retried.
+
+:func:`to_connector_error` maps one exception of caldav, the HTTP client
+(niquests, or requests where caldav runs on it), lxml or icalendar onto the
+error tree.  :func:`guarded` runs one public connector call: it retries
+transient failures with tenacity under the account's :class:`RetryPolicy`
+(honouring Retry-After) and lets nothing but a ``ConnectorError`` out for
+failures raised inside those libraries.  An exception raised by calpool's
+own code is a bug and propagates unchanged.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable
+from types import TracebackType
+from typing import TypeVar
+
+from caldav.elements import dav
+from caldav.lib import error as caldav_error
+from caldav.lib.http_sync import requests as http
+from lxml import etree
+from tenacity import RetryCallState, Retrying, stop_after_attempt
+
+from connectors.caldav.account import RetryPolicy
+from engine.errors import (
+    AuthFailed,
+    ConnectorError,
+    CursorExpired,
+    NotFound,
+    PermanentError,
+    RateLimited,
+    TransientError,
+)
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+# Modules whose exceptions must not escape a connector, whatever their type.
+FOREIGN_MODULES = (
+    "caldav",
+    "niquests",
+    "requests",
+    "urllib3",
+    "urllib3_future",
+    "httpx",
+    "icalendar",
+    "recurring_ical_events",
+    "x_wr_timezone",
+    "lxml",
+    "dateutil",
+)
+
+# HTTP-client failures that will not heal by themselves: a certificate the
+# CA file does not vouch for, a URL that cannot be requested at all.
+_PERMANENT_HTTP = (
+    http.exceptions.SSLError,
+    http.exceptions.InvalidURL,
+    http.exceptions.MissingSchema,
+    http.exceptions.InvalidSchema,
+    http.exceptions.InvalidHeader,
+    http.exceptions.URLRequired,
+    http.exceptions.TooManyRedirects,
+)
+
+
+def status_error(status: int, what: str, *, calendar: str = "") -> ConnectorError:
+    """The error for an HTTP status the caller did not expect."""
+    detail = f"{what}: server answered {status}"
+    if status in (401, 403):
+        return AuthFailed(detail, calendar=calendar)
+    if status == 404:
+        return NotFound(detail, calendar=calendar)
+    if status == 429:
+        return RateLimited(detail, calendar=calendar)
+    if status >= 500 or status in (408, 425):
+        return TransientError(detail, calendar=calendar)
+    return PermanentError(detail, calendar=calendar)
+
+
+def to_connector_error(exc: BaseException, *, calendar: str = "") -> ConnectorError | None:
+    """The error-tree equivalent of ``exc``; ``None`` when ``exc`` is not a
+    provider-side failure (calpool's own bug, which must stay visible)."""
+    if isinstance(exc, ConnectorError):
+        return exc
+    detail = f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, caldav_error.RateLimitError):
+        return RateLimited(detail, retry_after=exc.retry_after_seconds, calendar=calendar)
+    if isinstance(exc, caldav_error.AuthorizationError):
+        if dav.ValidSyncToken.tag in exc.preconditions:
+            return CursorExpired(detail, cursor="", calendar=calendar)
+        return AuthFailed(detail, calendar=calendar)
+    if isinstance(exc, caldav_error.NotFoundError):
+        return NotFound(detail, calendar=calendar)
+    if isinstance(exc, caldav_error.DAVError):
+        status = exc.status
+        if status is not None:
+            return status_error(status, detail, calendar=calendar)
+        return PermanentError(detail, calendar=calendar)
+    if isinstance(exc, _PERMANENT_HTTP):
+        return PermanentError(detail, calendar=calendar)
+    if isinstance(exc, http.exceptions.RequestException | OSError):
+        return TransientError(detail, calendar=calendar)
+    if isinstance(exc, etree.LxmlError):
+        return PermanentError(f"unreadable XML from the server: {detail}", calendar=calendar)
+    if _raised_in_foreign_code(exc) or _defined_in_foreign_module(exc):
+        return PermanentError(detail, calendar=calendar)
+    return None
+
+
+def _defined_in_foreign_module(exc: BaseException) -> bool:
+    return type(exc).__module__.split(".")[0] in FOREIGN_MODULES
+
+
+def _raised_in_foreign_code(exc: BaseException) -> bool:
+    """Whether the innermost frame of ``exc`` ran in a provider library
+    (a ValueError from icalendar, a KeyError inside caldav's parser)."""
+    tb: TracebackType | None = exc.__traceback__
+    module = ""
+    while tb is not None:
+        module = str(tb.tb_frame.f_globals.get("__name__", ""))
+        tb = tb.tb_next
+    return module.split(".")[0] in FOREIGN_MODULES
+
+
+def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    def wait(state: RetryCallState) -> float:
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            return min(float(exc.retry_after), policy.max_wait)
+        backoff = policy.initial_wait * 2.0 ** (state.attempt_number - 1)
+        return min(policy.max_wait, backoff * random.uniform(0.5, 1.0))
+
+    return wait
+
+
+def _should_retry(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
+    def check(state: RetryCallState) -> bool:
+        exc = state.outcome.exception() if state.outcome else None
+        if not isinstance(exc, TransientError):
+            return False
+        # A wait longer than the policy allows is the caller's to schedule.
+        return not (
+            isinstance(exc, RateLimited)
+            and exc.retry_after is not None
+            and exc.retry_after > policy.max_wait
+        )
+
+    return check
+
+
+def guarded(call: Callable[[], T], *, policy: RetryPolicy, calendar: str = "") -> T:
+    """Run ``call`` with retries; map provider failures onto the error tree."""
+
+    def mapped() -> T:
+        try:
+            return call()
+        except Exception as exc:
+            mapped_exc = to_connector_error(exc, calendar=calendar)
+            if mapped_exc is None or mapped_exc is exc:
+                raise
+            if not mapped_exc.calendar:
+                mapped_exc.calendar = calendar
+            raise mapped_exc from exc
+
+    retrying = Retrying(
+        stop=stop_after_attempt(max(1, policy.attempts)),
+        wait=_wait(policy),
+        retry=_should_retry(policy),
+        reraise=True,
+        before_sleep=_log_retry,
+    )
+    return retrying(mapped)
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.info("caldav: retrying after %s (attempt %d)", exc, state.attempt_number)

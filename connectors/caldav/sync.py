@@ -1,0 +1,203 @@
+"""Listing a CalDAV calendar, following its changes, asking its free/busy.
+
+Two ways to follow changes, each with its own cursor spelling:
+
+- ``sc1:<token>`` — ``sync-collection`` (RFC 6578): the server names the
+  changed and removed members since its token.
+- ``et1:<data>`` — etag comparison for servers without it: the cursor
+  carries the collection's ctag and every member's etag (compressed); a
+  changed ctag leads to a depth-1 PROPFIND and a diff.
+
+Either way the changed members are fetched with ``calendar-multiget`` and
+expanded locally in the window (:mod:`connectors.caldav.ical`).  A cursor of
+the other way, or one that does not decode, is ``CursorExpired``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import logging
+import zlib
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime, timedelta
+
+import icalendar
+
+from connectors.caldav.account import SyncMethod
+from connectors.caldav.dav import DavSession, Member, SyncUnsupported
+from connectors.caldav.ical import MalformedObject, busy_intervals, instances_in_window
+from engine.core.model import ChangeSet, Interval, RemoteEvent
+from engine.errors import CursorExpired
+
+log = logging.getLogger(__name__)
+
+_SYNC_PREFIX = "sc1:"
+_ETAG_PREFIX = "et1:"
+
+
+def encode_etag_cursor(ctag: str, etags: Mapping[str, str]) -> str:
+    raw = json.dumps({"c": ctag, "e": dict(sorted(etags.items()))}, separators=(",", ":"))
+    return _ETAG_PREFIX + base64.urlsafe_b64encode(zlib.compress(raw.encode(), 9)).decode()
+
+
+def decode_etag_cursor(cursor: str) -> tuple[str, dict[str, str]]:
+    """``(ctag, {href: etag})``; ``CursorExpired`` when it does not decode."""
+    try:
+        raw = zlib.decompress(base64.urlsafe_b64decode(cursor.removeprefix(_ETAG_PREFIX)))
+        doc = json.loads(raw)
+        ctag, etags = doc["c"], doc["e"]
+    except (binascii.Error, zlib.error, ValueError, KeyError, TypeError) as exc:
+        raise CursorExpired("etag cursor does not decode", cursor=cursor) from exc
+    if not isinstance(ctag, str) or not isinstance(etags, dict):
+        raise CursorExpired("etag cursor has the wrong shape", cursor=cursor)
+    return ctag, {str(k): str(v) for k, v in etags.items()}
+
+
+class CalendarSync:
+    """Sync of one calendar collection over one session."""
+
+    def __init__(
+        self, session: DavSession, url: str, *, zone: str, method: SyncMethod, calendar_id: str
+    ) -> None:
+        self._session = session
+        self._url = url
+        self._zone = zone
+        self._method = method
+        self._calendar_id = calendar_id
+
+    @property
+    def method(self) -> SyncMethod:
+        return self._method
+
+    # -- listing -----------------------------------------------------------
+
+    def list_window(self, window: Interval) -> tuple[ChangeSet, SyncMethod]:
+        """The full state of the window, and the way the cursor follows it
+        (``auto`` is settled here: etag when sync-collection is refused)."""
+        if self._method is not SyncMethod.ETAG:
+            try:
+                answer = self._session.sync_collection(self._url, "")
+            except SyncUnsupported:
+                if self._method is SyncMethod.SYNC_COLLECTION:
+                    raise
+                log.info("caldav: %s offers no sync-collection; comparing etags", self._url)
+                self._method = SyncMethod.ETAG
+            else:
+                fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
+                objects = self._expand(fetched.values(), window)
+                cursor = _SYNC_PREFIX + answer.token
+                return ChangeSet(cursor=cursor, objects=_present(objects), full=True), self._method
+        ctag, members = self._session.etags(self._url)
+        fetched = self._session.multiget(self._url, (m.href for m in members))
+        objects = self._expand(fetched.values(), window)
+        etags = {m.href: m.etag for m in fetched.values()}
+        cursor = encode_etag_cursor(ctag, etags)
+        return ChangeSet(cursor=cursor, objects=_present(objects), full=True), SyncMethod.ETAG
+
+    def changes_since(self, cursor: str, window: Interval) -> ChangeSet:
+        if cursor.startswith(_SYNC_PREFIX) and self._method is not SyncMethod.ETAG:
+            return self._sync_collection_changes(cursor, window)
+        if cursor.startswith(_ETAG_PREFIX) and self._method is not SyncMethod.SYNC_COLLECTION:
+            return self._etag_changes(cursor, window)
+        raise CursorExpired(
+            f"cursor does not fit sync method {self._method.value}",
+            cursor=cursor,
+            calendar=self._calendar_id,
+        )
+
+    def _sync_collection_changes(self, cursor: str, window: Interval) -> ChangeSet:
+        token = cursor.removeprefix(_SYNC_PREFIX)
+        if not token:
+            raise CursorExpired("empty sync token", cursor=cursor, calendar=self._calendar_id)
+        try:
+            answer = self._session.sync_collection(self._url, token)
+        except CursorExpired as exc:
+            raise CursorExpired(exc.detail, cursor=cursor, calendar=self._calendar_id) from exc
+        fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
+        objects = self._expand(fetched.values(), window)
+        # Changed but gone by the time of the multiget: deleted meanwhile.
+        gone = set(answer.removed) | {m.href for m in answer.changed if m.href not in fetched}
+        for href in gone:
+            objects[href] = ()
+        return ChangeSet(cursor=_SYNC_PREFIX + answer.token, objects=objects, full=False)
+
+    def _etag_changes(self, cursor: str, window: Interval) -> ChangeSet:
+        old_ctag, old = decode_etag_cursor(cursor)
+        if old_ctag and self._session.ctag(self._url) == old_ctag:
+            return ChangeSet(cursor=cursor, objects={}, full=False)
+        ctag, members = self._session.etags(self._url)
+        now = {m.href: m.etag for m in members}
+        changed = [href for href, etag in now.items() if old.get(href) != etag or not etag]
+        fetched = self._session.multiget(self._url, changed)
+        objects = self._expand(fetched.values(), window)
+        gone = (set(old) - set(now)) | (set(changed) - set(fetched))
+        for href in gone:
+            objects[href] = ()
+            now.pop(href, None)
+        now.update({m.href: m.etag for m in fetched.values()})
+        return ChangeSet(cursor=encode_etag_cursor(ctag, now), objects=objects, full=False)
+
+    # -- free/busy ---------------------------------------------------------
+
+    def free_busy(self, window: Interval) -> tuple[Interval, ...]:
+        """Busy time per the server's free-busy-query, else per a time-range
+        calendar-query expanded here."""
+        answer = self._session.free_busy_query(self._url, window)
+        if answer is not None:
+            return _parse_free_busy(answer, window)
+        members = self._session.calendar_query(self._url, window)
+        events = [e for instances in self._expand(members, window).values() for e in instances]
+        return busy_intervals(events)
+
+    def _expand(
+        self, members: Iterable[Member], window: Interval
+    ) -> dict[str, tuple[RemoteEvent, ...]]:
+        objects: dict[str, tuple[RemoteEvent, ...]] = {}
+        for member in members:
+            try:
+                objects[member.href] = instances_in_window(
+                    member.data or "",
+                    source=member.href,
+                    etag=member.etag,
+                    window=window,
+                    zone=self._zone,
+                )
+            except MalformedObject as exc:
+                # One bad object must not stop the calendar: report it gone
+                # (as a full listing would omit it) and say which it is.
+                log.warning("caldav: skipping malformed object %s: %s", member.href, exc.reason)
+                objects[member.href] = ()
+        return objects
+
+
+def _present(objects: Mapping[str, tuple[RemoteEvent, ...]]) -> dict[str, tuple[RemoteEvent, ...]]:
+    return {href: instances for href, instances in objects.items() if instances}
+
+
+def _parse_free_busy(text: str, window: Interval) -> tuple[Interval, ...]:
+    calendar = icalendar.Calendar.from_ical(text)
+    spans: list[Interval] = []
+    for component in calendar.walk("VFREEBUSY"):
+        values = component.get("FREEBUSY", [])
+        for period in values if isinstance(values, list) else [values]:
+            if str(period.params.get("FBTYPE", "BUSY")).upper() == "FREE":
+                continue
+            start, end_or_duration = period.dt
+            end = (
+                start + end_or_duration
+                if isinstance(end_or_duration, timedelta)
+                else end_or_duration
+            )
+            start, end = _aware(start), _aware(end)
+            start, end = max(start, window.start), min(end, window.end)
+            if start < end:
+                spans.append(Interval(start, end))
+    busy = [RemoteEvent(source="", uid="", start=s.start, end=s.end) for s in spans]
+    return busy_intervals(busy)
+
+
+def _aware(value: datetime) -> datetime:
+    # FREEBUSY periods are UTC (RFC 5545 3.8.2.6); a missing Z still means UTC.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

@@ -60,8 +60,8 @@ def build_parser(commands: Sequence[Command] = COMMANDS) -> argparse.ArgumentPar
         if len(command.words) == 2:
             group = command.words[0]
             if group not in groups:
-                group_parser = top.add_parser(group, help=GROUPS[group],
-                                              description=GROUPS[group])
+                group_parser = top.add_parser(group, help=GROUPS.get(group, group),
+                                              description=GROUPS.get(group, group))
                 _add_config_option(group_parser, top=False)
                 group_parser.set_defaults(group_parser=group_parser)
                 groups[group] = group_parser.add_subparsers(title="commands", metavar="COMMAND")
@@ -90,8 +90,9 @@ def _handler(command: Command) -> Handler | None:
     return cast(Handler, getattr(importlib.import_module(module_name), function))
 
 
-def dispatch(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
-    parser = build_parser()
+def dispatch(argv: Sequence[str], out: TextIO, err: TextIO,
+             commands: Sequence[Command] = COMMANDS) -> int:
+    parser = build_parser(commands)
     try:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version, or a usage error already printed
@@ -119,10 +120,11 @@ def dispatch(argv: Sequence[str], out: TextIO, err: TextIO) -> int:
         return exc.exit_code
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMANDS) -> int:
     """The console script.  Returns the exit code; never lets an exception out."""
     try:
-        return dispatch(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr)
+        return dispatch(sys.argv[1:] if argv is None else argv, sys.stdout, sys.stderr,
+                        commands)
     except KeyboardInterrupt:
         print("calpool: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

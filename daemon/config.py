@@ -100,8 +100,8 @@ def build(checker: Checker) -> Config | None:
         config_sections.check_push(checker, sync, http_settings, accounts)
 
     zone = daemon.timezone if daemon else "UTC"
-    calendars, sources = config_entries.calendars(checker, zone, accounts, declared_accounts)
-    declared_calendars = set(checker.named("calendars"))
+    calendars, sources, declared_calendars = config_entries.calendars(
+        checker, zone, accounts, declared_accounts)
     pools, declared_pools = config_entries.pools(checker, zone, calendars, declared_calendars)
     event_types = config_entries.event_types(
         checker, calendars, declared_calendars, pools, declared_pools,

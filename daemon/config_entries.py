@@ -47,7 +47,8 @@ class Declared:
 
 def calendars(
     checker: Checker, zone: str, valid_accounts: dict[str, Account], declared_accounts: set[str]
-) -> tuple[dict[str, Calendar], dict[str, CalendarSource]]:
+) -> tuple[dict[str, Calendar], dict[str, CalendarSource], set[str]]:
+    """The valid calendars, where each lives, and the keys of all declared ones."""
     table = checker.named("calendars")
     accounts = Declared(dict(valid_accounts), declared_accounts)
     found: dict[str, Calendar] = {}
@@ -69,7 +70,7 @@ def calendars(
                               capacity=section.capacity)
         sources[key] = CalendarSource(calendar=key, account=section.account,
                                       external_id=section.id, subject=section.subject)
-    return found, sources
+    return found, sources, set(table)
 
 
 def _working_hours(

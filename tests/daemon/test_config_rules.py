@@ -31,7 +31,8 @@ CASES = [
     ("bad_key", "[calendars.bob]", '[calendars."bob smith"]',
      "calendars.bob smith: a key is letters, digits, '-', '_' and '.', starting with a letter "
      "or digit"),
-    ("empty_pool", 'members = ["room-c"]', "members = []", "pools.large.members: must not be empty"),
+    ("empty_pool", 'members = ["room-c"]', "members = []",
+     "pools.large.members: must not be empty"),
     ("bad_template", 'title = "Consultation"', 'title = "Consultation {attendee_name"',
      "event_types.consult.title: 'Consultation {attendee_name' is not a valid template: "
      "expected '}' before end of string"),
@@ -47,7 +48,8 @@ CASES = [
     ("negative_max_per_day", 'duration = "30m"', 'duration = "30m"\nmax_per_day = -1',
      "event_types.consult.max_per_day: must be at least 0"),
     # --- working hours and overrides
-    ("bad_day", 'kind = "person"\n', 'kind = "person"\nworking_hours = { mon-fry = "09:00-17:00" }\n',
+    ("bad_day", 'kind = "person"\n',
+     'kind = "person"\nworking_hours = { mon-fry = "09:00-17:00" }\n',
      "calendars.alice.working_hours.mon-fry: 'mon-fry' is not a day or day range like "
      "'mon-fri' or 'sat'"),
     ("backwards_days", 'kind = "person"\n', 'kind = "person"\nworking_hours = { fri-mon = "" }\n',

@@ -42,8 +42,8 @@ class BookingRepository:
     # ---- writing ---------------------------------------------------------------------------
 
     def reserve(self, booking: Booking, *, detail: str = "") -> None:
-        """Store ``booking`` with its first history entry and, when its status is
-        active, a reservation of each of its calendars.
+        """Store ``booking`` with its first history entry and a reservation of
+        each of its calendars (holding time only while the status is active).
 
         All or nothing: on :class:`ReservationConflict` (an active booking
         overlaps one of the calendars) or :class:`BookingExists` nothing of
@@ -69,8 +69,7 @@ class BookingRepository:
             )
             self._insert_rooms(booking.id, booking.rooms)
             self._add_history(booking.id, booking.booked_at, booking.status, detail)
-            if booking.status.is_active:
-                self._hold(booking.id, keys, booking.interval)
+            self._hold(booking.id, keys, booking.interval, active=booking.status.is_active)
 
     def set_status(
         self, booking_id: str, status: BookingStatus, at: datetime, *, detail: str = ""
@@ -135,7 +134,7 @@ class BookingRepository:
             )
             self._insert_rooms(booking_id, rooms)
             self._add_history(booking_id, at, status, detail)
-            self._hold(booking_id, keys, interval)
+            self._hold(booking_id, keys, interval, active=True)
         return self._require(booking_id)
 
     def purge_ended_before(self, cutoff: datetime) -> int:
@@ -240,9 +239,13 @@ class BookingRepository:
 
     # ---- internals -------------------------------------------------------------------------
 
-    def _hold(self, booking_id: str, keys: Sequence[str], interval: Interval) -> None:
+    def _hold(
+        self, booking_id: str, keys: Sequence[str], interval: Interval, *, active: bool
+    ) -> None:
+        """One reservation row per calendar; an inactive booking's rows only
+        record which calendars it involved."""
         for key in keys:
-            holder = self._overlapping_holder(key, interval)
+            holder = self._overlapping_holder(key, interval) if active else None
             if holder is not None:
                 raise ReservationConflict(key, booking_id, holder)
             row = {
@@ -250,7 +253,7 @@ class BookingRepository:
                 "calendar_key": key,
                 "start_at": interval.start,
                 "end_at": interval.end,
-                "active": True,
+                "active": active,
             }
             try:
                 with self._connection.begin_nested():

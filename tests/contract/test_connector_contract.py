@@ -1,0 +1,374 @@
+"""The connector contract: every connector, against its real (or faithfully
+faked) provider, behaves the same through the protocol.
+
+Expected values are worked out here from the events the case stores (Berlin
+is UTC+1 until 28 March 2027, UTC+2 after).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from engine.core.model import Attendee, ChangeSet, Interval
+from engine.errors import AuthFailed, Conflict, CursorExpired, NotFound, TransientError
+from engine.ports import CalendarRef, EventDraft
+from tests.contract.calendar_data import WINDOW, vcalendar, vevent
+from tests.contract.conftest import Harness
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)
+
+
+Row = tuple[str, datetime, datetime, bool]
+
+
+def rows(changes: ChangeSet) -> dict[str, list[Row]]:
+    """source → sorted (instance, start, end, busy) of a change set."""
+    return {
+        source: sorted((e.instance, e.start, e.end, e.busy) for e in instances)
+        for source, instances in changes.objects.items()
+    }
+
+
+def single(h: Harness, name: str, start: str = "20270301T100000", end: str = "20270301T110000") -> str:
+    return h.driver.put(name, vcalendar(vevent(name, start, end)))
+
+
+def daily(name: str, *extra_events: str, count: int = 3, extra: tuple[str, ...] = ()) -> str:
+    master = vevent(
+        name, "20270327T100000", "20270327T110000", extra=(f"RRULE:FREQ=DAILY;COUNT={count}", *extra)
+    )
+    return vcalendar(master, *extra_events)
+
+
+def draft(booking_id: str = "bk-1", *, hour: int = 14, title: str = "Consultation") -> EventDraft:
+    return EventDraft(
+        booking_id=booking_id,
+        title=title,
+        start=utc(2027, 3, 10, hour),
+        end=utc(2027, 3, 10, hour, 30),
+        organizer=Attendee("Alice", "alice@example.org"),
+        attendees=(Attendee("Carol Customer", "carol@example.net"),),
+        rooms=(Attendee("Spree", ""),),
+    )
+
+
+# -- full listing -----------------------------------------------------------
+
+
+def test_full_listing_equals_what_the_server_holds(harness: Harness) -> None:
+    h = harness
+    plain = single(h, "plain")
+    series = h.driver.put("series", daily("series", extra=("EXDATE;TZID=Europe/Berlin:20270328T100000",)))
+    all_day = h.driver.put("allday", vcalendar(vevent("allday", "20270305", "20270307", tzid=None)))
+    free = h.driver.put("free", vcalendar(vevent("free", "20270302T100000", "20270302T110000", extra=("TRANSP:TRANSPARENT",))))
+    cancelled = h.driver.put("gone", vcalendar(vevent("gone", "20270303T100000", "20270303T110000", extra=("STATUS:CANCELLED",))))
+    floating = h.driver.put("floating", vcalendar(vevent("floating", "20270304T100000", "20270304T120000", tzid=None)))
+    h.driver.put("outside", vcalendar(vevent("outside", "20280101T100000", "20280101T110000")))
+
+    listing = h.connector.list_window(h.calendar, WINDOW)
+
+    assert listing.full
+    assert rows(listing) == {
+        plain: [("", utc(2027, 3, 1, 9), utc(2027, 3, 1, 10), True)],
+        series: [
+            ("2027-03-27T09:00:00Z", utc(2027, 3, 27, 9), utc(2027, 3, 27, 10), True),
+            ("2027-03-29T08:00:00Z", utc(2027, 3, 29, 8), utc(2027, 3, 29, 9), True),
+        ],
+        # busy for the whole local days 5 and 6 March in Berlin
+        all_day: [("", utc(2027, 3, 4, 23), utc(2027, 3, 6, 23), True)],
+        free: [("", utc(2027, 3, 2, 9), utc(2027, 3, 2, 10), False)],
+        cancelled: [("", utc(2027, 3, 3, 9), utc(2027, 3, 3, 10), False)],
+        floating: [("", utc(2027, 3, 4, 9), utc(2027, 3, 4, 11), True)],
+    }
+    event = listing.objects[plain][0]
+    assert event.uid == "plain"
+    assert event.etag
+    assert event.booking_id is None
+
+
+def test_empty_calendar_lists_nothing_and_gives_a_cursor(harness: Harness) -> None:
+    listing = harness.connector.list_window(harness.calendar, WINDOW)
+    assert listing.full and dict(listing.objects) == {}
+    assert listing.cursor
+    again = harness.connector.changes_since(harness.calendar, listing.cursor, WINDOW)
+    assert dict(again.objects) == {} and not again.full
+
+
+# -- changes since a cursor -----------------------------------------------------
+
+
+def test_created_event_is_the_only_change(harness: Harness) -> None:
+    h = harness
+    single(h, "before")
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    created = single(h, "created", "20270302T150000", "20270302T160000")
+
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert not changes.full
+    assert rows(changes) == {created: [("", utc(2027, 3, 2, 14), utc(2027, 3, 2, 15), True)]}
+    assert h.connector.changes_since(h.calendar, changes.cursor, WINDOW).objects == {}
+
+
+def test_moved_event_reports_its_new_time(harness: Harness) -> None:
+    h = harness
+    moved = single(h, "moved")
+    single(h, "stays", "20270302T100000", "20270302T110000")
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    single(h, "moved", "20270401T130000", "20270401T140000")  # after DST: UTC+2
+
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert rows(changes) == {moved: [("", utc(2027, 4, 1, 11), utc(2027, 4, 1, 12), True)]}
+
+
+def test_event_moved_out_of_the_window_is_gone(harness: Harness) -> None:
+    h = harness
+    moved = single(h, "leaves")
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    single(h, "leaves", "20300101T100000", "20300101T110000")
+
+    assert rows(h.connector.changes_since(h.calendar, cursor, WINDOW)) == {moved: []}
+
+
+def test_deleted_event_is_reported_gone(harness: Harness) -> None:
+    h = harness
+    doomed = single(h, "doomed")
+    single(h, "kept", "20270302T100000", "20270302T110000")
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    h.driver.delete("doomed")
+
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert dict(changes.objects) == {doomed: ()}
+
+
+def test_recurring_edit_reports_every_instance(harness: Harness) -> None:
+    h = harness
+    series = h.driver.put("weekly", daily("weekly"))
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    h.driver.put("weekly", daily("weekly", count=2))
+
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert [r[0] for r in rows(changes)[series]] == ["2027-03-27T09:00:00Z", "2027-03-28T08:00:00Z"]
+
+
+def test_exception_instance_on_the_server_moves_one_occurrence(harness: Harness) -> None:
+    h = harness
+    series = h.driver.put("series", daily("series"))
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    moved = vevent("series", "20270328T160000", "20270328T170000", recurrence_id="20270328T100000")
+    cancelled = vevent(
+        "series", "20270329T100000", "20270329T110000",
+        recurrence_id="20270329T100000", extra=("STATUS:CANCELLED",),
+    )
+    h.driver.put("series", daily("series", moved, cancelled))
+
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert rows(changes) == {
+        series: [
+            ("2027-03-27T09:00:00Z", utc(2027, 3, 27, 9), utc(2027, 3, 27, 10), True),
+            ("2027-03-28T08:00:00Z", utc(2027, 3, 28, 14), utc(2027, 3, 28, 15), True),
+            ("2027-03-29T08:00:00Z", utc(2027, 3, 29, 8), utc(2027, 3, 29, 9), False),
+        ]
+    }
+
+
+def test_changes_then_full_listing_agree(harness: Harness) -> None:
+    """Applying the change sets to the first listing gives the second listing."""
+    h = harness
+    single(h, "a")
+    h.driver.put("s", daily("s"))
+    first = h.connector.list_window(h.calendar, WINDOW)
+    state = dict(first.objects)
+    single(h, "b", "20270303T100000", "20270303T110000")
+    h.driver.delete("a")
+    h.driver.put("s", daily("s", count=5))
+    changes = h.connector.changes_since(h.calendar, first.cursor, WINDOW)
+    state.update(changes.objects)
+
+    truth = h.connector.list_window(h.calendar, WINDOW)
+    assert rows(ChangeSet(cursor="", objects={k: v for k, v in state.items() if v})) == rows(truth)
+
+
+# -- cursors the provider refuses ---------------------------------------------------
+
+
+@pytest.mark.parametrize("forged", ["", "garbage", "sc1:http://radicale.org/ns/sync/00", "et1:@@@"])
+def test_forged_cursor_expires(harness: Harness, forged: str) -> None:
+    with pytest.raises(CursorExpired):
+        harness.connector.changes_since(harness.calendar, forged, WINDOW)
+
+
+def test_cursor_of_another_calendar_expires(harness: Harness) -> None:
+    foreign = harness.driver.foreign_cursor()
+    single(harness, "x")
+    # In etag mode the foreign sync token is refused as the wrong kind.
+    with pytest.raises(CursorExpired):
+        harness.connector.changes_since(harness.calendar, foreign, WINDOW)
+
+
+# -- malformed objects -----------------------------------------------------------
+
+
+def test_malformed_object_is_skipped_and_the_rest_returned(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    h = harness
+    good = single(h, "good")
+    bad = h.driver.put_malformed("bad")
+
+    listing = h.connector.list_window(h.calendar, WINDOW)
+
+    assert set(listing.objects) == {good}
+    assert bad in caplog.text
+
+    cursor = listing.cursor
+    single(h, "good2", "20270302T100000", "20270302T110000")
+    bad2 = h.driver.put_malformed("bad2")
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+    assert changes.objects[bad2] == ()
+    assert len(changes.objects) == 2
+
+
+# -- writes ------------------------------------------------------------------------
+
+
+def test_create_is_idempotent_and_recognisable(harness: Harness) -> None:
+    h = harness
+    first = h.connector.create_event(h.calendar, draft())
+    second = h.connector.create_event(h.calendar, draft())  # a retry after a crash
+
+    assert first.source == second.source and first.uid == second.uid
+    listing = h.connector.list_window(h.calendar, WINDOW)
+    assert list(listing.objects) == [first.source]
+    (event,) = listing.objects[first.source]
+    assert event.booking_id == "bk-1"
+    assert event.uid == first.uid
+    assert (event.start, event.end, event.busy) == (utc(2027, 3, 10, 14), utc(2027, 3, 10, 14, 30), True)
+
+
+def test_create_where_another_version_exists_conflicts(harness: Harness) -> None:
+    h = harness
+    h.connector.create_event(h.calendar, draft())
+    with pytest.raises(Conflict):
+        h.connector.create_event(h.calendar, draft(hour=16))
+
+
+def test_update_moves_the_event(harness: Harness) -> None:
+    h = harness
+    written = h.connector.create_event(h.calendar, draft())
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+
+    updated = h.connector.update_event(h.calendar, draft(hour=9), etag=written.etag)
+
+    assert updated.source == written.source and updated.etag != written.etag
+    changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
+    assert rows(changes) == {written.source: [("", utc(2027, 3, 10, 9), utc(2027, 3, 10, 9, 30), True)]}
+
+
+def test_update_with_a_stale_etag_conflicts(harness: Harness) -> None:
+    h = harness
+    written = h.connector.create_event(h.calendar, draft())
+    h.connector.update_event(h.calendar, draft(hour=9), etag=written.etag)
+    with pytest.raises(Conflict) as caught:
+        h.connector.update_event(h.calendar, draft(hour=11), etag=written.etag)
+    assert caught.value.expected == written.etag
+
+
+def test_update_of_a_missing_event_is_not_found(harness: Harness) -> None:
+    with pytest.raises(NotFound):
+        harness.connector.update_event(harness.calendar, draft("never-written"))
+
+
+def test_delete_removes_and_tolerates_repeats(harness: Harness) -> None:
+    h = harness
+    written = h.connector.create_event(h.calendar, draft())
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+
+    h.connector.delete_event(h.calendar, "bk-1")
+    h.connector.delete_event(h.calendar, "bk-1")
+
+    assert dict(h.connector.changes_since(h.calendar, cursor, WINDOW).objects) == {written.source: ()}
+    assert dict(h.connector.list_window(h.calendar, WINDOW).objects) == {}
+
+
+# -- live free/busy ------------------------------------------------------------------
+
+
+def test_free_busy_agrees_with_the_listing(harness: Harness) -> None:
+    h = harness
+    single(h, "one")
+    single(h, "overlapping", "20270301T103000", "20270301T120000")
+    h.driver.put("series", daily("series"))
+    h.driver.put("free", vcalendar(vevent("free", "20270302T100000", "20270302T110000", extra=("TRANSP:TRANSPARENT",))))
+    h.connector.create_event(h.calendar, draft())
+
+    busy = h.connector.free_busy([h.calendar], WINDOW)[h.calendar.id]
+
+    listed = sorted(
+        (e.start, e.end)
+        for instances in h.connector.list_window(h.calendar, WINDOW).objects.values()
+        for e in instances
+        if e.busy
+    )
+    assert busy == (
+        Interval(utc(2027, 3, 1, 9), utc(2027, 3, 1, 11)),  # the two overlapping ones, merged
+        Interval(utc(2027, 3, 10, 14), utc(2027, 3, 10, 14, 30)),
+        Interval(utc(2027, 3, 27, 9), utc(2027, 3, 27, 10)),
+        Interval(utc(2027, 3, 28, 8), utc(2027, 3, 28, 9)),
+        Interval(utc(2027, 3, 29, 8), utc(2027, 3, 29, 9)),
+    )
+    assert all(any(b.start <= s and e <= b.end for b in busy) for s, e in listed)
+
+
+def test_free_busy_is_clipped_to_the_window(harness: Harness) -> None:
+    single(harness, "long", "20270301T000000", "20270310T000000")
+    window = Interval(utc(2027, 3, 2), utc(2027, 3, 3))
+    assert harness.connector.free_busy([harness.calendar], window)[harness.calendar.id] == (window,)
+
+
+# -- failures onto the error tree ---------------------------------------------------------
+
+
+def test_missing_calendar_is_not_found(harness: Harness) -> None:
+    missing = CalendarRef("no-such-calendar/", harness.calendar.timezone)
+    with pytest.raises(NotFound):
+        harness.connector.list_window(missing, WINDOW)
+
+
+def test_unreachable_server_is_transient(harness: Harness) -> None:
+    connector = harness.unreachable()
+    for call in (
+        lambda: connector.list_window(harness.calendar, WINDOW),
+        lambda: connector.create_event(harness.calendar, draft()),
+        lambda: connector.free_busy([harness.calendar], WINDOW),
+    ):
+        with pytest.raises(TransientError) as caught:
+            call()
+        assert caught.value.calendar == harness.calendar.id
+
+
+def test_wrong_password_is_auth_failed(harness: Harness) -> None:
+    if harness.unauthorized is None:
+        pytest.skip(f"{harness.label} runs without authentication in this suite")
+    connector = harness.unauthorized()
+    with pytest.raises(AuthFailed):
+        connector.list_window(harness.calendar, WINDOW)
+    with pytest.raises(AuthFailed):
+        connector.create_event(harness.calendar, draft())
+
+
+def test_window_larger_than_a_day_includes_late_instances(harness: Harness) -> None:
+    """Regression: expansion must cover the whole window, not stop early."""
+    h = harness
+    series = h.driver.put("long", daily("long", count=60))
+    window = Interval(utc(2027, 4, 20), utc(2027, 5, 1))
+    listing = h.connector.list_window(h.calendar, window)
+    starts = [e.start for e in listing.objects[series]]
+    assert starts[0] == utc(2027, 4, 20, 8) and starts[-1] == utc(2027, 4, 30, 8)
+    assert all(b - a == timedelta(days=1) for a, b in zip(starts, starts[1:], strict=False))

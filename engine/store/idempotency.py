@@ -25,8 +25,11 @@ class IdempotencyRepository:
     def begin(
         self, token_name: str, key: str, request_sha256: str, now: datetime
     ) -> IdempotencyOutcome:
-        inserted = self._connection.execute(
-            insert_ignoring_duplicates(self._connection, idempotency_keys, ["token_name", "key"]),
+        # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
+        claimed = self._connection.execute(
+            insert_ignoring_duplicates(
+                self._connection, idempotency_keys, ["token_name", "key"]
+            ).returning(idempotency_keys.c.key),
             {
                 "token_name": token_name,
                 "key": key,
@@ -34,7 +37,7 @@ class IdempotencyRepository:
                 "created_at": as_utc(now),
             },
         )
-        if inserted.rowcount == 1:
+        if claimed.first() is not None:
             return IdempotencyOutcome(IdempotencyState.NEW)
         row = self._connection.execute(
             select(

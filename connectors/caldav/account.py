@@ -41,6 +41,10 @@ class CalDAVAccount:
 
     ``ca_file`` is the CA bundle that verifies the server's TLS certificate
     (used instead of the system's store); ``timeout`` is per HTTP request.
+    ``server_free_busy`` answers live free/busy with the server's
+    free-busy-query REPORT where it has one; off by default because
+    Radicale 3.9 shifts recurring instances across a DST change there, while
+    a time-range query expanded by calpool reads events as sync does.
     """
 
     url: str
@@ -49,6 +53,7 @@ class CalDAVAccount:
     ca_file: str | None = None
     sync_method: SyncMethod = SyncMethod.AUTO
     timeout: float = 30.0
+    server_free_busy: bool = False
     retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     def __post_init__(self) -> None:

@@ -109,7 +109,10 @@ class CalDAVConnector:
         busy: dict[str, tuple[Interval, ...]] = {}
         for calendar in calendars:
             sync = self._sync(calendar)
-            busy[calendar.id] = self._run(calendar.id, partial(sync.free_busy, window))
+            busy[calendar.id] = self._run(
+                calendar.id,
+                partial(sync.free_busy, window, server_report=self._account.server_free_busy),
+            )
         return busy
 
     # -- writing -----------------------------------------------------------

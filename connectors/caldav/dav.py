@@ -163,16 +163,19 @@ class DavSession:
         if response.status not in (200, 207):
             raise status_error(response.status, f"PROPFIND {url}")
         ctag = ""
+        found = False
         members: list[Member] = []
         own = href_path(url).rstrip("/")
         for result in response.parse_propfind():
             path = href_path(result.href)
             props = result.properties
             if path.rstrip("/") == own:
+                found = result.status == 200
                 ctag = str(props.get(_CTAG) or "")
-                continue
-            if result.status == 200 and not path.endswith("/"):
+            elif result.status == 200 and not path.endswith("/"):
                 members.append(Member(path, str(props.get(dav.GetEtag.tag) or "")))
+        if not found:  # Xandikos: 207 whose only response is the URL's 404
+            raise NotFound(f"calendar {url} does not exist")
         return ctag, tuple(members)
 
     def ctag(self, url: str) -> str:
@@ -187,7 +190,10 @@ class DavSession:
             raise NotFound(f"calendar {url} does not exist")
         if response.status not in (200, 207):
             raise status_error(response.status, f"PROPFIND {url}")
-        for result in response.parse_propfind():
+        results = response.parse_propfind()
+        if not any(result.status == 200 for result in results):
+            raise NotFound(f"calendar {url} does not exist")
+        for result in results:
             value = result.properties.get(_CTAG)
             if value:
                 return str(value)

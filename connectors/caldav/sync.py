@@ -141,15 +141,22 @@ class CalendarSync:
 
     # -- free/busy ---------------------------------------------------------
 
-    def free_busy(self, window: Interval) -> tuple[Interval, ...]:
-        """Busy time per the server's free-busy-query, else per a time-range
-        calendar-query expanded here."""
-        answer = self._session.free_busy_query(self._url, window)
-        if answer is not None:
-            return _parse_free_busy(answer, window)
-        members = self._session.calendar_query(self._url, window)
+    def free_busy(self, window: Interval, *, server_report: bool) -> tuple[Interval, ...]:
+        """Busy time from a time-range calendar-query expanded here (the same
+        reading as sync); with ``server_report``, the server's own
+        free-busy-query where it answers one.
+
+        The query asks a day more on each side: a server that expands a
+        series with the wrong UTC offset (Radicale 3.9 across DST) must not
+        filter out an object whose instance lies at the window's edge."""
+        if server_report:
+            answer = self._session.free_busy_query(self._url, window)
+            if answer is not None:
+                return _parse_free_busy(answer, window)
+        wide = Interval(window.start - timedelta(days=1), window.end + timedelta(days=1))
+        members = self._session.calendar_query(self._url, wide)
         events = [e for instances in self._expand(members, window).values() for e in instances]
-        return busy_intervals(events)
+        return _clip(busy_intervals(events), window)
 
     def _expand(
         self, members: Iterable[Member], window: Interval
@@ -174,6 +181,11 @@ class CalendarSync:
 
 def _present(objects: Mapping[str, tuple[RemoteEvent, ...]]) -> dict[str, tuple[RemoteEvent, ...]]:
     return {href: instances for href, instances in objects.items() if instances}
+
+
+def _clip(spans: tuple[Interval, ...], window: Interval) -> tuple[Interval, ...]:
+    clipped = (Interval(max(s.start, window.start), min(s.end, window.end)) for s in spans)
+    return tuple(s for s in clipped if s.start < s.end)
 
 
 def _parse_free_busy(text: str, window: Interval) -> tuple[Interval, ...]:

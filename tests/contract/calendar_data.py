@@ -47,6 +47,32 @@ def vevent(
     return "\r\n".join(lines)
 
 
-def vcalendar(*events: str) -> str:
-    body = "\r\n".join(events)
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool tests//EN\r\n{body}\r\nEND:VCALENDAR\r\n"
+BERLIN_VTIMEZONE = "\r\n".join(
+    [
+        "BEGIN:VTIMEZONE",
+        "TZID:Europe/Berlin",
+        "BEGIN:DAYLIGHT",
+        "TZOFFSETFROM:+0100",
+        "TZOFFSETTO:+0200",
+        "TZNAME:CEST",
+        "DTSTART:19700329T020000",
+        "RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU",
+        "END:DAYLIGHT",
+        "BEGIN:STANDARD",
+        "TZOFFSETFROM:+0200",
+        "TZOFFSETTO:+0100",
+        "TZNAME:CET",
+        "DTSTART:19701025T030000",
+        "RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU",
+        "END:STANDARD",
+        "END:VTIMEZONE",
+    ]
+)
+
+
+def vcalendar(*events: str, timezone: bool = False) -> str:
+    """A VCALENDAR of ``events``; with ``timezone`` it defines Europe/Berlin
+    (RFC 5545 asks for it; calpool also reads the bare IANA name)."""
+    body = "\r\n".join([BERLIN_VTIMEZONE, *events] if timezone else events)
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool tests//EN"
+    return f"{head}\r\n{body}\r\nEND:VCALENDAR\r\n"

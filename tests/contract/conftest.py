@@ -93,7 +93,9 @@ class CalDAVDriver:
         # Content of its own, or an empty calendar's token could equal ours
         # (Xandikos' tokens name git trees, which are content-addressed).
         ics = MALFORMED_ICS.replace("Nowhere/Atlantis", "Europe/Berlin").format(uid=other)
-        self._server.request("PUT", f"{other}own.ics", ics.encode(), {"Content-Type": "text/calendar"})
+        self._server.request(
+            "PUT", f"{other}own.ics", ics.encode(), {"Content-Type": "text/calendar"}
+        )
         connector = CalDAVConnector(
             CalDAVAccount(url=self._account_url, sync_method=SyncMethod.SYNC_COLLECTION)
         )

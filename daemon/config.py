@@ -19,12 +19,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from daemon import config_entries, config_sections
 from daemon import config_schema as schema
 from daemon.config_checker import Checker
 from daemon.settings import Config, LinkSettings, RetentionSettings, SecretRef, SyncSettings
+
+S = TypeVar("S", bound=schema.Section)
 
 SECTIONS = ("daemon", "http", "sync", "links", "retention", "api", "accounts", "calendars",
             "pools", "event_types")
@@ -82,7 +84,7 @@ def build(checker: Checker) -> Config | None:
         if key not in SECTIONS:
             checker.problem(key, "unknown key")
 
-    def section(model: type[schema.Section], name: str) -> Any:
+    def section(model: type[S], name: str) -> S | None:
         return checker.validate(model.model_validate, document.get(name, {}), name)
 
     daemon = section(schema.DaemonSection, "daemon")

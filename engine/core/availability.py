@@ -136,19 +136,33 @@ def sweep(grid: Instants, rows: Sequence[StartSpans]) -> npt.NDArray[np.bool_]:
     the blocking spans plus one when the row has hours that do not allow it.
     """
     width = grid.size + 1
-    plus: list[npt.NDArray[np.int64]] = []
-    minus: list[npt.NDArray[np.int64]] = []
+    # Gather every row's spans first, so that two searchsorted calls place
+    # all of them (one call per row costs more than the search itself).
+    plus_at: list[Instants] = []
+    minus_at: list[Instants] = []
+    plus_row: list[int] = []
+    minus_row: list[int] = []
+    bases: list[int] = []
     for r, row in enumerate(rows):
-        offset = r * width
-        plus.append(np.searchsorted(grid, row.blocked_starts) + offset)
-        minus.append(np.searchsorted(grid, row.blocked_ends) + offset)
+        plus_at.append(row.blocked_starts)
+        minus_at.append(row.blocked_ends)
+        plus_row.append(row.blocked_starts.size)
+        minus_row.append(row.blocked_ends.size)
         if row.allowed_starts is not None and row.allowed_ends is not None:
-            plus.append(np.array([offset], dtype=np.int64))
-            minus.append(np.searchsorted(grid, row.allowed_starts) + offset)
-            plus.append(np.searchsorted(grid, row.allowed_ends) + offset)
+            # Not allowed until a working span says so: one at the row's start.
+            bases.append(r * width)
+            minus_at.append(row.allowed_starts)
+            plus_at.append(row.allowed_ends)
+            minus_row[-1] += row.allowed_starts.size
+            plus_row[-1] += row.allowed_ends.size
+    row_offsets = np.arange(len(rows), dtype=np.int64) * width
+    plus = np.concatenate((
+        np.searchsorted(grid, np.concatenate(plus_at)) + np.repeat(row_offsets, plus_row),
+        np.array(bases, dtype=np.int64)))
+    minus = np.searchsorted(grid, np.concatenate(minus_at)) + np.repeat(row_offsets, minus_row)
     size = len(rows) * width
-    counts = np.bincount(np.concatenate(plus), minlength=size).astype(np.int32)
-    counts -= np.bincount(np.concatenate(minus), minlength=size).astype(np.int32)
+    counts = np.bincount(plus, minlength=size).astype(np.int32)
+    counts -= np.bincount(minus, minlength=size).astype(np.int32)
     counts = counts.reshape(len(rows), width)
     np.cumsum(counts, axis=1, out=counts)
     free: npt.NDArray[np.bool_] = counts[:, :-1] == 0

@@ -13,8 +13,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from itertools import pairwise
+from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -32,7 +33,7 @@ from engine.core.busy import BusyTimeline
 from engine.core.hours import grid, local_ordinal, on_grid
 from engine.core.intervals import Instants
 from engine.core.model import Booking, Calendar, EventType, Interval, Pool, Slot, as_utc
-from engine.core.zones import duration_us, from_us, to_us
+from engine.core.zones import EPOCH, duration_us, to_us
 
 
 class SlotRejection(enum.StrEnum):
@@ -157,23 +158,39 @@ def find_slots(
     chosen = np.flatnonzero(ok)
     rooms = [_members_per_slot(pool.members, matrix[:, chosen])
              for pool, matrix in zip(query.pools, members_free, strict=True)]
+    pool_keys = [pool.key for pool in query.pools]
     duration = event_type.duration
     slots = []
     for k, start_us in enumerate(starts[chosen].tolist()):
-        start = from_us(start_us)
-        available = {pool.key: per_slot[k] for pool, per_slot in zip(query.pools, rooms,
-                                                                     strict=True)}
-        slots.append(Slot(start, start + duration, available))
+        start = EPOCH + timedelta(microseconds=start_us)
+        available = {key: per_slot[k] for key, per_slot in zip(pool_keys, rooms, strict=True)}
+        slots.append(_slot(start, start + duration, available))
     return slots
+
+
+def _slot(start: datetime, end: datetime, rooms: dict[str, tuple[str, ...]]) -> Slot:
+    """A :class:`Slot` from values already in its normal form: UTC
+    datetimes and a fresh dict.  ``Slot.__post_init__`` would convert them
+    again, which is most of the cost of listing thousands of slots (the
+    60-day benchmark), so it is skipped here and only here."""
+    slot = object.__new__(Slot)
+    object.__setattr__(slot, "start", start)
+    object.__setattr__(slot, "end", end)
+    object.__setattr__(slot, "rooms_available", MappingProxyType(rooms))
+    return slot
 
 
 def _members_per_slot(members: tuple[str, ...],
                       matrix: npt.NDArray[np.bool_]) -> list[tuple[str, ...]]:
-    """For a members × slots matrix, the free members of each slot."""
-    slot_of, member_of = np.nonzero(matrix.T)
-    names = np.array(members, dtype=object)[member_of].tolist()
-    bounds = np.searchsorted(slot_of, np.arange(matrix.shape[1] + 1)).tolist()
-    return [tuple(names[a:b]) for a, b in pairwise(bounds)]
+    """For a members × slots matrix, the free members of each slot, in
+    member order."""
+    # Slot-major and contiguous, so one flat scan yields (slot, member)
+    # pairs grouped by slot and in member order.
+    by_slot = np.ascontiguousarray(matrix.T)
+    flat = np.flatnonzero(by_slot)
+    names = tuple(np.array(members, dtype=object)[flat % max(1, len(members))].tolist())
+    bounds = [0, *np.cumsum(by_slot.sum(axis=1)).tolist()]
+    return [names[a:b] for a, b in pairwise(bounds)]
 
 
 def check_start(

@@ -26,6 +26,7 @@ import contextlib
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -66,6 +67,7 @@ class Server:
     log_path: Path
     username: str | None = None
     password: str | None = None
+    ca_file: str | None = None
     _stopped: bool = field(default=False, repr=False)
 
     def stop(self) -> None:
@@ -101,8 +103,14 @@ class Server:
             token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
             all_headers["Authorization"] = f"Basic {token}"
         req = urllib.request.Request(url, data=body or None, method=method, headers=all_headers)
+        opener = _NO_PROXY
+        if self.ca_file is not None:
+            context = ssl.create_default_context(cafile=self.ca_file)
+            opener = urllib.request.build_opener(
+                urllib.request.ProxyHandler({}), urllib.request.HTTPSHandler(context=context)
+            )
         try:
-            with _NO_PROXY.open(req, timeout=10) as resp:
+            with opener.open(req, timeout=10) as resp:
                 return resp.status, dict(resp.headers.items()), resp.read()
         except urllib.error.HTTPError as err:
             return err.code, dict(err.headers.items()), err.read()
@@ -153,6 +161,7 @@ def start_radicale(
     tmpdir: Path | str,
     *,
     users: dict[str, str] | None = None,
+    tls: tuple[Path, Path, Path] | None = None,
     port: int | None = None,
     startup_timeout: float = 20.0,
 ) -> Server:
@@ -161,7 +170,8 @@ def start_radicale(
     Without ``users``: ``[auth] type = none`` and calendars live under
     ``/calpool/``.  With ``users`` (name → password): htpasswd (plain) auth,
     calendars under ``/<first user>/``, and :meth:`Server.request` sends the
-    first user's credentials.
+    first user's credentials.  ``tls`` = (certificate chain, key, CA file)
+    serves HTTPS; the CA file is what clients must trust.
     """
     root = Path(tmpdir) / "radicale"
     root.mkdir(parents=True, exist_ok=True)
@@ -178,19 +188,23 @@ def start_radicale(
             "delay = 0\n"
         )
         username, password = next(iter(users.items()))
+    server_section = f"[server]\nhosts = 127.0.0.1:{port}\n"
+    if tls:
+        server_section += f"ssl = True\ncertificate = {tls[0]}\nkey = {tls[1]}\n"
     config = root / "config"
     config.write_text(
-        f"[server]\nhosts = 127.0.0.1:{port}\n\n{auth}\n"
+        f"{server_section}\n{auth}\n"
         "[rights]\ntype = authenticated\n\n"
         f"[storage]\nfilesystem_folder = {root / 'collections'}\n\n"
         "[logging]\nlevel = warning\n\n"
         "[web]\ntype = none\n"
     )
-    url = f"http://127.0.0.1:{port}/"
+    url = f"{'https' if tls else 'http'}://127.0.0.1:{port}/"
     process = _spawn([sys.executable, "-m", "radicale", "--config", str(config)], root / "log")
     # Radicale keeps calendars exactly two levels deep (/<user>/<calendar>/).
     home = f"{url}{username or 'calpool'}/"
-    server = Server("radicale", url, home, process, root / "log", username, password)
+    ca_file = str(tls[2]) if tls else None
+    server = Server("radicale", url, home, process, root / "log", username, password, ca_file)
     _wait_until_up(server, startup_timeout)
     if not users:
         server.request("MKCOL", home)

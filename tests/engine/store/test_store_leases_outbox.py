@@ -1,0 +1,123 @@
+"""Sync leases and the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from engine.core.model import BookingStatus
+from engine.store import Store
+from tests.engine.store.samples import at, make_booking
+
+TTL = timedelta(minutes=5)
+
+
+def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
+        assert uow.leases.try_acquire("alice", "one", TTL, at(0.01))  # the holder may re-take it
+        assert not uow.leases.try_acquire("alice", "two", TTL, at(0.05))
+        assert uow.leases.try_acquire("room-a", "two", TTL, at(0.05))
+        assert uow.leases.holder("alice", at(0.05)) == "one"
+        # Expired: the lease of "one" ran out at 0.01 h + 5 min.
+        assert uow.leases.try_acquire("alice", "two", TTL, at(0.01) + TTL)
+        assert uow.leases.holder("alice", at(0.01) + TTL) == "two"
+        uow.commit()
+
+
+def test_renew_only_while_still_held(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
+        assert uow.leases.renew("alice", "one", TTL, at(0) + TTL / 2)
+        assert not uow.leases.renew("alice", "two", TTL, at(0))
+        # Lapsed: renewing after the expiry fails, the holder must acquire again.
+        assert not uow.leases.renew("alice", "one", TTL, at(0) + TTL * 2)
+        assert not uow.leases.renew("nobody", "one", TTL, at(0))
+
+
+def test_release_frees_the_lease_for_others(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
+        assert not uow.leases.release("alice", "two")
+        assert uow.leases.release("alice", "one")
+        assert uow.leases.holder("alice", at(0)) is None
+        assert uow.leases.try_acquire("alice", "two", TTL, at(0))
+
+
+def test_a_lease_another_process_took_is_seen(store: Store, open_store: object) -> None:
+    other: Store = open_store()  # type: ignore[operator]
+    with store.unit_of_work() as uow:
+        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
+        uow.commit()
+    with other.unit_of_work() as uow:
+        assert not uow.leases.try_acquire("alice", "two", TTL, at(0))
+
+
+def test_outbox_job_is_enqueued_with_the_booking_or_not_at_all(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.bookings.reserve(make_booking("bk-1", 1, 2))
+        uow.outbox.enqueue(
+            "write-events", {"booking": "bk-1"}, due_at=at(0), now=at(0), booking_id="bk-1"
+        )
+        # no commit: both vanish
+    with store.unit_of_work() as uow:
+        assert uow.outbox.pending_count() == 0
+        assert uow.bookings.get("bk-1") is None
+
+
+def test_claim_takes_due_jobs_oldest_first_and_counts_attempts(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.bookings.reserve(make_booking("bk-1", 1, 2))
+        later = uow.outbox.enqueue("b", {"n": 2}, due_at=at(0.5), now=at(0))
+        first = uow.outbox.enqueue("a", {"n": 1}, due_at=at(0), now=at(0), booking_id="bk-1")
+        uow.outbox.enqueue("c", {"n": 3}, due_at=at(5), now=at(0))
+        uow.commit()
+
+        claimed = uow.outbox.claim("w1", at(1), hold_for=TTL)
+        uow.commit()
+    assert [(job.id, job.kind, dict(job.payload), job.attempts) for job in claimed] == [
+        (first, "a", {"n": 1}, 1),
+        (later, "b", {"n": 2}, 1),
+    ]
+    assert claimed[0].booking_id == "bk-1"
+    with store.unit_of_work() as uow:
+        assert uow.outbox.claim("w2", at(1), hold_for=TTL) == []  # still held by w1
+        again = uow.outbox.claim("w2", at(1) + TTL, hold_for=TTL)  # w1's claim ran out
+        assert [(job.id, job.attempts) for job in again] == [(first, 2), (later, 2)]
+        assert not uow.outbox.complete(first, "w1", at(2))  # w1 lost it to w2
+        assert uow.outbox.complete(first, "w2", at(2))
+
+
+def test_failed_job_is_retried_at_its_time_or_given_up(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        retried = uow.outbox.enqueue("a", {}, due_at=at(0), now=at(0))
+        dead = uow.outbox.enqueue("b", {}, due_at=at(0), now=at(0))
+        uow.outbox.claim("w", at(0), hold_for=TTL)
+        assert uow.outbox.fail(retried, "w", "HTTP 503", retry_at=at(1))
+        assert uow.outbox.fail(dead, "w", "room declined", retry_at=None)
+        uow.commit()
+
+        assert uow.outbox.claim("w", at(0.5), hold_for=TTL) == []
+        (job,) = uow.outbox.claim("w", at(1), hold_for=TTL)
+        assert (job.id, job.attempts, job.last_error) == (retried, 2, "HTTP 503")
+        found = uow.outbox.get(dead)
+        assert found is not None and found[0] == "dead" and found[1].last_error == "room declined"
+        assert uow.outbox.pending_count() == 1
+
+
+def test_jobs_of_a_booking_are_listed(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.bookings.reserve(make_booking("bk-1", 1, 2))
+        uow.outbox.enqueue("write", {}, due_at=at(0), now=at(0), booking_id="bk-1")
+        uow.outbox.enqueue("other", {}, due_at=at(0), now=at(0))
+        uow.bookings.set_status("bk-1", BookingStatus.CONFIRMED, at(0))
+        uow.commit()
+        assert [(state, job.kind) for state, job in uow.outbox.for_booking("bk-1")] == [
+            ("pending", "write")
+        ]
+
+
+def test_payload_must_be_json(store: Store) -> None:
+    with store.unit_of_work() as uow, pytest.raises(TypeError):
+        uow.outbox.enqueue("write", {"when": at(0)}, due_at=at(0), now=at(0))

@@ -1,0 +1,227 @@
+"""Sync one calendar: lease, fetch, apply batch and cursor in one transaction.
+
+The steps of :meth:`SyncService.sync_calendar` and why they are in this order:
+
+1. Take the sync timestamp *before* asking the provider, so a change made
+   while the request is in flight is never hidden behind a later stamp.
+2. Take the calendar's lease (invariant 8); a calendar leased by another
+   process is skipped, not waited for.
+3. Ask the connector: a full listing on first sync, on ``--full``, after the
+   cursor expired, or when the sync window moved (it rolls forward daily, and
+   a moved window needs the instances that entered it); else the changes
+   since the cursor.
+4. Apply the batch, the new cursor and the window in one transaction
+   (invariant 2), only while the lease is still ours.  A crash before the
+   commit repeats the fetch next time; it never skips a change.
+5. Tell the in-memory busy cache, so slot queries see the batch at once.
+
+A failure of any kind records a one-line reason on the calendar and leaves
+its cache and cursor untouched; it never reaches the caller as an exception,
+so one broken calendar cannot stop the others.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from engine.core.model import ChangeSet, Interval, RemoteEvent
+from engine.errors import ConnectorError, CursorExpired
+from engine.ports import CalendarConnector, CalendarRef
+from engine.services.availability import BusyCache
+from engine.store import Store
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+@dataclass(frozen=True, slots=True)
+class CalendarBinding:
+    """How to reach one configured calendar: its connector (one per account)
+    and the reference the connector understands.  ``connector`` is ``None``
+    when the calendar's provider cannot be served by this build; ``reason``
+    then says why, and every sync of it fails with that reason."""
+
+    key: str
+    ref: CalendarRef
+    connector: CalendarConnector | None
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SyncWindow:
+    """How far back and ahead calendars are mirrored."""
+
+    past: timedelta
+    future: timedelta
+
+    def at(self, now: datetime) -> Interval:
+        """The window for ``now``: whole UTC days, so it moves once a day and
+        a moved window is a rare, deliberate full listing."""
+        today = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        start = today - timedelta(days=self.past.days + (1 if self.past % timedelta(days=1) else 0))
+        end = today + timedelta(days=1) + self.future
+        return Interval(start, end)
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync of one calendar did.  ``outcome`` is ``"synced"``,
+    ``"skipped"`` (another process holds the lease) or ``"failed"``."""
+
+    calendar: str
+    outcome: str
+    full: bool = False
+    changed: int = 0
+    removed: int = 0
+    version: int | None = None
+    error: str = ""
+    reconcile_differences: int = 0
+
+    @property
+    def failed(self) -> bool:
+        return self.outcome == "failed"
+
+
+FetchObserver = Callable[[str, ChangeSet], None]
+
+
+class SyncService:
+    """Syncs configured calendars into the store and the busy cache."""
+
+    def __init__(
+        self,
+        store: Store,
+        bindings: Mapping[str, CalendarBinding],
+        *,
+        window: SyncWindow,
+        cache: BusyCache | None = None,
+        clock: Clock = lambda: datetime.now(UTC),
+        holder: str | None = None,
+        lease_ttl: timedelta = timedelta(minutes=5),
+        on_fetched: FetchObserver | None = None,
+    ) -> None:
+        self._store = store
+        self._bindings = dict(bindings)
+        self._window = window
+        self._cache = cache
+        self._clock = clock
+        self.holder = holder or f"calpool-{uuid.uuid4().hex[:12]}"
+        self._lease_ttl = lease_ttl
+        self._on_fetched = on_fetched
+
+    @property
+    def calendars(self) -> tuple[str, ...]:
+        return tuple(self._bindings)
+
+    def window_at(self, now: datetime) -> Interval:
+        return self._window.at(now)
+
+    def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False) -> SyncReport:
+        """One sync of calendar ``key``; see the module docstring.
+        ``reconcile`` lists the whole window and logs how the cache differed."""
+        binding = self._bindings[key]
+        now = self._clock()
+        window = self._window.at(now)
+        with self._store.unit_of_work() as uow:
+            if not uow.leases.try_acquire(key, self.holder, self._lease_ttl, now):
+                uow.commit()
+                return SyncReport(key, "skipped")
+            uow.calendars.record_attempt(key, now)
+            state = uow.calendars.sync_state(key)
+            uow.commit()
+        try:
+            if binding.connector is None:
+                raise ConnectorError(binding.reason or "this calendar's provider is not available")
+            cursor = state.cursor if state is not None else None
+            moved = state is None or state.window != window
+            listing = full or reconcile or cursor is None or moved
+            changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
+            if self._on_fetched is not None:
+                self._on_fetched(key, changes)
+            return self._commit(key, changes, window, now, reconcile=reconcile)
+        except Exception as exc:  # one calendar's failure must not stop the others
+            reason = _one_line(exc)
+            if isinstance(exc, ConnectorError):
+                log.warning("sync of %s failed: %s", key, reason, extra={"calendar": key})
+            else:
+                log.exception("sync of %s failed unexpectedly", key, extra={"calendar": key})
+            with self._store.unit_of_work() as uow:
+                uow.calendars.record_failure(key, now, reason)
+                uow.commit()
+            return SyncReport(key, "failed", error=reason)
+        finally:
+            with self._store.unit_of_work() as uow:
+                uow.leases.release(key, self.holder)
+                uow.commit()
+
+    def _fetch(
+        self,
+        connector: CalendarConnector,
+        ref: CalendarRef,
+        cursor: str | None,
+        window: Interval,
+        *,
+        listing: bool,
+    ) -> ChangeSet:
+        if listing or cursor is None:
+            return connector.list_window(ref, window)
+        try:
+            return connector.changes_since(ref, cursor, window)
+        except CursorExpired:
+            log.info("cursor of %s expired: listing the window anew", ref.id)
+            return connector.list_window(ref, window)
+
+    def _commit(
+        self, key: str, changes: ChangeSet, window: Interval, now: datetime, *, reconcile: bool
+    ) -> SyncReport:
+        with self._store.unit_of_work() as uow:
+            if not uow.leases.renew(key, self.holder, self._lease_ttl, self._clock()):
+                raise ConnectorError("the sync lease was lost before the batch could be applied")
+            before = uow.events.in_window(key, window) if reconcile or changes.full else []
+            differences = _differences(before, changes) if reconcile else 0
+            version = uow.events.apply_changes(key, changes, window, synced_at=now)
+            uow.commit()
+        if differences:
+            log.warning(
+                "reconcile of %s: %d cached events differed from the provider; fixed",
+                key,
+                differences,
+                extra={"calendar": key},
+            )
+        if self._cache is not None:
+            self._cache.reload(self._store, [key])
+        changed = sum(1 for instances in changes.objects.values() if instances)
+        removed = len(changes.objects) - changed
+        if changes.full:
+            listed = set(changes.objects)
+            removed += len({event.source for event in before} - listed)
+        return SyncReport(
+            key,
+            "synced",
+            full=changes.full,
+            changed=changed,
+            removed=removed,
+            version=version,
+            reconcile_differences=differences,
+        )
+
+
+def _differences(cached: list[RemoteEvent], listing: ChangeSet) -> int:
+    """How many events a full listing adds, drops or alters against the cache."""
+
+    def shape(event: RemoteEvent) -> tuple[object, ...]:
+        return (event.identity, event.start, event.end, event.busy, event.booking_id)
+
+    before = {shape(event) for event in cached}
+    after = {shape(event) for instances in listing.objects.values() for event in instances}
+    return len(before ^ after)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text if isinstance(exc, ConnectorError) else f"{type(exc).__name__}: {text}"

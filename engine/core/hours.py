@@ -46,8 +46,10 @@ def _day_grid(day: LocalDay, step_us: int) -> Instants:
     walls = np.arange(0, DAY_US, step_us, dtype=np.int64)
     if not day.has_transition:
         return walls + (day.base - day.offset_before)
+    # In a fold both occurrences of each wall time come out together;
+    # sorting puts the first pass through the fold before the second.
     points = [t for wall in walls.tolist() for t in day.instants(wall)]
-    return np.array(points, dtype=np.int64)
+    return np.sort(np.array(points, dtype=np.int64))
 
 
 def grid(zone: str, step: timedelta, start_us: int, end_us: int) -> tuple[Instants, Instants]:

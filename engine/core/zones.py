@@ -32,6 +32,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from engine.core.model import as_utc
+
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MICROSECOND = timedelta(microseconds=1)
 SECOND_US = 1_000_000
@@ -56,10 +58,9 @@ def zone_info(zone: str) -> ZoneInfo:
 
 
 def to_us(value: datetime) -> int:
-    """Microseconds since the epoch of an aware datetime (exact)."""
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValueError(f"naive datetime {value.isoformat()} cannot be an instant")
-    return (value - EPOCH) // MICROSECOND
+    """Microseconds since the epoch of an aware datetime (exact); a naive
+    one raises :class:`~engine.core.model.NaiveDatetimeError`."""
+    return (as_utc(value, what="instant") - EPOCH) // MICROSECOND
 
 
 def from_us(value: int) -> datetime:

@@ -144,8 +144,8 @@ def test_postgresql_has_the_exclusion_constraint(db_url: str) -> None:
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])
-def test_sqlite_runs_in_wal_with_foreign_keys(store: Store, db_url: str) -> None:
-    engine = create_store_engine(db_url)
+def test_sqlite_runs_in_wal_with_foreign_keys(store_url: str) -> None:
+    engine = create_store_engine(store_url)
     try:
         with engine.connect() as connection:
             assert connection.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"

@@ -159,10 +159,12 @@ def guarded(call: Callable[[], T], *, policy: RetryPolicy, calendar: str = "") -
             return call()
         except Exception as exc:
             mapped_exc = to_connector_error(exc, calendar=calendar)
-            if mapped_exc is None or mapped_exc is exc:
+            if mapped_exc is None:
                 raise
             if not mapped_exc.calendar:
                 mapped_exc.calendar = calendar
+            if mapped_exc is exc:
+                raise
             raise mapped_exc from exc
 
     retrying = Retrying(

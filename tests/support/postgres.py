@@ -157,10 +157,11 @@ def start_postgres(bindir: Path | None = None, *, startup_timeout: float = 60.0)
         raise PostgresStartError(INSTALL_HINT)
     user = _server_user()
     root = Path(tempfile.mkdtemp(prefix="calpool-pg-"))
-    as_user: dict[str, int] = {}
+    uid = gid = None
+    extra_groups: list[int] | None = None
     if user is not None:
         os.chown(root, user.pw_uid, user.pw_gid)
-        as_user = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+        uid, gid, extra_groups = user.pw_uid, user.pw_gid, []
     env = {**os.environ, "LC_ALL": "C", "HOME": str(root)}
     data = root / "data"
     initdb = subprocess.run(
@@ -169,13 +170,13 @@ def start_postgres(bindir: Path | None = None, *, startup_timeout: float = 60.0)
             "--pgdata", str(data), "--username", SUPERUSER, "--auth", "trust",
             "--encoding", "UTF8", "--no-locale", "--no-sync",
         ],
-        cwd=root, env=env, capture_output=True, check=False, **as_user,  # type: ignore[arg-type]
+        cwd=root, env=env, capture_output=True, check=False,
+        user=uid, group=gid, extra_groups=extra_groups,
     )  # fmt: skip
     if initdb.returncode != 0:
         shutil.rmtree(root, ignore_errors=True)
         output = (initdb.stdout + initdb.stderr).decode(errors="replace")
         raise PostgresStartError(f"initdb failed: {output.strip()}")
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - lives as long as the server
     settings = {
         "listen_addresses": "",
         "unix_socket_directories": str(root),
@@ -188,14 +189,17 @@ def start_postgres(bindir: Path | None = None, *, startup_timeout: float = 60.0)
     arguments = [str(bindir / "postgres"), "-D", str(data)]
     for name, value in settings.items():
         arguments += ["-c", f"{name}={value}"]
-    process = subprocess.Popen(
-        arguments,
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        **as_user,  # type: ignore[arg-type]
-    )
+    with open(root / "server.log", "wb") as log:  # the server keeps its own copy
+        process = subprocess.Popen(
+            arguments,
+            cwd=root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            user=uid,
+            group=gid,
+            extra_groups=extra_groups,
+        )
     server = PostgresServer(root=root, process=process)
     atexit.register(server.stop)
     deadline = time.monotonic() + startup_timeout

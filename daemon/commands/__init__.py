@@ -104,13 +104,15 @@ GROUPS = {
 }
 
 COMMANDS: tuple[Command, ...] = (
-    Command(("run",), "run the daemon: sync jobs, outbox, HTTP hook"),
+    Command(("run",), "run the daemon: sync jobs, outbox, HTTP hook",
+            handler="daemon.commands.run:run"),
     Command(("check-config",), "validate the config file and exit (0 valid, 2 invalid)",
             handler="daemon.commands.check_config:run"),
     Command(("demo",), "run a self-contained demo on loopback (ignores --config)", _demo,
             uses_config=False),
-    Command(("sync",), "one sync pass, then exit", _sync),
-    Command(("slots",), "list the bookable slots of an event type", _slots),
+    Command(("sync",), "one sync pass, then exit", _sync, handler="daemon.commands.sync:run"),
+    Command(("slots",), "list the bookable slots of an event type", _slots,
+            handler="daemon.commands.slots:run"),
     Command(("book",), "book a slot and write the events", _book),
     Command(("bookings",), "list bookings", _bookings),
     Command(("status",), "per calendar: last sync, staleness, push channel, last error", _json),

@@ -1,0 +1,93 @@
+"""The daemon's periodic jobs (APScheduler, one scheduler per process).
+
+Jobs are per process; who does the work is decided by the database (sync
+leases), so several daemons on one PostgreSQL never sync a calendar twice at
+once (APScheduler 3's job stores cannot be shared between processes).
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from datetime import UTC, timedelta
+
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from daemon.wiring import App
+
+log = logging.getLogger(__name__)
+
+# Syncs at once: providers answer slowly; more threads would only queue on
+# the provider's rate limits and on the store's write lock.
+SYNC_WORKERS = 4
+
+
+def jitter_for(interval: timedelta) -> int:
+    """Seconds of random delay per run, so calendars spread over the
+    interval instead of hitting the providers all at once."""
+    return max(1, min(60, int(interval.total_seconds() / 10)))
+
+
+def build_scheduler(app: App, *, rng: random.Random | None = None) -> BackgroundScheduler:
+    """The jobs of ``calpool run``, not started yet."""
+    rng = rng or random.Random()
+    scheduler = BackgroundScheduler(
+        executors={"default": ThreadPoolExecutor(SYNC_WORKERS)},
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+        timezone=UTC,
+    )
+    settings = app.config.sync
+    now = app.clock()
+    first_spread = min(10.0, settings.poll_interval.total_seconds())
+    for key in app.config.calendars:
+        scheduler.add_job(
+            app.sync.sync_calendar,
+            IntervalTrigger(
+                seconds=settings.poll_interval.total_seconds(),
+                jitter=jitter_for(settings.poll_interval),
+                timezone=UTC,
+            ),
+            args=[key],
+            id=f"poll:{key}",
+            name=f"poll {key}",
+            # Sync everything soon after start, spread over a few seconds.
+            next_run_time=now + timedelta(seconds=rng.uniform(0, first_spread)),
+        )
+        scheduler.add_job(
+            app.sync.sync_calendar,
+            IntervalTrigger(
+                seconds=settings.reconcile_every.total_seconds(),
+                jitter=jitter_for(settings.reconcile_every),
+                timezone=UTC,
+            ),
+            args=[key],
+            kwargs={"reconcile": True},
+            id=f"reconcile:{key}",
+            name=f"reconcile {key}",
+        )
+    # The sync window is whole UTC days; right after midnight every calendar
+    # lists its moved window, dropping the day that left it.
+    scheduler.add_job(
+        roll_window_forward,
+        CronTrigger(hour=0, minute=0, second=30, timezone=UTC),
+        args=[app],
+        id="window-roll-forward",
+        name="roll the sync window forward",
+    )
+    return scheduler
+
+
+def roll_window_forward(app: App) -> None:
+    moved = 0
+    window = app.sync.window_at(app.clock())
+    with app.store.reader() as uow:
+        states = {state.calendar: state for state in uow.calendars.sync_states()}
+    for key in app.config.calendars:
+        state = states.get(key)
+        if state is not None and state.window is not None and state.window != window:
+            app.sync.sync_calendar(key)
+            moved += 1
+    log.info("sync window is now %s to %s (%d calendars relisted)", window.start, window.end, moved)

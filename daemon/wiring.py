@@ -1,0 +1,115 @@
+"""The one place that builds calpool's object graph from a ``Config``.
+
+Every subcommand that touches the database or the providers calls
+:func:`build`; tests call it too, with their own config and clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
+from daemon.config import resolve_secret
+from daemon.settings import Account, CaldavAccount, Config
+from engine.ports import CalendarConnector, CalendarRef
+from engine.services.availability import BusyCache, SlotService
+from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
+from engine.store import Store
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class App:
+    """Everything a running calpool process uses, built once from config."""
+
+    config: Config
+    store: Store
+    connectors: Mapping[str, CalendarConnector]
+    cache: BusyCache
+    sync: SyncService
+    slots: SlotService
+    clock: Clock
+    unavailable: Mapping[str, str] = field(default_factory=dict)
+    """Accounts that this build cannot serve, with the reason."""
+
+    def close(self) -> None:
+        for connector in self.connectors.values():
+            close = getattr(connector, "close", None)
+            if callable(close):
+                close()
+        self.store.close()
+
+
+def build(
+    config: Config,
+    *,
+    clock: Clock = utc_now,
+    on_fetched: FetchObserver | None = None,
+    load_cache: bool = True,
+) -> App:
+    """Open the store (refusing an unmigrated one), build a connector per
+    account and the services over them.  Raises ``SchemaNotCurrent`` and
+    ``ConfigError`` (an unset secret variable) for the caller to report."""
+    connectors: dict[str, CalendarConnector] = {}
+    unavailable: dict[str, str] = {}
+    for key, account in config.accounts.items():
+        connector = _connector(account)
+        if connector is None:
+            unavailable[key] = f"the {account.provider} connector is not part of this build yet"
+        else:
+            connectors[key] = connector
+    store = Store.open(config.daemon.database_url)
+    bindings = {}
+    for key, calendar in config.calendars.items():
+        source = config.sources[key]
+        bindings[key] = CalendarBinding(
+            key,
+            CalendarRef(source.external_id, calendar.timezone),
+            connectors.get(source.account),
+            unavailable.get(source.account, ""),
+        )
+    with store.unit_of_work() as uow:
+        uow.calendars.ensure(config.calendars)
+        uow.commit()
+    cache = BusyCache(config.calendars)
+    if load_cache:
+        cache.reload(store, list(config.calendars))
+    sync = SyncService(
+        store,
+        bindings,
+        window=SyncWindow(config.sync.window_past, config.sync.window_future),
+        cache=cache,
+        clock=clock,
+        on_fetched=on_fetched,
+    )
+    slots = SlotService(
+        store,
+        cache,
+        calendars=config.calendars,
+        pools=config.pools,
+        event_types=config.event_types,
+        stale_after=config.sync.stale_after,
+    )
+    return App(config, store, connectors, cache, sync, slots, clock, unavailable)
+
+
+def _connector(account: Account) -> CalendarConnector | None:
+    if isinstance(account, CaldavAccount):
+        password = resolve_secret(account.password) if account.password is not None else None
+        return CalDAVConnector(
+            CalDAVAccount(
+                url=account.url,
+                username=account.username,
+                password=password,
+                ca_file=str(account.ca_file) if account.ca_file is not None else None,
+                sync_method=SyncMethod(account.sync_method),
+            )
+        )
+    return None

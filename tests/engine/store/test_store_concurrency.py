@@ -9,6 +9,10 @@ from collections.abc import Callable
 from datetime import timedelta
 from typing import TypeVar
 
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
+
 from engine.core.model import Booking, Interval
 from engine.store import IdempotencyState, Link, ReservationConflict, Store
 from tests.engine.store.samples import at, make_booking
@@ -158,3 +162,30 @@ def test_outbox_workers_never_claim_a_job_twice(store: Store) -> None:
     results = race(4, drain)
     everything = [n for result in results if isinstance(result, list) for n in result]
     assert sorted(everything) == list(range(jobs)), results
+
+
+@pytest.mark.parametrize("backend", ["postgresql"])
+def test_exclusion_constraint_catches_what_the_check_cannot_see(store: Store) -> None:
+    """The backstop path: another transaction holds an uncommitted overlapping
+    reservation that bypassed the calendar lock, so the repository's own check
+    sees nothing; the constraint makes the insert wait for that transaction
+    and refuse once it commits, and the refusal names the calendar."""
+    with store.unit_of_work() as uow:
+        uow.bookings.reserve(make_booking("bk-1", 5, 6, owner="dave", rooms={}))
+        uow.commit()
+    sneaky = store.unit_of_work()
+    with sneaky:
+        sneaky._require().execute(
+            text(
+                "INSERT INTO reservations (booking_id, calendar_key, start_at, end_at, active) "
+                "VALUES ('bk-1', 'room-a', :start, :end, true)"
+            ),
+            {"start": at(1), "end": at(2)},
+        )
+        committer = threading.Timer(0.3, sneaky.commit)
+        committer.start()
+        with pytest.raises(ReservationConflict) as refused:
+            reserve(store, make_booking("bk-2", 1.5, 2.5, owner="erin"))
+        committer.join()
+    assert (refused.value.calendar_key, refused.value.held_by) == ("room-a", "bk-1")
+    assert isinstance(refused.value.__cause__, IntegrityError)  # raised by the database

@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 from engine.store.errors import StoreError
@@ -31,6 +32,12 @@ READ_ONLY_OPTION = "calpool_read_only"
 def redacted(url: str | URL) -> str:
     """The URL with its password hidden, for messages."""
     return make_url(url).render_as_string(hide_password=True)
+
+
+def unreachable(url: str | URL, error: DBAPIError) -> StoreError:
+    """One sentence for a database that cannot be opened or answered."""
+    reason = str(error.orig).strip().splitlines()[0] if str(error.orig).strip() else "no answer"
+    return StoreError(f"cannot use the database {redacted(url)}: {reason}")
 
 
 def create_store_engine(url: str | URL) -> Engine:

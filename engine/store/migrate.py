@@ -16,8 +16,9 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 from sqlalchemy.engine import URL
+from sqlalchemy.exc import DBAPIError
 
-from engine.store.database import READ_ONLY_OPTION, create_store_engine, redacted
+from engine.store.database import READ_ONLY_OPTION, create_store_engine, redacted, unreachable
 from engine.store.errors import SchemaNotCurrent
 
 MIGRATIONS = Path(__file__).with_name("migrations")
@@ -67,6 +68,8 @@ def _run(url: str | URL, direction: str, revision: str) -> None:
             else:
                 command.downgrade(config, revision)
             connection.commit()
+    except DBAPIError as error:
+        raise unreachable(url, error) from error
     finally:
         engine.dispose()
 
@@ -81,9 +84,14 @@ def current_revision(url: str | URL) -> str | None:
 
 
 def revision_of(engine: Engine) -> str | None:
-    with engine.connect() as connection:
-        connection = connection.execution_options(**{READ_ONLY_OPTION: True})
-        return MigrationContext.configure(connection).get_current_revision()
+    """The revision of the database behind ``engine``; raises :class:`StoreError`
+    in one sentence when the database cannot be reached."""
+    try:
+        with engine.connect() as connection:
+            connection = connection.execution_options(**{READ_ONLY_OPTION: True})
+            return MigrationContext.configure(connection).get_current_revision()
+    except DBAPIError as error:
+        raise unreachable(engine.url, error) from error
 
 
 def check_current(engine: Engine) -> None:

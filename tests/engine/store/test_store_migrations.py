@@ -3,6 +3,8 @@ a process refuses a database whose schema is not its own."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -163,3 +165,12 @@ def test_unsupported_urls_are_refused_in_one_sentence(url: str) -> None:
     with pytest.raises(StoreError) as refused:
         Store.open(url)
     assert "\n" not in str(refused.value)
+
+
+def test_unreachable_database_is_one_sentence(tmp_path: Path) -> None:
+    missing_folder = tmp_path / "no" / "such" / "folder" / "calpool.db"
+    with pytest.raises(StoreError, match="cannot use the database") as refused:
+        Store.open(f"sqlite:///{missing_folder}")
+    assert "\n" not in str(refused.value)
+    with pytest.raises(StoreError, match="cannot use the database"):
+        migrate.upgrade("postgresql+psycopg://calpool:pw@/db?host=/nonexistent-socket-dir")

@@ -1,11 +1,14 @@
-"""iCalendar text for the contract cases, and the window they use."""
+"""What the contract cases store and compare: iCalendar text, the window,
+small builders and the comparison form of a change set."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from engine.core.model import Interval
+from engine.core.model import Attendee, ChangeSet, Interval
+from engine.ports import EventDraft
+from tests.contract.harness import Harness
 
 ZONE = "Europe/Berlin"
 WINDOW = Interval(datetime(2027, 2, 1, tzinfo=UTC), datetime(2027, 5, 1, tzinfo=UTC))
@@ -76,3 +79,49 @@ def vcalendar(*events: str, timezone: bool = False) -> str:
     body = "\r\n".join([BERLIN_VTIMEZONE, *events] if timezone else events)
     head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool tests//EN"
     return f"{head}\r\n{body}\r\nEND:VCALENDAR\r\n"
+
+
+def utc(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=UTC)
+
+
+Row = tuple[str, datetime, datetime, bool]
+
+
+def rows(changes: ChangeSet) -> dict[str, list[Row]]:
+    """source → sorted (instance, start, end, busy) of a change set."""
+    return {
+        source: sorted((e.instance, e.start, e.end, e.busy) for e in instances)
+        for source, instances in changes.objects.items()
+    }
+
+
+def single(
+    h: Harness, name: str, start: str = "20270301T100000", end: str = "20270301T110000"
+) -> str:
+    return h.driver.put(name, vcalendar(vevent(name, start, end)))
+
+
+def daily(
+    name: str,
+    *extra_events: str,
+    count: int = 3,
+    extra: tuple[str, ...] = (),
+    timezone: bool = False,
+) -> str:
+    """Daily at 10:00 Berlin from 27 March 2027, across the DST change."""
+    rule = f"RRULE:FREQ=DAILY;COUNT={count}"
+    master = vevent(name, "20270327T100000", "20270327T110000", extra=(rule, *extra))
+    return vcalendar(master, *extra_events, timezone=timezone)
+
+
+def draft(booking_id: str = "bk-1", *, hour: int = 14, title: str = "Consultation") -> EventDraft:
+    return EventDraft(
+        booking_id=booking_id,
+        title=title,
+        start=utc(2027, 3, 10, hour),
+        end=utc(2027, 3, 10, hour, 30),
+        organizer=Attendee("Alice", "alice@example.org"),
+        attendees=(Attendee("Carol Customer", "carol@example.net"),),
+        rooms=(Attendee("Spree", ""),),
+    )

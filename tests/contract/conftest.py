@@ -14,53 +14,19 @@ session on loopback.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
 import pytest
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
 from engine.ports import CalendarConnector, CalendarRef
 from tests.contract.calendar_data import MALFORMED_ICS, WINDOW, ZONE
+from tests.contract.harness import Harness
 from tests.support.caldav_servers import Server, free_port, start_radicale, start_xandikos
 
 FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
 _names = itertools.count(1)
-
-
-class ServerDriver(Protocol):
-    """Edits the calendar on the provider directly."""
-
-    def put(self, name: str, ics: str) -> str:
-        """Store ``ics`` as object ``name`` (create or replace); return the
-        source id the connector will report for it."""
-        ...
-
-    def delete(self, name: str) -> None: ...
-
-    def put_malformed(self, name: str) -> str:
-        """Store an object the provider accepts but calpool cannot read;
-        return its source id."""
-        ...
-
-    def foreign_cursor(self) -> str:
-        """A cursor the provider issued for another calendar (well-formed,
-        but not valid here)."""
-        ...
-
-
-@dataclass
-class Harness:
-    connector: CalendarConnector
-    calendar: CalendarRef
-    driver: ServerDriver
-    label: str
-    # A connector whose credentials the provider refuses; None when the
-    # provider runs without authentication in this suite.
-    unauthorized: Callable[[], CalendarConnector] | None
-    unreachable: Callable[[], CalendarConnector]
 
 
 class CalDAVDriver:

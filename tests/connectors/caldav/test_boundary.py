@@ -10,7 +10,7 @@ import pytest
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy
 from engine.core.model import Interval
 from engine.errors import AuthFailed, ConnectorError, NotFound, PermanentError, TransientError
-from engine.ports import CalendarRef, EventDraft, PushChannel
+from engine.ports import CalendarConnector, CalendarRef, EventDraft, PushChannel
 from tests.connectors.caldav.junk_server import JunkServer, Script
 
 WINDOW = Interval(datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
@@ -112,3 +112,7 @@ def test_caldav_says_it_has_no_push() -> None:
         connector.renew_channel(channel, ttl_seconds=60)
     with pytest.raises(PermanentError):
         connector.parse_notification({}, b"")
+
+
+def test_the_connector_implements_the_protocol() -> None:
+    assert isinstance(CalDAVConnector(CalDAVAccount(url="https://dav.example/")), CalendarConnector)

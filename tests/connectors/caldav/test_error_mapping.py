@@ -110,7 +110,7 @@ def test_a_value_error_raised_inside_icalendar_is_mapped() -> None:
 def test_calpools_own_bugs_stay_visible() -> None:
     assert to_connector_error(KeyError("ours")) is None
     with pytest.raises(KeyError):
-        guarded(lambda: {}["missing"], policy=RetryPolicy(attempts=3, initial_wait=0))
+        guarded(lambda: dict[str, int]()["missing"], policy=RetryPolicy(attempts=3, initial_wait=0))
 
 
 class Flaky:

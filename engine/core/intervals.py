@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import datetime
+from typing import Self
 
 import numpy as np
 import numpy.typing as npt
@@ -83,7 +84,7 @@ class IntervalSet:
         return result
 
     @classmethod
-    def from_intervals(cls, intervals: Iterable[Interval]) -> IntervalSet:
+    def from_intervals(cls, intervals: Iterable[Interval]) -> Self:
         """The union of ``intervals`` (any order, overlaps allowed)."""
         pairs = [(to_us(i.start), to_us(i.end)) for i in intervals]
         if not pairs:
@@ -92,7 +93,7 @@ class IntervalSet:
         return cls(starts, ends)
 
     @classmethod
-    def span(cls, start: datetime, end: datetime) -> IntervalSet:
+    def span(cls, start: datetime, end: datetime) -> Self:
         """The one span ``[start, end)`` (empty when ``start == end``)."""
         return cls([to_us(start)], [to_us(end)])
 

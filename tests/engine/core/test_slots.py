@@ -106,8 +106,10 @@ def scenarios(draw: st.DrawFn, *, with_hours: bool = True, rooms: int = 3,
     bookings = []
     for i, interval in enumerate(draw(spans(lo, hi, 4))):
         owner = draw(st.sampled_from(["owner", *keys]))
-        rooms_of = {pool: draw(st.sampled_from(p.members)) for pool, p in pools.items()
-                    if p.members and draw(st.booleans())}
+        rooms_of: dict[str, str] = {}
+        for key, one in pools.items():
+            if draw(st.booleans()):
+                rooms_of[key] = draw(st.sampled_from(one.members))
         bookings.append(Booking(
             id=f"b{i}", event_type=draw(st.sampled_from(["meet", "other"])),
             start=interval.start, end=interval.end, owner=owner, rooms=rooms_of,

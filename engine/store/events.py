@@ -6,7 +6,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, and_, delete, func, select, update
+from sqlalchemy import Connection, delete, func, select, update
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
 from engine.store.calendars import CalendarRepository
@@ -146,11 +146,8 @@ class EventRepository:
 
 
 def _overlapping(window: Interval) -> list[Any]:
-    # Zero-length events at the window start still count as "in" it.
-    return [
-        busy_events.c.start_at < window.end,
-        and_(busy_events.c.end_at > window.start) | (busy_events.c.start_at == window.start),
-    ]
+    """Half-open overlap with ``window``, as :meth:`Interval.overlaps`."""
+    return [busy_events.c.start_at < window.end, busy_events.c.end_at > window.start]
 
 
 def _rows_of(objects: Mapping[str, tuple[RemoteEvent, ...]]) -> list[dict[str, Any]]:

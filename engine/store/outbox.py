@@ -88,21 +88,15 @@ class OutboxRepository:
 
     def complete(self, job_id: int, worker: str, now: datetime) -> bool:
         """Mark a claimed job done; ``False`` when ``worker`` no longer holds it."""
-        return self._finish(job_id, worker, state="done", finished_at=as_utc(now))
+        return self._release(job_id, worker, state="done", finished_at=as_utc(now))
 
     def fail(self, job_id: int, worker: str, error: str, *, retry_at: datetime | None) -> bool:
         """Record a failed attempt: retry at ``retry_at``, or give the job up
         (state ``dead``) when it is ``None``."""
         if retry_at is None:
-            return self._finish(job_id, worker, state="dead", last_error=error[:MAX_ERROR_LENGTH])
-        return self._finish(
-            job_id,
-            worker,
-            state="pending",
-            due_at=as_utc(retry_at),
-            claimed_by=None,
-            claimed_until=None,
-            last_error=error[:MAX_ERROR_LENGTH],
+            return self._release(job_id, worker, state="dead", last_error=error[:MAX_ERROR_LENGTH])
+        return self._release(
+            job_id, worker, due_at=as_utc(retry_at), last_error=error[:MAX_ERROR_LENGTH]
         )
 
     def get(self, job_id: int) -> tuple[str, OutboxJob] | None:
@@ -120,15 +114,14 @@ class OutboxRepository:
         query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
         return int(self._connection.execute(query).scalar_one())
 
-    def _finish(self, job_id: int, worker: str, **values: Any) -> bool:
-        if "claimed_by" not in values and values.get("state") != "pending":
-            values["claimed_until"] = None
+    def _release(self, job_id: int, worker: str, **values: Any) -> bool:
+        """Update a job ``worker`` holds and end its claim."""
         result = self._connection.execute(
             update(outbox)
             .where(
                 outbox.c.id == job_id, outbox.c.claimed_by == worker, outbox.c.state == "pending"
             )
-            .values(**values)
+            .values(claimed_by=None, claimed_until=None, **values)
         )
         return result.rowcount == 1
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from daemon.config import load_config
 from daemon.settings import Config
-from daemon.wiring import App, build
-from engine.store import SchemaNotCurrent
 
 
 class CommandFailed(Exception):
@@ -41,12 +39,3 @@ class Invocation:
             self._config = load_config(self.config_path)
         return self._config
 
-
-def open_app(invocation: Invocation, **options: Any) -> App:
-    """Build the process's object graph from the invocation's config; an
-    unmigrated database or an unset secret becomes one sentence."""
-    config = invocation.config()
-    try:
-        return build(config, **options)
-    except SchemaNotCurrent as exc:
-        raise CommandFailed(str(exc)) from exc

@@ -7,7 +7,8 @@ import signal
 import threading
 from types import FrameType
 
-from daemon.commands.invocation import Invocation, open_app
+from daemon.commands.app import open_app
+from daemon.commands.invocation import Invocation
 from daemon.logs import configure
 from daemon.scheduler import build_scheduler
 

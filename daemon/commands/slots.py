@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from datetime import timedelta
 
-from daemon.commands.invocation import CommandFailed, Invocation, open_app
+from daemon.commands.app import open_app
+from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.documents import local_iso, slots_document
 from engine.core.model import Interval
 

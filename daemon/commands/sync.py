@@ -5,7 +5,8 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import TextIO
 
-from daemon.commands.invocation import CommandFailed, Invocation, open_app
+from daemon.commands.app import open_app
+from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.logs import configure
 from engine.services.sync import SyncReport
 

@@ -64,8 +64,9 @@ class Store:
         return UnitOfWork(self._engine, read_only=False)
 
     def reader(self) -> UnitOfWork:
-        """A unit of work for reading; on SQLite it does not take the write lock.
-        (Writing through it works but is not serialized: do not.)"""
+        """A unit of work for reading: one consistent snapshot per transaction;
+        on SQLite it does not take the write lock.  (Writing through it is
+        not serialized: do not.)"""
         return UnitOfWork(self._engine, read_only=True)
 
     def close(self) -> None:
@@ -101,6 +102,11 @@ class UnitOfWork:
         connection = self._engine.connect()
         if self._read_only:
             connection = connection.execution_options(**{READ_ONLY_OPTION: True})
+            if connection.dialect.name == "postgresql":
+                # One snapshot for every query of the reader, as SQLite's WAL
+                # read transaction gives: busy intervals, bookings and
+                # versions read together agree with each other.
+                connection = connection.execution_options(isolation_level="REPEATABLE READ")
         self._connection = connection
         self.calendars = CalendarRepository(connection)
         self.events = EventRepository(connection, self.calendars)

@@ -249,3 +249,13 @@ def test_removing_a_calendar_removes_its_cache(store: Store) -> None:
     with store.reader() as uow:
         assert uow.events.count("alice") == 0
         assert uow.calendars.keys() == []
+
+
+def test_a_reader_sees_one_snapshot_while_others_commit(store: Store) -> None:
+    apply(store, "alice", changes("c1", event("a", 1, 2)))
+    with store.reader() as reader:
+        first = reader.events.in_window("alice", WINDOW)
+        apply(store, "alice", changes("c2", event("b", 3, 4)))
+        assert reader.events.in_window("alice", WINDOW) == first
+        assert reader.calendars.versions(["alice"]) == {"alice": 1}
+    assert len(cached(store, "alice")) == 2

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import bisect
 import gc
+import os
 import random
 import sys
 import time
@@ -127,6 +128,8 @@ def main() -> None:
     now = START
     print(f"{ROOMS} rooms + owner, {sum(map(len, raw.values()))} busy intervals over {DAYS} days, "
           f"step 15m, duration 30m; engine runs {args.runs}, reference runs {args.reference_runs}")
+    # Other work on the machine moves these figures; say how busy it was.
+    print(f"load average before: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     for label, days in (("(a) 60 days", DAYS), ("(b) one week", 7)):
         window = Interval(START, START + timedelta(days=days))
 

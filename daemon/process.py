@@ -15,6 +15,8 @@ from types import FrameType
 
 from apscheduler.schedulers.background import BackgroundScheduler
 
+from daemon.http.app import create_app
+from daemon.http.server import HttpServer
 from daemon.scheduler import build_scheduler
 from daemon.wiring import App
 
@@ -25,12 +27,25 @@ class Daemon:
     """Starts the periodic jobs over ``app``; :meth:`stop` lets the work in
     hand (a sync batch) finish before it returns."""
 
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, http: bool = True) -> None:
         self.app = app
         self._scheduler: BackgroundScheduler | None = None
+        self.http: HttpServer | None = None
+        if http:
+            settings = app.config.http
+            self.http = HttpServer(
+                create_app(app),
+                host=settings.host,
+                port=settings.port,
+                tls_cert_file=settings.tls_cert_file,
+                tls_key_file=settings.tls_key_file,
+            )
         self.stopping = threading.Event()
 
     def start(self) -> None:
+        if self.http is not None:
+            self.http.start()
+            log.info("HTTP hook listening on %s", self.http.url)
         self._scheduler = build_scheduler(self.app)
         self._scheduler.start()
         log.info(
@@ -41,6 +56,8 @@ class Daemon:
 
     def stop(self) -> None:
         self.stopping.set()
+        if self.http is not None:
+            self.http.stop()
         if self._scheduler is not None:
             # wait=True: a sync batch in flight commits (or rolls back) first.
             self._scheduler.shutdown(wait=True)

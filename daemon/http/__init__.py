@@ -1,0 +1,1 @@
+"""The HTTP hook: FastAPI routes served by uvicorn inside the daemon process."""

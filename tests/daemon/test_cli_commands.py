@@ -33,7 +33,7 @@ INTERFACE = {
     ("token", "new"): [],
     ("db", "upgrade"): [],
 }
-BUILT = {("check-config",), ("token", "new"), ("db", "upgrade")}
+BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",)}
 
 
 def run(argv: list[str], commands: tuple[Command, ...] = COMMANDS) -> tuple[int, str, str]:

@@ -31,6 +31,12 @@ def jitter_for(interval: timedelta) -> int:
     return max(1, min(60, int(interval.total_seconds() / 10)))
 
 
+def every(interval: timedelta) -> IntervalTrigger:
+    return IntervalTrigger(
+        seconds=interval.total_seconds(), jitter=jitter_for(interval), timezone=UTC
+    )
+
+
 def build_scheduler(app: App, *, rng: random.Random | None = None) -> BackgroundScheduler:
     """The jobs of ``calpool run``, not started yet."""
     rng = rng or random.Random()
@@ -45,11 +51,7 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     for key in app.config.calendars:
         scheduler.add_job(
             app.sync.sync_calendar,
-            IntervalTrigger(
-                seconds=settings.poll_interval.total_seconds(),
-                jitter=jitter_for(settings.poll_interval),
-                timezone=UTC,
-            ),
+            every(settings.poll_interval),
             args=[key],
             id=f"poll:{key}",
             name=f"poll {key}",
@@ -58,11 +60,7 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         )
         scheduler.add_job(
             app.sync.sync_calendar,
-            IntervalTrigger(
-                seconds=settings.reconcile_every.total_seconds(),
-                jitter=jitter_for(settings.reconcile_every),
-                timezone=UTC,
-            ),
+            every(settings.reconcile_every),
             args=[key],
             kwargs={"reconcile": True},
             id=f"reconcile:{key}",

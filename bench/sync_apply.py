@@ -33,7 +33,7 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -83,14 +83,25 @@ class Row:
 class Table:
     rows: list[Row] = field(default_factory=list)
 
-    def add(self, row: Row) -> Row:
+    def add(
+        self,
+        backend: str,
+        what: str,
+        count: int,
+        seconds: float,
+        unit: str = "events",
+        note: str = "",
+    ) -> Row:
+        row = Row(backend, what, count, seconds, unit, note)
         self.rows.append(row)
         print(f"  {row.backend:<10} {row.what:<48} {row.seconds:8.3f} s", flush=True)
         return row
 
     def render(self) -> str:
-        head = (f"{'backend':<10} {'measurement':<48} {'count':>8} {'unit':<9}"
-                f" {'seconds':>9} {'per s':>9}  note")  # fmt: skip
+        head = (
+            f"{'backend':<10} {'measurement':<48} {'count':>8} {'unit':<9}"
+            f" {'seconds':>9} {'per s':>9}  note"
+        )
         lines = [head, "-" * len(head)]
         for row in self.rows:
             lines.append(
@@ -139,7 +150,7 @@ class Workload:
     def event(self, key: str, source: str, times: tuple[datetime, datetime]) -> RemoteEvent:
         self._serial += 1
         return RemoteEvent(source=source, uid=source.rsplit("/", 1)[1], start=times[0],
-                           end=times[1], etag=f'"{self._serial}"')  # fmt: skip
+                           end=times[1], etag=f'"{self._serial}"')
 
     def new_source(self, key: str, prefix: str) -> str:
         self._serial += 1
@@ -162,8 +173,8 @@ class Workload:
         planned: list[tuple[str, str]] = []
         for _ in range(count):
             roll = self._rng.random()
-            kind = "create" if roll < mix[0] or not existing else (
-                "move" if roll < mix[0] + mix[1] else "delete")  # fmt: skip
+            kind = "move" if roll < mix[0] + mix[1] else "delete"
+            kind = "create" if roll < mix[0] or not existing else kind
             planned.append((kind, "" if kind == "create" else existing.pop()))
         return planned
 
@@ -183,6 +194,12 @@ class Workload:
         return ChangeSet(cursor=f"c{self._serial}", objects=objects)
 
 
+def timed(function: Callable[..., object], *args: object) -> float:
+    began = time.perf_counter()
+    function(*args)
+    return time.perf_counter() - began
+
+
 def apply_all(store: Store, batches: Sequence[tuple[str, ChangeSet]]) -> None:
     for key, changes in batches:
         with store.unit_of_work() as uow:
@@ -190,13 +207,17 @@ def apply_all(store: Store, batches: Sequence[tuple[str, ChangeSet]]) -> None:
             uow.commit()
 
 
-def naive_writer(store: Store, url: str, work: Workload, count: int,
-                 mix: tuple[float, float]) -> float:  # fmt: skip
+def naive_writer(
+    store: Store, url: str, work: Workload, count: int, mix: tuple[float, float]
+) -> float:
     """One statement and one commit per event, straight on the table."""
     with store.reader() as uow:
         ids = {key: uow.calendars.id_of(key) for key in work.keys}
-    plan = [(key, *change) for key in work.keys for change in
-            work.changes(key, count // len(work.keys) + 1, mix)][:count]  # fmt: skip
+    plan = [
+        (key, *change)
+        for key in work.keys
+        for change in work.changes(key, count // len(work.keys) + 1, mix)
+    ][:count]
     engine = create_store_engine(url)
     try:
         with engine.connect() as connection:
@@ -208,12 +229,12 @@ def naive_writer(store: Store, url: str, work: Workload, count: int,
                     event = work.event(key, source, work.new_times())
                     connection.execute(busy_events.insert().values(
                         calendar_id=ids[key], source=source, instance="", uid=event.uid,
-                        start_at=event.start, end_at=event.end, busy=True, etag=event.etag))  # fmt: skip
+                        start_at=event.start, end_at=event.end, busy=True, etag=event.etag))
                     work.model[key][source] = (event.start, event.end)
                 elif kind == "move":
                     start, end = work.new_times()
                     connection.execute(update(busy_events).where(*where)
-                                       .values(start_at=start, end_at=end, etag="naive"))  # fmt: skip
+                                       .values(start_at=start, end_at=end, etag="naive"))
                     work.model[key][source] = (start, end)
                 else:
                     connection.execute(delete(busy_events).where(*where))
@@ -235,48 +256,36 @@ def check_cache(store: Store, work: Workload) -> None:
 
 def bench_apply(backend: str, url: str, args: argparse.Namespace, table: Table) -> None:
     migrate.upgrade(url)
-    rng = random.Random(7)
     mix = (args.creates, args.moves)
-    work = Workload(args.apply_calendars, args.seed_per_calendar, rng)
-    batches = [
-        (key, work.batch(key, args.batch, mix))
-        for i in range(max(1, args.events // args.batch))
-        for key in [work.keys[i % len(work.keys)]]
-    ]
+    work = Workload(args.apply_calendars, args.seed_per_calendar, random.Random(7))
+    keys = work.keys
+    batches = [(keys[i % len(keys)], work.batch(keys[i % len(keys)], args.batch, mix))
+               for i in range(max(1, args.events // args.batch))]
     changed = sum(len(changes.objects) for _, changes in batches)
+    sample = "sample, extrapolated as a rate"
     with Store.open(url) as store:
         with store.unit_of_work() as uow:
-            uow.calendars.ensure(work.keys)
+            uow.calendars.ensure(keys)
             uow.commit()
-        began = time.perf_counter()
-        apply_all(store, work.seed)
         seeded = sum(len(changes.objects) for _, changes in work.seed)
-        table.add(Row(backend, f"seed: full listings of {len(work.keys)} calendars", seeded,
-                      time.perf_counter() - began, note="full=True, one transaction each"))  # fmt: skip
-        with profiled(args.profile and backend == "sqlite", f"apply path on {backend}"):
-            began = time.perf_counter()
-            apply_all(store, batches)
-            elapsed = time.perf_counter() - began
+        table.add(backend, f"seed: full listings of {len(keys)} calendars", seeded,
+                  timed(apply_all, store, work.seed), note="full=True, 1 transaction each")
+        with profiled(args.profile, f"apply path on {backend}"):
+            elapsed = timed(apply_all, store, batches)
         note = f"{args.batch:,} objects/transaction"
         if backend == "sqlite":
             verdict = "met" if changed / elapsed >= TARGET_SQLITE else "MISSED"
             note += f"; target {TARGET_SQLITE:,}/s {verdict}"
-        apply_row = table.add(Row(backend, "apply path: changed events", changed, elapsed,
-                                  note=note))  # fmt: skip
-        singles = [(key, work.batch(key, 1, mix)) for key in work.keys
-                   for _ in range(args.baseline_events // len(work.keys))]  # fmt: skip
-        began = time.perf_counter()
-        apply_all(store, singles)
-        single = table.add(Row(backend, "apply path, 1 object/transaction (sample)",
-                               len(singles), time.perf_counter() - began,
-                               note="sample, extrapolated as a rate"))  # fmt: skip
-        naive = table.add(Row(backend, "naive: 1 statement + commit/event (sample)",
-                              args.baseline_events,
-                              naive_writer(store, url, work, args.baseline_events, mix),
-                              note="sample, extrapolated as a rate"))  # fmt: skip
+        bulk = table.add(backend, "apply path: changed events", changed, elapsed, note=note)
+        singles = [(key, work.batch(key, 1, mix)) for key in keys
+                   for _ in range(max(1, args.baseline_events // len(keys)))]
+        single = table.add(backend, "apply path, 1 object/transaction (sample)", len(singles),
+                           timed(apply_all, store, singles), note=sample)
+        naive = table.add(backend, "naive: 1 statement + commit/event (sample)",
+                          args.baseline_events,
+                          naive_writer(store, url, work, args.baseline_events, mix), note=sample)
         check_cache(store, work)
-    apply_row.note += (f"; {apply_row.rate / naive.rate:.0f}x naive,"
-                       f" {apply_row.rate / single.rate:.0f}x 1/transaction")  # fmt: skip
+    bulk.note += f"; {bulk.rate / naive.rate:.0f}x naive; {bulk.rate / single.rate:.0f}x 1/tx"
 
 
 # -- 2. sync over a loopback Radicale -----------------------------------------
@@ -285,14 +294,17 @@ def bench_apply(backend: str, url: str, args: argparse.Namespace, table: Table) 
 def ics_object(uid: str, start: datetime, minutes: int, *, weekly: bool) -> str:
     stamp = "%Y%m%dT%H%M%SZ"
     rule = "RRULE:FREQ=WEEKLY;COUNT=8\r\n" if weekly else ""
-    return (f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:{NOW.strftime(stamp)}\r\n"
-            f"DTSTART:{start.strftime(stamp)}\r\n"
-            f"DTEND:{(start + timedelta(minutes=minutes)).strftime(stamp)}\r\n"
-            f"{rule}SUMMARY:busy\r\nEND:VEVENT\r\n")  # fmt: skip
+    return (
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:{NOW.strftime(stamp)}\r\n"
+        f"DTSTART:{start.strftime(stamp)}\r\n"
+        f"DTEND:{(start + timedelta(minutes=minutes)).strftime(stamp)}\r\n"
+        f"{rule}SUMMARY:busy\r\nEND:VEVENT\r\n"
+    )
 
 
 def wrap(body: str) -> bytes:
-    return f"BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool//bench//EN\r\n{body}END:VCALENDAR\r\n".encode()
+    head = "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool//bench//EN\r\n"
+    return f"{head}{body}END:VCALENDAR\r\n".encode()
 
 
 def seed_radicale(server: Server, keys: Sequence[str], per_calendar: int) -> float:
@@ -305,10 +317,14 @@ def seed_radicale(server: Server, keys: Sequence[str], per_calendar: int) -> flo
         objects = []
         for n in range(per_calendar):
             start = NOW + timedelta(days=rng.randrange(60), hours=rng.randrange(7, 18))
-            objects.append(ics_object(f"{key}-{n:04d}@bench", start, rng.choice((30, 60, 90)),
-                                      weekly=n % 10 == 9))  # fmt: skip
-        status, _, body = server.request("PUT", f"{server.home}{key}/", wrap("".join(objects)),
-                                         {"Content-Type": "text/calendar"})  # fmt: skip
+            objects.append(
+                ics_object(
+                    f"{key}-{n:04d}@bench", start, rng.choice((30, 60, 90)), weekly=n % 10 == 9
+                )
+            )
+        status, _, body = server.request(
+            "PUT", f"{server.home}{key}/", wrap("".join(objects)), {"Content-Type": "text/calendar"}
+        )
         if status not in (201, 204):
             raise SystemExit(f"seeding {key}: PUT answered {status}: {body[:200]!r}")
 
@@ -337,9 +353,11 @@ def rig(server: Server, keys: Sequence[str], folder: Path, name: str) -> SyncRig
         uow.calendars.ensure(keys)
         uow.commit()
     connector = CalDAVConnector(CalDAVAccount(url=server.home))
-    bindings = {k: CalendarBinding(k, CalendarRef(f"{k}/", "Europe/Berlin"), connector) for k in keys}
+    bindings = {k: CalendarBinding(k, CalendarRef(f"{k}/", "Europe/Berlin"), connector)
+                for k in keys}
+    # The defaults of [sync]: one day back, 90 days ahead.
     service = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=90)),
-                          cache=BusyCache(keys), clock=lambda: NOW)  # fmt: skip
+                          cache=BusyCache(keys), clock=lambda: NOW)
     return SyncRig(store, service, connector)
 
 
@@ -358,13 +376,13 @@ def sync_all(service: SyncService, keys: Sequence[str], threads: int) -> float:
 
 
 def move_one(server: Server, store: Store, key: str, step: int) -> datetime:
-    """Move the first single event of ``key`` by ``step`` hours on the server."""
+    """Move the first single event of ``key`` to a time no other event has."""
     with store.reader() as uow:
         event = next(e for e in uow.events.in_window(key, WINDOW) if not e.instance)
-    start = NOW + timedelta(days=2, hours=step)
-    status, _, body = server.request(
-        "PUT", urljoin(server.url, event.source),
-        wrap(ics_object(event.uid, start, 45, weekly=False)), {"Content-Type": "text/calendar"})  # fmt: skip
+    start = NOW + timedelta(days=2, minutes=step)  # seeded events start on whole hours
+    status, _, body = server.request("PUT", urljoin(server.url, event.source),
+                                     wrap(ics_object(event.uid, start, 45, weekly=False)),
+                                     {"Content-Type": "text/calendar"})
     if status not in (201, 204):
         raise SystemExit(f"moving {event.source}: PUT answered {status}: {body[:200]!r}")
     return start
@@ -378,59 +396,61 @@ def expect_moved(store: Store, key: str, start: datetime) -> None:
 
 def bench_caldav(args: argparse.Namespace, table: Table) -> None:
     keys = [f"cal-{i:03d}" for i in range(args.calendars)]
-    objects = len(keys) * args.per_calendar
+    objects, threads = len(keys) * args.per_calendar, PARALLEL_SYNCS
     with tempfile.TemporaryDirectory(prefix="calpool-bench-") as tmp:
         server = start_radicale(tmp)
         rigs: list[SyncRig] = []
+
+        def fresh(name: str) -> SyncRig:
+            rigs.append(rig(server, keys, Path(tmp), name))
+            return rigs[-1]
+
         try:
-            table.add(Row("radicale", f"seed: {len(keys)} collection PUTs ({PARALLEL_SYNCS} threads)",
-                          objects, seed_radicale(server, keys, args.per_calendar),
-                          unit="objects", note="setup"))  # fmt: skip
-            # Radicale builds its item cache on the first read; pay it here.
-            warm = rig(server, keys, Path(tmp), "warm")
-            rigs.append(warm)
-            table.add(Row("radicale", "warm-up: first listing (server cache cold)", objects,
-                          sync_all(warm.service, keys, PARALLEL_SYNCS), unit="objects",
-                          note="setup"))  # fmt: skip
-            first = rig(server, keys, Path(tmp), "sequential")
-            rigs.append(first)
+            seconds = seed_radicale(server, keys, args.per_calendar)
+            table.add("radicale", f"seed: {len(keys)} collection PUTs, {threads} threads",
+                      objects, seconds, "objects", "setup")
+            # Radicale builds its item cache on the first read: pay that here,
+            # so the timed syncs all meet a warm server.
+            seconds = sync_all(fresh("warm").service, keys, threads)
+            table.add("radicale", "warm-up: first listing, server cache cold", objects,
+                      seconds, "objects", "setup")
+            first = fresh("sequential")
             with profiled(args.profile, "full sync, sequential"):
-                seq = sync_all(first.service, keys, 1)
+                seconds = sync_all(first.service, keys, 1)
             with first.store.reader() as uow:
                 rows = sum(uow.events.count(key) for key in keys)
-            full_seq = table.add(Row("sqlite", "full sync, sequential", objects, seq,
-                                     unit="objects", note=f"{rows:,} instances cached"))  # fmt: skip
-            second = rig(server, keys, Path(tmp), "parallel")
-            rigs.append(second)
-            full_par = table.add(Row("sqlite", f"full sync, {PARALLEL_SYNCS} threads", objects,
-                                     sync_all(second.service, keys, PARALLEL_SYNCS),
-                                     unit="objects"))  # fmt: skip
+            full_seq = table.add("sqlite", "full sync, sequential", objects, seconds, "objects",
+                                 f"{rows:,} instances cached")
+            second = fresh("parallel")
+            full_par = table.add("sqlite", f"full sync, {threads} threads", objects,
+                                 sync_all(second.service, keys, threads), "objects")
             target = keys[len(keys) // 2]
-            start = move_one(server, second.store, target, 1)
-            inc_seq = table.add(Row("sqlite", "incremental, all calendars, 1 moved, sequential",
-                                    len(keys), sync_all(second.service, keys, 1),
-                                    unit="calendars"))  # fmt: skip
-            expect_moved(second.store, target, start)
-            start = move_one(server, second.store, target, 2)
-            inc_par = table.add(Row("sqlite", f"incremental, all calendars, 1 moved, {PARALLEL_SYNCS} threads",
-                                    len(keys), sync_all(second.service, keys, PARALLEL_SYNCS),
-                                    unit="calendars"))  # fmt: skip
-            expect_moved(second.store, target, start)
+            passes = []
+            for step, workers in ((1, 1), (2, threads)):
+                start = move_one(server, second.store, target, step)
+                with profiled(args.profile and workers == 1, "incremental sync, sequential"):
+                    seconds = sync_all(second.service, keys, workers)
+                passes.append(table.add(
+                    "sqlite", f"incremental, all calendars, 1 moved, {workers} thread(s)",
+                    len(keys), seconds, "calendars"))
+                expect_moved(second.store, target, start)
+            inc_seq, inc_par = passes
             times = []
             for step in range(3, 3 + args.repeats):
                 start = move_one(server, second.store, target, step)
                 times.append(sync_all(second.service, [target], 1))
                 expect_moved(second.store, target, start)
-            inc_one = table.add(Row("sqlite", f"incremental, the one calendar (median of {args.repeats})",
-                                    1, statistics.median(times), unit="calendars"))  # fmt: skip
+            inc_one = table.add("sqlite", f"incremental, that one calendar, median of {len(times)}",
+                                1, statistics.median(times), "calendars")
         finally:
             for each in rigs:
                 each.close()
             server.stop()
     full_seq.note += f"; {full_seq.seconds / inc_seq.seconds:.0f}x the incremental pass"
-    full_par.note = (f"{full_seq.seconds / full_par.seconds:.1f}x faster than sequential,"
-                      f" {full_par.seconds / inc_par.seconds:.0f}x the incremental pass")  # fmt: skip
-    inc_one.note = f"full sync of one calendar ≈ {full_seq.seconds / len(keys) / inc_one.seconds:.0f}x this"
+    full_par.note = (f"{full_seq.seconds / full_par.seconds:.1f}x sequential's speed;"
+                     f" {full_par.seconds / inc_par.seconds:.0f}x the incremental pass")
+    one_full = full_seq.seconds / len(keys)
+    inc_one.note = f"a full sync of one calendar takes ~{one_full / inc_one.seconds:.0f}x this"
 
 
 # -- main -----------------------------------------------------------------------
@@ -441,19 +461,27 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--events", type=int, default=100_000, help="changed events to apply")
     parser.add_argument("--batch", type=int, default=1_000, help="changed objects per transaction")
     parser.add_argument("--apply-calendars", type=int, default=20)
-    parser.add_argument("--seed-per-calendar", type=int, default=1_000,
-                        help="events cached per calendar before the changes")  # fmt: skip
+    parser.add_argument(
+        "--seed-per-calendar",
+        type=int,
+        default=1_000,
+        help="events cached per calendar before the changes",
+    )
     parser.add_argument("--creates", type=float, default=0.5, help="share of creates")
     parser.add_argument("--moves", type=float, default=0.3, help="share of moves (rest: deletes)")
-    parser.add_argument("--baseline-events", type=int, default=2_000,
-                        help="sample size of the per-event baselines")  # fmt: skip
+    parser.add_argument(
+        "--baseline-events", type=int, default=2_000, help="sample size of the per-event baselines"
+    )
     parser.add_argument("--calendars", type=int, default=100, help="CalDAV calendars")
     parser.add_argument("--per-calendar", type=int, default=200, help="objects per CalDAV calendar")
     parser.add_argument("--repeats", type=int, default=5, help="runs of the one-calendar sync")
     parser.add_argument("--skip-postgres", action="store_true")
     parser.add_argument("--skip-caldav", action="store_true")
-    parser.add_argument("--profile", action="store_true",
-                        help="cProfile the SQLite apply path and the sequential full sync")  # fmt: skip
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the SQLite apply path and the sequential full sync",
+    )
     args = parser.parse_args(argv)
     if not 0 <= args.creates + args.moves <= 1 or args.batch < 1 or args.events < 1:
         parser.error("--creates + --moves must lie in [0, 1]; --batch and --events must be ≥ 1")
@@ -480,7 +508,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     print(
         "\nNotes: samples are timed on --baseline-events events and extrapolated as a rate.\n"
         "SQLite runs with WAL and synchronous=FULL (as calpool opens it); the PostgreSQL test\n"
-        "server runs with fsync=off and synchronous_commit=off, so its commits cost no disk flush.\n"
+        "server runs with fsync=off and synchronous_commit=off: its commits cost no disk flush.\n"
         "The Radicale calendars hold one weekly series (8 instances) in ten objects."
     )
 

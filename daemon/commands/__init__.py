@@ -109,7 +109,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(("check-config",), "validate the config file and exit (0 valid, 2 invalid)",
             handler="daemon.commands.check_config:run"),
     Command(("demo",), "run a self-contained demo on loopback (ignores --config)", _demo,
-            uses_config=False),
+            handler="daemon.commands.demo:run", uses_config=False),
     Command(("sync",), "one sync pass, then exit", _sync, handler="daemon.commands.sync:run"),
     Command(("slots",), "list the bookable slots of an event type", _slots,
             handler="daemon.commands.slots:run"),

@@ -1,18 +1,112 @@
-"""The FastAPI application of the HTTP hook, built over one ``App``."""
+"""The FastAPI application of the HTTP hook, built over one ``App``.
+
+:func:`create_app` resolves the API tokens (once), installs the problem
+handlers and the request context, and includes the route modules.  A new
+resource adds a module under ``daemon.http.routes`` with its ``router`` and
+a line in :data:`ROUTERS`; it reuses ``require_scope`` (``daemon.http.auth``)
+and ``problem`` (``daemon.http.problems``).
+"""
 
 from __future__ import annotations
 
-from fastapi import FastAPI
+import logging
+from collections.abc import Mapping
+from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import OperationalError
+
+from daemon.http.auth import TokenRegistry
+from daemon.http.context import RequestContext, request_id
+from daemon.http.problems import (
+    MEDIA_TYPE,
+    PROBLEM_TYPES,
+    install_problem_handlers,
+    problem,
+)
+from daemon.http.routes import event_types, health
 from daemon.wiring import App
 
+log = logging.getLogger("calpool.http")
 
-def create_app(app: App) -> FastAPI:
-    api = FastAPI(title="calpool", version="0.1.0")
+ROUTERS = (health.router, event_types.router)
+
+DESCRIPTION = """\
+The HTTP hook of calpool: pooled-availability slots (and, later, bookings).
+
+Routes under `/v1/` need `Authorization: Bearer <token>` with a token
+configured under `[[api.tokens]]` that holds the route's scope (`slots`,
+`book` or `admin`): without a known token 401 (with `WWW-Authenticate:
+Bearer`), without the scope 403.
+
+Every error is an RFC 9457 problem document (`application/problem+json`)
+whose `type` is one of:
+"""
+
+
+def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI:
+    """The hook over ``app``.  Reads the token secrets (from ``environ``,
+    default the process environment) and raises ``ConfigError`` when one
+    cannot be read."""
+    api = FastAPI(
+        title="calpool",
+        version=_version(),
+        description=DESCRIPTION,
+        docs_url=None,  # the UI pages load scripts from a CDN; the document is enough
+        redoc_url=None,
+        openapi_url="/openapi.json",
+    )
     api.state.calpool = app
+    api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
+    install_problem_handlers(api)
+    api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    api.add_middleware(RequestContext)
+    for router in ROUTERS:
+        api.include_router(router)
 
-    @api.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    def openapi() -> dict[str, Any]:
+        if api.openapi_schema is None:
+            api.openapi_schema = openapi_document(api)
+        return api.openapi_schema
 
+    api.openapi = openapi  # type: ignore[method-assign]
     return api
+
+
+def openapi_document(api: FastAPI) -> dict[str, Any]:
+    """FastAPI's document, with every error response served as
+    ``application/problem+json`` and the problem types listed."""
+    types = "\n".join(
+        f"- `{kind.uri}` ({kind.status}): {kind.meaning}" for kind in PROBLEM_TYPES.values()
+    )
+    document = get_openapi(
+        title=api.title, version=api.version, description=(api.description or "") + types,
+        routes=api.routes,
+    )
+    for operations in document.get("paths", {}).values():
+        for operation in operations.values():
+            for status, response in operation.get("responses", {}).items():
+                content = response.get("content")
+                if status[:1] in "45" and content and "application/json" in content:
+                    content[MEDIA_TYPE] = content.pop("application/json")
+    return document
+
+
+async def _database_unavailable(request: Request, exc: OperationalError) -> JSONResponse:
+    log.warning("the database did not answer: %s", exc.orig,
+                extra={"request_id": request_id(request)})
+    return problem(
+        "/problems/database-unavailable", "the database did not answer; try again shortly",
+        headers={"Retry-After": "5"},
+    ).response()
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("calpool")
+    except PackageNotFoundError:
+        return "0.0.0"

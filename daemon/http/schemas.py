@@ -1,0 +1,79 @@
+"""The answers of the hook as Pydantic models: the OpenAPI document's schemas.
+
+The slots answer is built by ``daemon.documents.slots_document`` (shared
+with ``calpool slots --json``) and sent as it is; :class:`SlotsDocument`
+describes it for clients, and the tests check the two agree.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class RoomDocument(BaseModel):
+    key: str
+    name: str = Field(description="the room's configured name, else its key")
+    capacity: int | None = Field(description="shown to clients; not used for assignment")
+
+
+class EventTypeDocument(BaseModel):
+
+    key: str
+    title: str = Field(description="the event title template, e.g. 'Consultation with "
+                                   "{attendee_name}'")
+    duration: str = Field(description="a duration string like '30m' or '1h30m'")
+    owner: str
+    with_: list[str] = Field(
+        serialization_alias="with", description="further persons who must all be free"
+    )
+    pools: dict[str, list[RoomDocument]] = Field(
+        description="each pool of the event type with its members in priority order"
+    )
+
+
+class EventTypesDocument(BaseModel):
+    event_types: list[EventTypeDocument]
+
+
+class SlotDocument(BaseModel):
+    start: datetime = Field(description="ISO 8601 with the offset of the asked zone")
+    end: datetime = Field(description="start + duration (buffers excluded)")
+    rooms_available: dict[str, list[str]] = Field(
+        description="per pool, the free rooms in priority order"
+    )
+
+
+class StaleCalendarDocument(BaseModel):
+    calendar: str
+    last_synced: datetime | None = Field(description="the last successful sync, if any")
+    reason: Literal["never_synced", "failed", "stale"]
+
+
+class SlotsDocument(BaseModel):
+    event_type: str
+    timezone: str = Field(description="the IANA zone the instants are written in")
+    slots: list[SlotDocument] = Field(description="every slot starting in [start, end), by start")
+    stale_calendars: list[StaleCalendarDocument] = Field(
+        description="calendars of the event type whose cached busy time may be out of date"
+    )
+
+
+class HealthDocument(BaseModel):
+    status: Literal["ok"]
+
+
+class CalendarSyncDocument(BaseModel):
+    calendar: str
+    last_synced: datetime | None
+    last_attempt: datetime | None
+
+
+class ReadinessDocument(BaseModel):
+    status: Literal["ready"]
+    failed: list[CalendarSyncDocument] = Field(description="calendars whose last sync failed")
+    stale: list[CalendarSyncDocument] = Field(
+        description="calendars not synced successfully within sync.stale_after"
+    )

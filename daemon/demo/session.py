@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import errno
 import logging
+import os
 import shutil
 import socket
 import tempfile
@@ -48,6 +49,7 @@ class DemoFailed(Exception):
 def run_demo(port: int | None, out: TextIO, err: TextIO) -> int:
     """Run until SIGINT or SIGTERM; 0 after a clean stop."""
     chosen = _choose_port(port)
+    _bypass_proxies_for_loopback()
     stop = threading.Event()
     with ExitStack() as teardown, stop_on_signals(stop.set):
         folder = Path(tempfile.mkdtemp(prefix="calpool-demo-"))
@@ -115,6 +117,14 @@ def _is_free(port: int) -> bool:
                 return False
             raise DemoFailed(f"cannot listen on {HOST}:{port}: {exc.strerror}") from None
     return True
+
+
+def _bypass_proxies_for_loopback() -> None:
+    """Everything the demo talks to is on loopback; a proxy named in the
+    environment (which the CalDAV connector would honour) must not get it."""
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [entry for entry in os.environ.get(name, "").split(",") if entry.strip()]
+        os.environ[name] = ",".join([*present, HOST, "localhost"])
 
 
 def _seed(server: CalDavServer) -> None:

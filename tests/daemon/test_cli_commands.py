@@ -33,7 +33,8 @@ INTERFACE = {
     ("token", "new"): [],
     ("db", "upgrade"): [],
 }
-BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",)}
+BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",),
+         ("demo",)}
 
 
 def run(argv: list[str], commands: tuple[Command, ...] = COMMANDS) -> tuple[int, str, str]:

@@ -103,7 +103,10 @@ class CalDavServer:
 
     def _expect(self, method: str, url: str, statuses: tuple[int, ...], body: bytes = b"",
                 headers: dict[str, str] | None = None) -> None:
-        status, answer = self.request(method, url, body, headers)
+        try:
+            status, answer = self.request(method, url, body, headers)
+        except OSError as exc:  # refused or timed out: Radicale died under us
+            raise CalDavServerError(f"Radicale did not answer {method} {url}: {exc}") from None
         if status not in statuses:
             detail = answer[:200].decode("utf-8", "replace")
             raise CalDavServerError(f"Radicale answered {method} {url} with {status}: {detail}")

@@ -80,7 +80,8 @@ def run_demo(port: int | None, out: TextIO, err: TextIO) -> int:
         daemon.start()
         assert daemon.http is not None
         site = Site(daemon.http.url, token, server.home, config_path, folder, _first_slot(app))
-        print(banner(site), file=out, flush=True)
+        if not stop.is_set():  # stopped while starting: no banner for a demo that is leaving
+            print(banner(site), file=out, flush=True)
         while not stop.wait(timeout=0.5):
             if server.process.poll() is not None:
                 raise DemoFailed(
@@ -128,16 +129,17 @@ def _bypass_proxies_for_loopback() -> None:
 
 
 def _seed(server: CalDavServer) -> None:
-    for calendar in sample.CALENDARS:
-        server.make_calendar(calendar.key, calendar.name)
     events = sample.sample_events(datetime.now(sample.ZONE))
-    with ThreadPoolExecutor(max_workers=SEED_WORKERS) as pool:
-        for done in [pool.submit(server.put_event, f"{event.calendar}/", event.uid, event.ics)
-                     for event in events]:
-            try:
+    try:
+        for calendar in sample.CALENDARS:
+            server.make_calendar(calendar.key, calendar.name)
+        with ThreadPoolExecutor(max_workers=SEED_WORKERS) as pool:
+            stored = [pool.submit(server.put_event, f"{event.calendar}/", event.uid, event.ics)
+                      for event in events]
+            for done in stored:
                 done.result()
-            except CalDavServerError as exc:
-                raise DemoFailed(f"seeding the sample calendars failed: {exc}") from None
+    except CalDavServerError as exc:
+        raise DemoFailed(f"seeding the sample calendars failed: {exc}") from None
 
 
 def _first_sync(app: App) -> None:
@@ -151,7 +153,10 @@ def _first_sync(app: App) -> None:
 
 
 def _first_slot(app: App) -> datetime | None:
+    """A free ``consultation`` start for the booking example, an hour or
+    more ahead so it is still free when someone copies the command."""
     now = app.clock()
-    answer = app.slots.slots(sample.EVENT_TYPES[0], Interval(now, now + timedelta(days=7)),
+    ahead = now + timedelta(hours=1)
+    answer = app.slots.slots(sample.EVENT_TYPES[0], Interval(ahead, ahead + timedelta(days=7)),
                              now=now)
     return answer.slots[0].start if answer.slots else None

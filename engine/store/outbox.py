@@ -56,10 +56,17 @@ class OutboxRepository:
         )
 
     def claim(
-        self, worker: str, now: datetime, *, hold_for: timedelta, limit: int = 10
+        self,
+        worker: str,
+        now: datetime,
+        *,
+        hold_for: timedelta,
+        limit: int = 10,
+        booking_id: str | None = None,
     ) -> list[OutboxJob]:
         """Claim up to ``limit`` due jobs for ``worker`` until ``now + hold_for``,
-        oldest due first; each claim counts as an attempt."""
+        oldest due first; each claim counts as an attempt.  With
+        ``booking_id`` only that booking's jobs (a request waiting for them)."""
         now = as_utc(now)
         query = (
             select(outbox.c.id)
@@ -71,6 +78,8 @@ class OutboxRepository:
             .order_by(outbox.c.due_at, outbox.c.id)
             .limit(limit)
         )
+        if booking_id is not None:
+            query = query.where(outbox.c.booking_id == booking_id)
         if is_postgresql(self._connection):
             query = query.with_for_update(skip_locked=True)
         ids = list(self._connection.scalars(query))

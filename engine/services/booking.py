@@ -1,0 +1,353 @@
+"""Booking: reserve a slot and a room, then let the outbox write the events.
+
+The state machine (interface.md)::
+
+    pending ──all provider writes done──▶ confirmed ──cancel──▶ cancelled
+       │                                                 ▲
+       ├──a write failed past retries, or a room turned  │
+       │  busy and no other member of its pool is free ─▶ failed (events compensated)
+       └──cancel─────────────────────────────────────────┘
+
+:meth:`BookingService.book` checks the start against the in-memory busy
+cache (refreshed first, so another process's commits count), optionally
+asks the providers live, assigns one room per pool by the pool's method and
+then, in ONE unit of work, reserves the owner, the ``with`` people and the
+rooms, stores the booking with its history and queues one outbox job per
+provider write.  The store refuses overlapping reservations (invariant 3);
+a room lost to a concurrent booking is replaced by the next free member of
+its pool before the request gives up.  From that commit on the booking
+counts against availability (invariant 7) and is durable (invariant 5):
+the outbox (:mod:`engine.services.outbox`) finishes or compensates it.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from engine.core.model import Attendee, Booking, BookingStatus, EventType, Interval, as_utc
+from engine.core.slots import SlotRejection, check_start
+from engine.errors import ConnectorError
+from engine.ports import CalendarConnector, CalendarRef
+from engine.services.availability import BusyCache
+from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.outbox import OutboxWorker
+from engine.services.rooms import choose_room
+from engine.store import ReservationConflict, StatusChange, Store, UnitOfWork
+
+Clock = Callable[[], datetime]
+
+# How long book_and_wait sleeps when the booking's jobs are claimed by
+# another worker or wait for a retry.
+_POLL = 0.05
+
+
+class BookingError(Exception):
+    """A booking request cannot be served; the subclass says why."""
+
+
+class UnknownEventType(BookingError):
+    def __init__(self, key: str) -> None:
+        super().__init__(f"unknown event type {key!r}")
+        self.key = key
+
+
+class InvalidBooking(BookingError):
+    """The request is malformed (HTTP 422): ``field`` names what is wrong."""
+
+    def __init__(self, field: str, detail: str) -> None:
+        super().__init__(detail)
+        self.field = field
+        self.detail = detail
+
+
+class SlotUnavailable(BookingError):
+    """The start cannot be booked (HTTP 409): ``reason`` is one of
+    interface.md's reasons (``past`` … ``daily_limit``)."""
+
+    def __init__(self, reason: SlotRejection, detail: str = "") -> None:
+        super().__init__(detail or f"the slot is not available: {reason.value}")
+        self.reason = reason
+
+
+class ProviderUnavailable(BookingError):
+    """The live re-check could not ask a provider (``detail`` says which)."""
+
+
+class BookingNotFound(BookingError):
+    def __init__(self, booking_id: str) -> None:
+        super().__init__(f"no booking {booking_id!r}")
+        self.booking_id = booking_id
+
+
+def new_booking_id() -> str:
+    """Random and URL-safe; the provider ids are derived from it."""
+    return secrets.token_hex(16)
+
+
+class BookingService:
+    """Books, cancels and lists bookings; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: BusyCache,
+        catalog: Catalog,
+        outbox: OutboxWorker,
+        *,
+        clock: Clock,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self.catalog = catalog
+        self.outbox = outbox
+        self._clock = clock
+        self._rng = rng or random.SystemRandom()
+
+    # ---- booking ----------------------------------------------------------------------------
+
+    def book(
+        self, event_type_key: str, start: datetime, attendee: Attendee, notes: str, now: datetime
+    ) -> Booking:
+        """Reserve ``start`` for ``attendee`` (see the module docstring) and
+        return the pending booking.  Raises :class:`UnknownEventType`,
+        :class:`InvalidBooking` (malformed, or off the slot grid),
+        :class:`SlotUnavailable` and :class:`ProviderUnavailable`."""
+        event_type = self._event_type(event_type_key)
+        _check_attendee(attendee)
+        start = as_utc(start, what="start")
+        self._cache.refresh(self._store)
+        snapshot = self._cache.snapshot()
+        verdict = check_start(
+            event_type,
+            start,
+            calendars=self.catalog.calendars,
+            pools=self.catalog.pools,
+            busy=snapshot.busy,
+            bookings=snapshot.bookings,
+            now=now,
+        )
+        if verdict.reason is SlotRejection.OFF_GRID:
+            raise InvalidBooking("start", "the start is not on the event type's slot grid")
+        if verdict.reason is not None:
+            raise SlotUnavailable(verdict.reason)
+        rooms_available = dict(verdict.rooms_available)
+        end = start + event_type.duration
+        if event_type.live_recheck:
+            rooms_available = self._live_recheck(event_type, start, end, rooms_available)
+        return self._reserve(event_type, start, end, attendee, notes, rooms_available, now)
+
+    def book_and_wait(
+        self,
+        event_type_key: str,
+        start: datetime,
+        attendee: Attendee,
+        notes: str,
+        now: datetime,
+        *,
+        confirm_within: timedelta,
+    ) -> Booking:
+        """:meth:`book`, then run the booking's outbox jobs here until it is
+        confirmed or failed, or ``confirm_within`` has passed (then it is
+        returned pending and the outbox job goes on)."""
+        booking = self.book(event_type_key, start, attendee, notes, now)
+        deadline = time.monotonic() + confirm_within.total_seconds()
+        while True:
+            self.outbox.drain(self._clock(), booking_id=booking.id)
+            booking = self.get(booking.id)
+            if booking.status is not BookingStatus.PENDING or time.monotonic() >= deadline:
+                return booking
+            time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
+
+    def cancel(self, booking_id: str, now: datetime) -> Booking:
+        """Cancel: release the reservations and remove the events from every
+        calendar (through the outbox, drained here once).  Idempotent; a
+        failed booking stays failed (its events were compensated)."""
+        with self._store.unit_of_work() as uow:
+            booking = uow.bookings.get(booking_id)
+            if booking is None:
+                raise BookingNotFound(booking_id)
+            if not booking.status.is_active:
+                return booking
+            booking = uow.bookings.set_status(
+                booking_id, BookingStatus.CANCELLED, now, detail="cancelled"
+            )
+            for target in targets(booking, self.catalog.delivers):
+                uow.outbox.enqueue(
+                    DELETE, target.payload(), due_at=now, now=now, booking_id=booking_id
+                )
+            uow.commit()
+        self.outbox.drain(now, booking_id=booking_id)
+        return self.get(booking_id)
+
+    # ---- reading ----------------------------------------------------------------------------
+
+    def get(self, booking_id: str) -> Booking:
+        with self._store.reader() as uow:
+            booking = uow.bookings.get(booking_id)
+        if booking is None:
+            raise BookingNotFound(booking_id)
+        return booking
+
+    def history(self, booking_id: str) -> list[StatusChange]:
+        with self._store.reader() as uow:
+            return uow.bookings.history(booking_id)
+
+    def list(
+        self,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        calendar: str | None = None,
+        status: Iterable[BookingStatus] | None = None,
+    ) -> list[Booking]:
+        """Bookings overlapping ``[start, end)`` (open where ``None``) that
+        involve ``calendar``, in the given statuses, by start."""
+        window = None
+        if start is not None or end is not None:
+            window = Interval(
+                start or datetime.fromisoformat("1970-01-01T00:00:00+00:00"),
+                end or datetime.fromisoformat("9999-01-01T00:00:00+00:00"),
+            )
+        with self._store.reader() as uow:
+            return uow.bookings.find(window=window, calendar=calendar, statuses=status)
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _event_type(self, key: str) -> EventType:
+        event_type = self.catalog.event_types.get(key)
+        if event_type is None:
+            raise UnknownEventType(key)
+        return event_type
+
+    def _reserve(
+        self,
+        event_type: EventType,
+        start: datetime,
+        end: datetime,
+        attendee: Attendee,
+        notes: str,
+        rooms_available: Mapping[str, Sequence[str]],
+        now: datetime,
+    ) -> Booking:
+        candidates = {pool: list(rooms) for pool, rooms in rooms_available.items()}
+        with self._store.unit_of_work() as uow:
+            self._check_daily_limit(uow, event_type, start)
+            rooms = {pool: self._choose(uow, pool, members, now)
+                     for pool, members in candidates.items()}
+            while True:
+                booking = Booking(
+                    id=new_booking_id(),
+                    event_type=event_type.key,
+                    start=start,
+                    end=end,
+                    owner=event_type.owner,
+                    with_=event_type.with_,
+                    rooms=rooms,
+                    booked_at=now,
+                    attendee=attendee,
+                    notes=notes,
+                )
+                try:
+                    uow.bookings.reserve(booking, detail="reserved")
+                    break
+                except ReservationConflict as conflict:
+                    # The cache had not seen a concurrent booking yet.
+                    pool = self._lost(conflict.calendar_key, event_type, rooms)
+                    candidates[pool].remove(conflict.calendar_key)
+                    if not candidates[pool]:
+                        raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
+                    rooms = {**rooms, pool: self._choose(uow, pool, candidates[pool], now)}
+            for target in targets(booking, self.catalog.delivers):
+                uow.outbox.enqueue(WRITE, target.payload(), due_at=now, now=now,
+                                   booking_id=booking.id)
+            uow.commit()
+        return booking
+
+    def _choose(self, uow: UnitOfWork, pool: str, members: Sequence[str], now: datetime) -> str:
+        return choose_room(uow, self.catalog.pools[pool], members, now=now, rng=self._rng)
+
+    @staticmethod
+    def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
+        """The pool whose room was lost to a concurrent booking; a person
+        lost ends the attempt with that person's reason."""
+        if calendar == event_type.owner:
+            raise SlotUnavailable(SlotRejection.OWNER_BUSY)
+        if calendar in event_type.with_:
+            raise SlotUnavailable(SlotRejection.PERSON_BUSY)
+        return next(pool for pool, room in rooms.items() if room == calendar)
+
+    def _check_daily_limit(self, uow: UnitOfWork, event_type: EventType, start: datetime) -> None:
+        """The daily limit again, inside the write transaction: the cache
+        check cannot see a booking of another slot committed meanwhile."""
+        if event_type.max_per_day <= 0:
+            return
+        zone = ZoneInfo(self.catalog.calendars[event_type.owner].timezone)
+        day = start.astimezone(zone).date()
+        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+        window = Interval(midnight, datetime.combine(day + timedelta(days=1), midnight.time(),
+                                                     tzinfo=zone))
+        same_day = [
+            booking
+            for booking in uow.bookings.active_touching(window, event_type.owner)
+            if booking.event_type == event_type.key
+            and booking.owner == event_type.owner
+            and booking.start.astimezone(zone).date() == day
+        ]
+        if len(same_day) >= event_type.max_per_day:
+            raise SlotUnavailable(SlotRejection.DAILY_LIMIT)
+
+    def _live_recheck(
+        self,
+        event_type: EventType,
+        start: datetime,
+        end: datetime,
+        rooms_available: Mapping[str, Sequence[str]],
+    ) -> dict[str, tuple[str, ...]]:
+        """Ask the providers of the owner, the ``with`` people and the
+        candidate rooms live; drop busy rooms, refuse a busy person."""
+        window = Interval(start - event_type.buffer_before, end + event_type.buffer_after)
+        rooms = (room for members in rooms_available.values() for room in members)
+        keys = [*event_type.persons, *rooms]
+        busy = self._busy_now(keys, window)
+        if busy[event_type.owner]:
+            raise SlotUnavailable(SlotRejection.OWNER_BUSY)
+        if any(busy[person] for person in event_type.with_):
+            raise SlotUnavailable(SlotRejection.PERSON_BUSY)
+        found = {pool: tuple(r for r in rooms if not busy[r])
+                 for pool, rooms in rooms_available.items()}
+        if any(not rooms for rooms in found.values()):
+            raise SlotUnavailable(SlotRejection.NO_ROOM)
+        return found
+
+    def _busy_now(self, keys: Sequence[str], window: Interval) -> dict[str, bool]:
+        """Whether each calendar is busy in ``window``, asked live, one call
+        per connector."""
+        groups: dict[int, tuple[CalendarConnector, list[tuple[str, CalendarRef]]]] = {}
+        for key in dict.fromkeys(keys):
+            binding = self.catalog.bindings[key]
+            if binding.connector is None:
+                raise ProviderUnavailable(f"cannot ask calendar {key} live: {binding.reason}")
+            groups.setdefault(id(binding.connector), (binding.connector, []))[1].append(
+                (key, binding.ref))
+        busy: dict[str, bool] = {}
+        for connector, members in groups.values():
+            try:
+                answer = connector.free_busy([ref for _, ref in members], window)
+            except ConnectorError as exc:
+                raise ProviderUnavailable(f"the live free/busy check failed: {exc}") from exc
+            for key, ref in members:
+                busy[key] = any(span.overlaps(window) for span in answer.get(ref.id, ()))
+        return busy
+
+
+def _check_attendee(attendee: Attendee) -> None:
+    if not attendee.name.strip():
+        raise InvalidBooking("attendee.name", "the attendee's name must not be empty")
+    local, at, domain = attendee.email.strip().partition("@")
+    if not (local and at and domain) or any(c.isspace() for c in attendee.email.strip()):
+        raise InvalidBooking("attendee.email", f"{attendee.email!r} is not an email address")

@@ -1,0 +1,354 @@
+"""The outbox worker: provider writes of bookings, retried, confirmed or
+compensated.
+
+Each job is one write into one calendar (:mod:`engine.services.drafts`).
+A job is claimed in one transaction, done against the provider outside any
+transaction (a provider call must never hold the database's write lock),
+and its outcome recorded in another:
+
+- ``write-event``: the booking's event into the job's calendar, built from
+  the booking as it is now.  Before a room's copy is written the room is
+  asked live: when something other than calpool's own event for this
+  booking holds it, the room is swapped for another free member of its pool
+  (reserve the new, release the old: one unit of work, with a history
+  entry); no free member left → the booking fails.  When every write of a
+  booking is done, it is ``confirmed``.
+- ``delete-event``: the booking's event out of the job's calendar
+  (cancellation, compensation, the room swapped away).
+
+A :class:`~engine.errors.TransientError` is retried with exponential
+backoff (a provider's Retry-After honoured) up to ``max_attempts``; any other
+connector error, or running out of attempts, is permanent: the booking ends
+``failed`` and every calendar it was written to gets a delete job
+(invariant 5: nothing half-written and unrecorded).  Writes are idempotent
+(invariant 4), so a job repeated after a crash does no harm.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from engine.core.model import Booking, BookingStatus, Interval
+from engine.errors import Conflict, ConnectorError, NotFound, RateLimited, TransientError
+from engine.ports import CalendarConnector, CalendarRef
+from engine.services.availability import BusyCache
+from engine.services.drafts import DELETE, ROOM, WRITE, Catalog, Target, draft, targets
+from engine.services.rooms import choose_room, free_members
+from engine.store import OutboxJob, ReservationConflict, Store, StoreError, UnitOfWork
+
+log = logging.getLogger(__name__)
+
+# A drain stops after this many batches, so a job that keeps coming due
+# cannot hold a request thread or the scheduler forever.
+_MAX_BATCHES = 200
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPolicy:
+    """Retries and claims.  ``hold_for`` must outlast one provider call with
+    the connector's own retries."""
+
+    max_attempts: int = 8
+    first_wait: timedelta = timedelta(seconds=5)
+    max_wait: timedelta = timedelta(minutes=30)
+    hold_for: timedelta = timedelta(minutes=5)
+    batch: int = 10
+
+    def retry_at(self, now: datetime, attempts: int, error: TransientError,
+                 rng: random.Random) -> datetime:
+        """Exponential backoff with full jitter on the upper half; a
+        provider's Retry-After is a floor."""
+        wait: timedelta = min(self.max_wait, self.first_wait * 2 ** max(0, attempts - 1))
+        wait = wait / 2 + wait / 2 * rng.random()
+        if isinstance(error, RateLimited) and error.retry_after is not None:
+            wait = max(wait, timedelta(seconds=error.retry_after))
+        return now + wait
+
+
+@dataclass
+class DrainReport:
+    """What one :meth:`OutboxWorker.drain` did, job by job."""
+
+    done: int = 0
+    retried: int = 0
+    dead: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    @property
+    def jobs(self) -> int:
+        return self.done + self.retried + self.dead
+
+
+class _Permanent(Exception):
+    """A job cannot succeed: the booking fails with ``detail``."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+
+class OutboxWorker:
+    """Runs due outbox jobs; several workers (threads, processes) may drain
+    at once, the store's claims keep each job with one of them."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: BusyCache,
+        catalog: Catalog,
+        *,
+        policy: OutboxPolicy | None = None,
+        rng: random.Random | None = None,
+        name: str | None = None,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._catalog = catalog
+        self._policy = policy or OutboxPolicy()
+        self._rng = rng or random.SystemRandom()
+        self.name = name or f"outbox-{uuid.uuid4().hex[:12]}"
+
+    def drain(self, now: datetime, *, booking_id: str | None = None) -> DrainReport:
+        """Run every job due at ``now`` (only ``booking_id``'s when given),
+        including the jobs they queue for now (compensation, a swapped room)."""
+        report = DrainReport()
+        for _ in range(_MAX_BATCHES):
+            with self._store.unit_of_work() as uow:
+                jobs = uow.outbox.claim(self.name, now, hold_for=self._policy.hold_for,
+                                        limit=self._policy.batch, booking_id=booking_id)
+                uow.commit()
+            if not jobs:
+                break
+            for job in jobs:
+                self._run(job, now, report)
+        return report
+
+    # ---- one job ----------------------------------------------------------------------------
+
+    def _run(self, job: OutboxJob, now: datetime, report: DrainReport) -> None:
+        try:
+            if job.kind == WRITE:
+                self._write(job, now)
+            elif job.kind == DELETE:
+                self._delete(job, now)
+            else:
+                raise _Permanent(f"unknown outbox job kind {job.kind!r}")
+            report.done += 1
+        except TransientError as exc:
+            if job.attempts >= self._policy.max_attempts:
+                self._give_up(job, now, f"{_where(job)} failed {job.attempts} times: {exc}")
+                report.dead += 1
+            else:
+                retry_at = self._policy.retry_at(now, job.attempts, exc, self._rng)
+                log.info("outbox job %d (%s) will retry at %s: %s", job.id, _where(job),
+                         retry_at.isoformat(), exc)
+                with self._store.unit_of_work() as uow:
+                    uow.outbox.fail(job.id, self.name, str(exc), retry_at=retry_at)
+                    uow.commit()
+                report.retried += 1
+            report.errors.append(str(exc))
+        except (ConnectorError, _Permanent) as exc:
+            detail = exc.detail if isinstance(exc, _Permanent) else str(exc)
+            self._give_up(job, now, f"{_where(job)} failed: {detail}")
+            report.dead += 1
+            report.errors.append(detail)
+
+    def _write(self, job: OutboxJob, now: datetime) -> None:
+        target = Target.of(job.payload)
+        booking = self._active_booking(job)
+        if booking is None or (target.role == ROOM and booking.rooms.get(target.pool)
+                               != target.calendar):
+            # Cancelled or failed meanwhile (its deletes are queued), or
+            # the room was swapped away: nothing to write.
+            self._finish(job, now)
+            return
+        connector, ref = self._reach(target.calendar)
+        if target.role == ROOM and self._taken_on_provider(connector, ref, booking):
+            self._swap_room(job, booking, target, now)
+            return
+        event = draft(booking, self._catalog.event_types[booking.event_type],
+                      self._catalog.calendars, self._catalog.addresses,
+                      sequence=int(job.payload.get("sequence", 0)))
+        if event.sequence:
+            try:
+                connector.update_event(ref, event)
+            except NotFound:
+                connector.create_event(ref, event)
+        else:
+            try:
+                connector.create_event(ref, event)
+            except Conflict:
+                # Our own href (derived from the booking) holds an older
+                # version of this booking's event: replace it.
+                connector.update_event(ref, event)
+        self._finish(job, now, written=booking)
+
+    def _delete(self, job: OutboxJob, now: datetime) -> None:
+        if job.booking_id is None:
+            raise _Permanent("a delete job without its booking")
+        connector, ref = self._reach(str(job.payload["calendar"]))
+        connector.delete_event(ref, job.booking_id)
+        self._finish(job, now)
+
+    # ---- outcomes ---------------------------------------------------------------------------
+
+    def _finish(self, job: OutboxJob, now: datetime, *, written: Booking | None = None) -> None:
+        """Complete ``job``; after a write, confirm the booking when it was
+        the last one, or take the event back out when the booking stopped
+        being active while it was written."""
+        with self._store.unit_of_work() as uow:
+            uow.outbox.complete(job.id, self.name, now)
+            if written is not None:
+                current = uow.bookings.get(written.id)
+                if current is None or not current.status.is_active:
+                    # Cancel or failure ran while this write was in flight:
+                    # their deletes may have run before it, so delete again.
+                    uow.outbox.enqueue(DELETE, dict(job.payload), due_at=now, now=now,
+                                       booking_id=written.id)
+                elif current.status is BookingStatus.PENDING and _all_written(uow, written.id):
+                    count = len(targets(current, self._catalog.delivers))
+                    uow.bookings.set_status(written.id, BookingStatus.CONFIRMED, now,
+                                            detail=f"written to {count} calendar(s)")
+            uow.commit()
+
+    def _give_up(self, job: OutboxJob, now: datetime, detail: str) -> None:
+        """A permanent failure: the job is dead; a write failure fails its
+        booking and compensates every calendar the booking was written to."""
+        log.warning("outbox job %d gave up: %s", job.id, detail)
+        with self._store.unit_of_work() as uow:
+            uow.outbox.fail(job.id, self.name, detail, retry_at=None)
+            if job.kind == WRITE and job.booking_id is not None:
+                self._fail_booking(uow, job.booking_id, now, detail)
+            uow.commit()
+
+    def _fail_booking(self, uow: UnitOfWork, booking_id: str, now: datetime, detail: str) -> None:
+        booking = uow.bookings.get(booking_id)
+        if booking is None or not booking.status.is_active:
+            return
+        uow.bookings.set_status(booking_id, BookingStatus.FAILED, now, detail=detail)
+        for target in targets(booking, self._catalog.delivers):
+            uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
+                               booking_id=booking_id)
+
+    # ---- a room busy on its provider --------------------------------------------------------
+
+    def _taken_on_provider(
+        self, connector: CalendarConnector, ref: CalendarRef, booking: Booking
+    ) -> bool:
+        """Whether something holds the room during the booking on its
+        provider now.  calpool's own events do not count when they are this
+        booking's (a repeated write) or belong to a booking that is no
+        longer active (a delete still queued)."""
+        window = booking.interval
+        busy = connector.free_busy([ref], window).get(ref.id, ())
+        if not any(span.overlaps(window) for span in busy):
+            return False
+        # Free/busy cannot tell whose event it is; the listing can.
+        listing = connector.list_window(ref, window)
+        owners = {event.booking_id for events in listing.objects.values() for event in events
+                  if event.busy and Interval(event.start, event.end).overlaps(window)}
+        if None in owners:
+            return True
+        others = {found for found in owners if found is not None and found != booking.id}
+        if not others:
+            return False
+        with self._store.reader() as uow:
+            return any(
+                (other_booking := uow.bookings.get(other)) is not None
+                and other_booking.status.is_active
+                for other in others
+            )
+
+    def _swap_room(self, job: OutboxJob, booking: Booking, target: Target, now: datetime) -> None:
+        pool = self._catalog.pools[target.pool]
+        event_type = self._catalog.event_types[booking.event_type]
+        tried = [*job.payload.get("tried", ()), target.calendar]
+        self._cache.refresh(self._store)
+        snapshot = self._cache.snapshot()
+        candidates = [
+            member
+            for member in free_members(event_type, pool, booking,
+                                       calendars=self._catalog.calendars,
+                                       busy=snapshot.busy, bookings=snapshot.bookings)
+            if member not in tried
+        ]
+        with self._store.unit_of_work() as uow:
+            moved = None
+            while candidates and moved is None:
+                chosen = choose_room(uow, pool, candidates, now=now, rng=self._rng)
+                try:
+                    moved = uow.bookings.move(
+                        booking.id, start=booking.start, end=booking.end,
+                        rooms={**booking.rooms, pool.key: chosen}, at=now,
+                        detail=f"room {target.calendar} busy on the provider; "
+                               f"reassigned to {chosen}",
+                    )
+                except ReservationConflict:
+                    candidates.remove(chosen)
+                except StoreError:
+                    # Cancelled or failed meanwhile: nothing left to swap for.
+                    uow.outbox.complete(job.id, self.name, now)
+                    uow.commit()
+                    return
+            if moved is None:
+                uow.outbox.fail(job.id, self.name, "room busy on the provider", retry_at=None)
+                self._fail_booking(
+                    uow, booking.id, now,
+                    f"room {target.calendar} busy on the provider; "
+                    f"no other room of pool {pool.key} is free",
+                )
+                uow.commit()
+                return
+            self._requeue_after_swap(uow, job, moved, target, now, tried)
+            uow.commit()
+
+    def _requeue_after_swap(self, uow: UnitOfWork, job: OutboxJob, moved: Booking,
+                            old: Target, now: datetime, tried: list[str]) -> None:
+        """The new room's write, the old room's delete (in case an earlier
+        attempt wrote there), and updates of the copies already written,
+        which still name the old room."""
+        uow.outbox.complete(job.id, self.name, now)
+        jobs = uow.outbox.for_booking(moved.id)
+        sequence = 1 + max((int(j.payload.get("sequence", 0)) for _, j in jobs), default=0)
+        new = Target(moved.rooms[old.pool], ROOM, old.pool)
+        uow.outbox.enqueue(WRITE, {**new.payload(), "tried": tried}, due_at=now, now=now,
+                           booking_id=moved.id)
+        uow.outbox.enqueue(DELETE, old.payload(), due_at=now, now=now, booking_id=moved.id)
+        written = {str(j.payload["calendar"]) for state, j in jobs
+                   if j.kind == WRITE and state == "done" and j.id != job.id}
+        for target in targets(moved, self._catalog.delivers):
+            if target.calendar in written:
+                uow.outbox.enqueue(WRITE, target.payload(sequence=sequence), due_at=now,
+                                   now=now, booking_id=moved.id)
+
+    # ---- plumbing ---------------------------------------------------------------------------
+
+    def _active_booking(self, job: OutboxJob) -> Booking | None:
+        if job.booking_id is None:
+            raise _Permanent("a write job without its booking")
+        with self._store.reader() as uow:
+            booking = uow.bookings.get(job.booking_id)
+        return booking if booking is not None and booking.status.is_active else None
+
+    def _reach(self, calendar: str) -> tuple[CalendarConnector, CalendarRef]:
+        binding = self._catalog.bindings.get(calendar)
+        if binding is None:
+            raise _Permanent(f"calendar {calendar} is not configured")
+        if binding.connector is None:
+            raise _Permanent(f"calendar {calendar} cannot be written: {binding.reason}")
+        return binding.connector, binding.ref
+
+
+def _all_written(uow: UnitOfWork, booking_id: str) -> bool:
+    return all(state == "done" for state, job in uow.outbox.for_booking(booking_id)
+               if job.kind == WRITE)
+
+
+def _where(job: OutboxJob) -> str:
+    payload: Any = job.payload
+    return f"{job.kind} in {payload.get('calendar', '?')}"

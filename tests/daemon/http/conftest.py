@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,12 +15,14 @@ from typing import Any
 import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
+from sqlalchemy.exc import OperationalError
 
 from daemon.config import load_config
 from daemon.http.app import create_app
 from daemon.http.problems import MEDIA_TYPE, PROBLEM_TYPES
 from daemon.wiring import App, build
 from engine.core.model import ChangeSet, Interval, RemoteEvent
+from engine.services.availability import SlotService
 from engine.store import migrate
 
 # Thursday before the spring-forward change in Berlin (Sunday 2027-03-28):
@@ -212,3 +214,24 @@ def assert_problem(response: Any, status: int, type_: str) -> dict[str, Any]:
     assert isinstance(document["detail"], str) and document["detail"]
     assert response.headers["x-request-id"]
     return document
+
+
+class Unreachable:
+    """A store whose database does not answer (a test double)."""
+
+    def reader(self) -> Any:
+        raise OperationalError("SELECT 1", {}, ConnectionRefusedError("connection refused"))
+
+    unit_of_work = reader
+
+    def close(self) -> None:
+        pass
+
+
+def unreachable_site(site: Site) -> TestClient:
+    store: Any = Unreachable()
+    config = site.app.config
+    slots = SlotService(store, site.app.cache, calendars=config.calendars, pools=config.pools,
+                        event_types=config.event_types, stale_after=config.sync.stale_after)
+    api = create_app(replace(site.app, store=store, slots=slots))
+    return TestClient(api, raise_server_exceptions=False)

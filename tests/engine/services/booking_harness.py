@@ -1,0 +1,183 @@
+"""A booking site on a real Radicale: calendars, pools, event types, the
+services over them, and a raw look at what the server holds."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy
+from engine.core.model import (
+    AssignmentMethod,
+    Attendee,
+    Calendar,
+    CalendarKind,
+    ChangeSet,
+    EventType,
+    Interval,
+    Pool,
+)
+from engine.ports import CalendarConnector, CalendarRef, EventDraft, WrittenEvent
+from engine.services.availability import BusyCache, SlotService
+from engine.services.booking import BookingService
+from engine.services.drafts import Catalog
+from engine.services.outbox import OutboxPolicy, OutboxWorker
+from engine.services.sync import CalendarBinding, SyncService, SyncWindow
+from engine.store import Store
+from tests.engine.services.conftest import fresh_calendar
+from tests.support.caldav_servers import Server
+
+FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
+ZONE = "Europe/Berlin"
+NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+# Tomorrow 10:00 UTC: on every event type's grid (whole half hours).
+SLOT = (NOW + timedelta(days=1)).replace(hour=10)
+ANN = Attendee("Ann Example", "ann@example.com")
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@dataclass
+class Site:
+    """Calendars on Radicale and the booking services over them."""
+
+    server: Server
+    store: Store
+    ids: dict[str, str]  # calendar key -> calendar id on the server
+    connector: CalendarConnector
+    clock: Clock
+    bookings: BookingService
+    slots: SlotService
+    sync: SyncService
+    event_types: dict[str, EventType]
+    pools: dict[str, Pool]
+    connectors: dict[str, CalendarConnector] = field(default_factory=dict)
+
+    def events(self, key: str) -> list[dict[str, str]]:
+        """The events stored on the server in ``key``'s calendar, read with
+        plain WebDAV requests (not through calpool's connector)."""
+        url = f"{self.server.home}{self.ids[key]}"
+        status, _, body = self.server.request(
+            "PROPFIND", url, b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
+            {"Depth": "1", "Content-Type": "application/xml"},
+        )
+        assert status == 207, status
+        hrefs = [h for h in re.findall(r"<(?:\w+:)?href>([^<]+)</", body.decode())
+                 if h.endswith(".ics")]
+        found = []
+        for href in hrefs:
+            status, _, ics = self.server.request("GET", self.server.url.rstrip("/") + href)
+            assert status == 200, (href, status)
+            text = re.sub(r"\r?\n[ \t]", "", ics.decode())  # unfold lines
+            props = {}
+            for name in ("UID", "SUMMARY", "LOCATION", "DESCRIPTION", "SEQUENCE",
+                         "X-CALPOOL-BOOKING"):
+                match = re.search(rf"^{name}[;:](?:[^:\r\n]*:)?(.*?)\r?$", text, re.M)
+                props[name] = match.group(1) if match else ""
+            props["href"] = href
+            props["attendees"] = ",".join(re.findall(r"^ATTENDEE.*?:(.*?)\r?$", text, re.M))
+            found.append(props)
+        return found
+
+    def uids(self, key: str) -> list[str]:
+        return sorted(event["UID"] for event in self.events(key))
+
+    def sync_all(self) -> None:
+        for key in self.ids:
+            assert not self.sync.sync_calendar(key).failed
+
+
+def uid_of(booking_id: str) -> str:
+    return f"calpool-{booking_id}@calpool"
+
+
+def make_site(
+    server: Server,
+    store: Store,
+    *,
+    persons: Iterable[str] = ("alice",),
+    pools: Mapping[str, tuple[list[str], AssignmentMethod]] | None = None,
+    event_types: Iterable[EventType] = (),
+    wrap: Callable[[CalendarConnector], CalendarConnector] = lambda c: c,
+    policy: OutboxPolicy | None = None,
+) -> Site:
+    """Calendars for ``persons`` and every pool member, fresh on the server;
+    event types default to one ``consult`` of alice with the first pool."""
+    pools_spec = pools or {"rooms": (["room-a", "room-b"], AssignmentMethod.PRIORITY)}
+    calendars: dict[str, Calendar] = {}
+    for person in persons:
+        calendars[person] = Calendar(person, CalendarKind.PERSON, ZONE, name=person.title())
+    pool_models = {}
+    for key, (members, method) in pools_spec.items():
+        pool_models[key] = Pool(key, tuple(members), method, timezone=ZONE)
+        for member in members:
+            calendars[member] = Calendar(member, CalendarKind.ROOM, ZONE, name=f"Room {member}")
+    types = {t.key: t for t in event_types} or {
+        "consult": consult(pools=(next(iter(pools_spec)),))}
+    ids = {key: fresh_calendar(server, key) for key in calendars}
+    connector = wrap(CalDAVConnector(CalDAVAccount(url=server.home, retry=FAST, timeout=10)))
+    bindings = {key: CalendarBinding(key, CalendarRef(ids[key], ZONE), connector)
+                for key in calendars}
+    with store.unit_of_work() as uow:
+        uow.calendars.ensure(calendars)
+        uow.commit()
+    cache = BusyCache(calendars)
+    cache.reload(store, list(calendars))
+    clock = Clock(NOW)
+    catalog = Catalog(calendars, pool_models, types, bindings,
+                      addresses={key: f"{key}@example.com" for key in persons})
+    worker = OutboxWorker(store, cache, catalog, policy=policy)
+    bookings = BookingService(store, cache, catalog, worker, clock=clock)
+    slots = SlotService(store, cache, calendars=calendars, pools=pool_models,
+                        event_types=types, stale_after=timedelta(minutes=15))
+    sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
+                       cache=cache, clock=clock)
+    return Site(server, store, ids, connector, clock, bookings, slots, sync, types, pool_models)
+
+
+def consult(key: str = "consult", **changes: Any) -> EventType:
+    base = EventType(key=key, title="Consultation with {attendee_name}",
+                     description="Booked through calpool. {notes}",
+                     duration=timedelta(minutes=30), step=timedelta(minutes=30),
+                     owner="alice", pools=("rooms",))
+    return replace(base, **changes)
+
+
+class FlakyConnector:
+    """The real connector, except that writes into chosen calendar ids fail
+    with the given errors first (one error per call, in order)."""
+
+    def __init__(self, inner: CalendarConnector) -> None:
+        self._inner = inner
+        self.failures: dict[str, list[Exception]] = {}
+        self.calls: list[tuple[str, str]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._inner, name)
+
+    def _maybe_fail(self, calendar: CalendarRef, what: str) -> None:
+        self.calls.append((what, calendar.id))
+        queue = self.failures.get(calendar.id)
+        if queue:
+            raise queue.pop(0)
+
+    def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
+        self._maybe_fail(calendar, "create")
+        return self._inner.create_event(calendar, draft)
+
+    def update_event(self, calendar: CalendarRef, draft: EventDraft, *,
+                     etag: str | None = None) -> WrittenEvent:
+        self._maybe_fail(calendar, "update")
+        return self._inner.update_event(calendar, draft, etag=etag)
+
+    def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
+        return self._inner.list_window(calendar, window)

@@ -25,6 +25,12 @@ class Site:
     folder: Path
     first_slot: datetime | None
     """Start of the first free ``consultation`` slot, for the booking example."""
+    routes: frozenset[str] | None
+    """Paths the running hook serves (its OpenAPI document), so examples of
+    routes this build does not have yet are left out; None: not known."""
+
+    def serves(self, path: str) -> bool:
+        return self.routes is None or path in self.routes
 
 
 def machine_line(url: str, token: str) -> str:
@@ -59,11 +65,18 @@ def banner(site: Site) -> str:
         "",
         "Try it:",
         f"  export TOKEN={site.token}",
-        f"  curl {auth} {site.url}/v1/event-types",
-        f"  curl {auth} '{site.url}/v1/event-types/consultation/slots'",
-        f"  curl {auth} -H 'Content-Type: application/json' \\",
-        f"       -d '{booking}' \\",
-        f"       {site.url}/v1/bookings",
+    ]
+    if site.serves("/v1/event-types"):
+        lines.append(f"  curl {auth} {site.url}/v1/event-types")
+    if site.serves("/v1/event-types/{key}/slots"):
+        lines.append(f"  curl {auth} '{site.url}/v1/event-types/consultation/slots'")
+    if site.serves("/v1/bookings"):
+        lines += [
+            f"  curl {auth} -H 'Content-Type: application/json' \\",
+            f"       -d '{booking}' \\",
+            f"       {site.url}/v1/bookings",
+        ]
+    lines += [
         f"  {_calpool()} --config {shlex.quote(str(site.config_path))} slots consultation",
         "",
         "Press Ctrl-C to stop.",

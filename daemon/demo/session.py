@@ -10,12 +10,14 @@ teardown runs in reverse order of setup (daemon, Radicale, folder).
 from __future__ import annotations
 
 import errno
+import json
 import logging
 import os
 import shutil
 import socket
 import tempfile
 import threading
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from datetime import datetime, timedelta
@@ -79,7 +81,8 @@ def run_demo(port: int | None, out: TextIO, err: TextIO) -> int:
         teardown.callback(daemon.stop)
         daemon.start()
         assert daemon.http is not None
-        site = Site(daemon.http.url, token, server.home, config_path, folder, _first_slot(app))
+        site = Site(daemon.http.url, token, server.home, config_path, folder, _first_slot(app),
+                    _served_routes(daemon.http.url))
         if not stop.is_set():  # stopped while starting: no banner for a demo that is leaving
             print(banner(site), file=out, flush=True)
         while not stop.wait(timeout=0.5):
@@ -150,6 +153,18 @@ def _first_sync(app: App) -> None:
     failed = [f"{report.calendar} ({report.error})" for report in reports if report.failed]
     if failed:
         raise DemoFailed(f"the first sync of the sample calendars failed: {'; '.join(failed)}")
+
+
+def _served_routes(url: str) -> frozenset[str] | None:
+    """The paths in the hook's own OpenAPI document; None if it cannot be read."""
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(f"{url}/openapi.json", timeout=5) as response:
+            document = json.load(response)
+    except (OSError, ValueError):
+        log.warning("could not read %s/openapi.json; the banner shows every example", url)
+        return None
+    return frozenset(document.get("paths", {}))
 
 
 def _first_slot(app: App) -> datetime | None:

@@ -25,6 +25,9 @@ def listening_socket(port: int) -> socket.socket | None:
     """A listener on 127.0.0.1:``port``, or None when something else
     already listens there (the port is busy either way)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    # Else a port left in TIME_WAIT by an earlier demo would refuse this
+    # bind while the demo (which reuses such ports) could take it.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     try:
         sock.bind(("127.0.0.1", port))
     except OSError:

@@ -10,7 +10,9 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine.core.model import Booking
 from engine.services.availability import SlotAnswer
+from engine.store import StatusChange
 
 
 def local_iso(instant: datetime | None, zone: str) -> str | None:
@@ -41,5 +43,28 @@ def slots_document(answer: SlotAnswer, zone: str) -> dict[str, Any]:
                 "reason": stale.reason,
             }
             for stale in answer.stale_calendars
+        ],
+    }
+
+
+def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:
+    """The booking document of interface.md, instants in ``zone`` (the
+    owner's): ``GET /v1/bookings/{id}`` and ``calpool bookings --json``."""
+    attendee = booking.attendee
+    return {
+        "id": booking.id,
+        "status": booking.status.value,
+        "event_type": booking.event_type,
+        "start": local_iso(booking.start, zone),
+        "end": local_iso(booking.end, zone),
+        "owner": booking.owner,
+        "with": list(booking.with_),
+        "rooms": dict(booking.rooms),
+        "attendee": {"name": attendee.name, "email": attendee.email} if attendee else None,
+        "notes": booking.notes,
+        "history": [
+            {"at": local_iso(change.at, zone), "status": change.status.value,
+             "detail": change.detail}
+            for change in history
         ],
     }

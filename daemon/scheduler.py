@@ -20,6 +20,10 @@ from daemon.wiring import App
 
 log = logging.getLogger(__name__)
 
+# How often due outbox jobs (booking writes, retries, deletes) are run; a
+# booking request drains its own jobs at once, this catches the rest.
+OUTBOX_EVERY = timedelta(seconds=2)
+
 # Syncs at once: providers answer slowly; more threads would only queue on
 # the provider's rate limits and on the store's write lock.
 SYNC_WORKERS = 4
@@ -66,6 +70,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
             id=f"reconcile:{key}",
             name=f"reconcile {key}",
         )
+    scheduler.add_job(
+        drain_outbox,
+        IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="outbox",
+        name="drain the outbox",
+        next_run_time=now,
+    )
     # The sync window is whole UTC days; right after midnight every calendar
     # lists its moved window, dropping the day that left it.
     scheduler.add_job(
@@ -76,6 +88,13 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         name="roll the sync window forward",
     )
     return scheduler
+
+
+def drain_outbox(app: App) -> None:
+    report = app.bookings.outbox.drain(app.clock())
+    if report.jobs:
+        log.info("outbox: %d done, %d to retry, %d given up",
+                 report.done, report.retried, report.dead)
 
 
 def roll_window_forward(app: App) -> None:

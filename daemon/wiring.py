@@ -15,6 +15,9 @@ from daemon.config import resolve_secret
 from daemon.settings import Account, CaldavAccount, Config
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache, SlotService
+from engine.services.booking import BookingService
+from engine.services.drafts import Catalog
+from engine.services.outbox import OutboxWorker
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.store import Store
 
@@ -35,6 +38,7 @@ class App:
     cache: BusyCache
     sync: SyncService
     slots: SlotService
+    bookings: BookingService
     clock: Clock
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
@@ -97,7 +101,43 @@ def build(
         event_types=config.event_types,
         stale_after=config.sync.stale_after,
     )
-    return App(config, store, connectors, cache, sync, slots, clock, unavailable)
+    catalog = Catalog(
+        config.calendars,
+        config.pools,
+        config.event_types,
+        bindings,
+        addresses=_addresses(config),
+        delivers=_delivers(config),
+    )
+    bookings = BookingService(
+        store, cache, catalog, OutboxWorker(store, cache, catalog), clock=clock
+    )
+    return App(config, store, connectors, cache, sync, slots, bookings, clock, unavailable)
+
+
+def _addresses(config: Config) -> dict[str, str]:
+    """Email addresses of calendars where the config reveals one (a Google
+    subject or a calendar id that is an address), for the event's
+    organizer and attendees."""
+    found = {}
+    for key, source in config.sources.items():
+        for candidate in (source.subject, source.external_id):
+            if candidate and "@" in candidate and "/" not in candidate:
+                found[key] = candidate
+                break
+    return found
+
+
+def _delivers(config: Config) -> Callable[[str, str], bool]:
+    """Google and Microsoft invite rooms and people of the owner's own
+    account themselves; everything else gets its copy written by calpool."""
+
+    def delivers(owner: str, other: str) -> bool:
+        account = config.account_of(owner)
+        native = account.provider in ("google", "microsoft")
+        return native and config.sources[other].account == config.sources[owner].account
+
+    return delivers
 
 
 def _connector(account: Account) -> CalendarConnector | None:

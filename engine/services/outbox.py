@@ -140,23 +140,31 @@ class OutboxWorker:
                 raise _Permanent(f"unknown outbox job kind {job.kind!r}")
             report.done += 1
         except TransientError as exc:
-            if job.attempts >= self._policy.max_attempts:
-                self._give_up(job, now, f"{_where(job)} failed {job.attempts} times: {exc}")
-                report.dead += 1
-            else:
-                retry_at = self._policy.retry_at(now, job.attempts, exc, self._rng)
-                log.info("outbox job %d (%s) will retry at %s: %s", job.id, _where(job),
-                         retry_at.isoformat(), exc)
-                with self._store.unit_of_work() as uow:
-                    uow.outbox.fail(job.id, self.name, str(exc), retry_at=retry_at)
-                    uow.commit()
-                report.retried += 1
-            report.errors.append(str(exc))
+            self._retry_or_give_up(job, now, exc, report)
         except (ConnectorError, _Permanent) as exc:
             detail = exc.detail if isinstance(exc, _Permanent) else str(exc)
             self._give_up(job, now, f"{_where(job)} failed: {detail}")
             report.dead += 1
             report.errors.append(detail)
+        except Exception as exc:  # a bug must not pin the job or stop the drain
+            log.exception("outbox job %d (%s) failed unexpectedly", job.id, _where(job))
+            self._retry_or_give_up(job, now, TransientError(f"{type(exc).__name__}: {exc}"),
+                                   report)
+
+    def _retry_or_give_up(self, job: OutboxJob, now: datetime, error: TransientError,
+                          report: DrainReport) -> None:
+        report.errors.append(str(error))
+        if job.attempts >= self._policy.max_attempts:
+            self._give_up(job, now, f"{_where(job)} failed {job.attempts} times: {error}")
+            report.dead += 1
+            return
+        retry_at = self._policy.retry_at(now, job.attempts, error, self._rng)
+        log.info("outbox job %d (%s) will retry at %s: %s", job.id, _where(job),
+                 retry_at.isoformat(), error)
+        with self._store.unit_of_work() as uow:
+            uow.outbox.fail(job.id, self.name, str(error), retry_at=retry_at)
+            uow.commit()
+        report.retried += 1
 
     def _write(self, job: OutboxJob, now: datetime) -> None:
         target = Target.of(job.payload)

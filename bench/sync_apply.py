@@ -259,8 +259,9 @@ def bench_apply(backend: str, url: str, args: argparse.Namespace, table: Table) 
     mix = (args.creates, args.moves)
     work = Workload(args.apply_calendars, args.seed_per_calendar, random.Random(7))
     keys = work.keys
-    batches = [(keys[i % len(keys)], work.batch(keys[i % len(keys)], args.batch, mix))
-               for i in range(max(1, args.events // args.batch))]
+    sizes = [args.batch] * (args.events // args.batch) + [args.events % args.batch]
+    batches = [(keys[i % len(keys)], work.batch(keys[i % len(keys)], size, mix))
+               for i, size in enumerate(size for size in sizes if size)]
     changed = sum(len(changes.objects) for _, changes in batches)
     sample = "sample, extrapolated as a rate"
     with Store.open(url) as store:
@@ -480,11 +481,16 @@ def options(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--profile",
         action="store_true",
-        help="cProfile the SQLite apply path and the sequential full sync",
+        help="cProfile the apply paths and the sequential syncs (main thread)",
     )
     args = parser.parse_args(argv)
-    if not 0 <= args.creates + args.moves <= 1 or args.batch < 1 or args.events < 1:
-        parser.error("--creates + --moves must lie in [0, 1]; --batch and --events must be ≥ 1")
+    if not (args.creates >= 0 and args.moves >= 0 and args.creates + args.moves <= 1):
+        parser.error("--creates and --moves are shares: each ≥ 0, together ≤ 1")
+    counts = ("events", "batch", "apply_calendars", "baseline_events", "calendars",
+              "per_calendar", "repeats")
+    for name in counts:
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be at least 1")
     return args
 
 

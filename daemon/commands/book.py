@@ -7,6 +7,7 @@ from datetime import timedelta
 from daemon.commands.app import open_app
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.documents import local_iso
+from daemon.logs import configure
 from engine.core.model import Attendee, BookingStatus
 from engine.core.slots import SlotRejection
 from engine.services.booking import InvalidBooking, ProviderUnavailable, SlotUnavailable
@@ -38,6 +39,9 @@ def run(invocation: Invocation) -> int:
     zone = config.calendars[event_type.owner].timezone
     start = args.start.in_zone(zone)
     attendee = Attendee(args.name.strip(), args.email.strip())
+    # The outcome is one sentence below; log records would only repeat it.
+    quiet = "debug" if config.daemon.log_level == "debug" else "critical"
+    configure(config.daemon.log_format, quiet, invocation.err)
     app = open_app(invocation)
     try:
         wait = max(config.http.confirm_within, MIN_WAIT)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -76,3 +77,18 @@ def test_serves_https_with_the_configured_certificate(site: Site, tmp_path: Path
             httpx.get(server.url.replace("https", "http") + "/healthz", timeout=5)
     finally:
         server.stop()
+
+
+def test_small_answers_do_not_wait_for_a_delayed_ack(served: tuple[Site, HttpServer]) -> None:
+    """Regression: the listener was made with proto 0, so asyncio left
+    TCP_NODELAY off on accepted sockets and every keep-alive answer took
+    ~40 ms (the peer's delayed ACK) instead of about one."""
+    _site, server = served
+    with httpx.Client(base_url=server.url, timeout=10) as client:
+        client.get("/healthz")
+        took = []
+        for _ in range(15):
+            begin = time.perf_counter()
+            client.get("/healthz")
+            took.append(time.perf_counter() - begin)
+    assert sorted(took)[len(took) // 2] < 0.025

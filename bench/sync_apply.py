@@ -27,6 +27,7 @@ import argparse
 import cProfile
 import io
 import logging
+import os
 import pstats
 import random
 import statistics
@@ -499,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     table = Table()
     print(f"calpool sync benchmark: {args.events:,} changed events in batches of {args.batch:,}")
+    # Other work on the machine moves these figures; say how busy it was.
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="calpool-bench-") as tmp:
         bench_apply("sqlite", f"sqlite:///{tmp}/apply.db", args, table)
     if not args.skip_postgres:
@@ -515,7 +518,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         "\nNotes: samples are timed on --baseline-events events and extrapolated as a rate.\n"
         "SQLite runs with WAL and synchronous=FULL (as calpool opens it); the PostgreSQL test\n"
         "server runs with fsync=off and synchronous_commit=off: its commits cost no disk flush.\n"
-        "The Radicale calendars hold one weekly series (8 instances) in ten objects."
+        "The Radicale calendars hold one weekly series (8 instances) in ten objects.\n"
+        f"Load average: {load_before:.2f} before, {os.getloadavg()[0]:.2f} after,"
+        f" on {os.cpu_count()} cores."
     )
 
 

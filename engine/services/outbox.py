@@ -218,11 +218,21 @@ class OutboxWorker:
                     # their deletes may have run before it, so delete again.
                     uow.outbox.enqueue(DELETE, dict(job.payload), due_at=now, now=now,
                                        booking_id=written.id)
-                elif current.status is BookingStatus.PENDING and _all_written(uow, written.id):
-                    count = len(targets(current, self._catalog.delivers))
-                    uow.bookings.set_status(written.id, BookingStatus.CONFIRMED, now,
-                                            detail=f"written to {count} calendar(s)")
             uow.commit()
+        if written is None:
+            return
+        # Checked after the completion is committed: two workers finishing
+        # the last two writes at once (PostgreSQL, read committed) would
+        # each see the other's job still pending inside their own
+        # transaction; afterwards at least the later one sees both done.
+        with self._store.unit_of_work() as uow:
+            current = uow.bookings.get(written.id)
+            if (current is not None and current.status is BookingStatus.PENDING
+                    and _all_written(uow, written.id)):
+                count = len(targets(current, self._catalog.delivers))
+                uow.bookings.set_status(written.id, BookingStatus.CONFIRMED, now,
+                                        detail=f"written to {count} calendar(s)")
+                uow.commit()
 
     def _give_up(self, job: OutboxJob, now: datetime, detail: str) -> None:
         """A permanent failure: the job is dead; a write failure fails its

@@ -15,10 +15,11 @@ from datetime import timedelta
 from engine.core.model import AssignmentMethod, Booking, BookingStatus
 from engine.core.slots import SlotRejection
 from engine.services.booking import SlotUnavailable
-from engine.store import Store
+from engine.store import Store, migrate
 from tests.engine.services.booking_harness import ANN, NOW, SLOT, consult, make_site, uid_of
 from tests.engine.services.conftest import event_ics, put_event
 from tests.support.caldav_servers import Server
+from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 
 
 def race(requests: list[Callable[[], Booking]]) -> tuple[list[Booking], list[SlotUnavailable]]:
@@ -56,6 +57,21 @@ def test_fifty_bookings_of_one_owner_and_slot_one_wins(radicale: Server, store: 
 
 
 def test_four_owners_sharing_three_rooms_get_three_rooms(radicale: Server, store: Store) -> None:
+    four_owners_three_rooms(radicale, store)
+
+
+def test_four_owners_sharing_three_rooms_on_postgresql(
+    radicale: Server, postgres_server: PostgresServer  # noqa: F811 - the imported fixture
+) -> None:
+    """On PostgreSQL reservations do not serialize: the exclusion
+    constraint refuses the losers, and they re-assign or give up."""
+    url = postgres_server.create_database()
+    migrate.upgrade(url)
+    with Store.open(url) as store:
+        four_owners_three_rooms(radicale, store)
+
+
+def four_owners_three_rooms(radicale: Server, store: Store) -> None:
     owners = ("alice", "bob", "carol", "dave")
     rooms = ["room-a", "room-b", "room-c"]
     site = make_site(

@@ -23,6 +23,7 @@ so one broken calendar cannot stop the others.
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -81,6 +82,8 @@ class SyncReport:
     version: int | None = None
     error: str = ""
     reconcile_differences: int = 0
+    error_kind: str = ""
+    """The failure's class in the error tree (``RateLimited``, ``AuthFailed``…)."""
 
     @property
     def failed(self) -> bool:
@@ -88,6 +91,8 @@ class SyncReport:
 
 
 FetchObserver = Callable[[str, ChangeSet], None]
+SyncObserver = Callable[[SyncReport, float], None]
+"""Told every sync's report and how many seconds it took (for metrics)."""
 
 
 class SyncService:
@@ -104,6 +109,7 @@ class SyncService:
         holder: str | None = None,
         lease_ttl: timedelta = timedelta(minutes=5),
         on_fetched: FetchObserver | None = None,
+        on_synced: SyncObserver | None = None,
     ) -> None:
         self._store = store
         self._bindings = dict(bindings)
@@ -113,6 +119,7 @@ class SyncService:
         self.holder = holder or f"calpool-{uuid.uuid4().hex[:12]}"
         self._lease_ttl = lease_ttl
         self._on_fetched = on_fetched
+        self._on_synced = on_synced
 
     @property
     def calendars(self) -> tuple[str, ...]:
@@ -124,6 +131,13 @@ class SyncService:
     def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False) -> SyncReport:
         """One sync of calendar ``key``; see the module docstring.
         ``reconcile`` lists the whole window and logs how the cache differed."""
+        started = time.perf_counter()
+        report = self._sync(key, full=full, reconcile=reconcile)
+        if self._on_synced is not None:
+            self._on_synced(report, time.perf_counter() - started)
+        return report
+
+    def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         binding = self._bindings[key]
         now = self._clock()
         window = self._window.at(now)
@@ -153,7 +167,7 @@ class SyncService:
             with self._store.unit_of_work() as uow:
                 uow.calendars.record_failure(key, now, reason)
                 uow.commit()
-            return SyncReport(key, "failed", error=reason)
+            return SyncReport(key, "failed", error=reason, error_kind=type(exc).__name__)
         finally:
             with self._store.unit_of_work() as uow:
                 uow.leases.release(key, self.holder)

@@ -147,6 +147,11 @@ class BookingRepository:
 
     # ---- reading ---------------------------------------------------------------------------
 
+    def count_by_status(self) -> Mapping[str, int]:
+        """How many bookings the store holds in each status (absent: none)."""
+        query = select(bookings.c.status, func.count()).group_by(bookings.c.status)
+        return {str(status): int(count) for status, count in self._connection.execute(query)}
+
     def get(self, booking_id: str) -> Booking | None:
         found = self._load(select(bookings).where(bookings.c.id == booking_id))
         return found[0] if found else None

@@ -123,6 +123,12 @@ class OutboxRepository:
         query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")
         return int(self._connection.execute(query).scalar_one())
 
+    def oldest_pending_created_at(self) -> datetime | None:
+        """When the oldest job still waiting was queued (``None``: none waits)."""
+        query = select(func.min(outbox.c.created_at)).where(outbox.c.state == "pending")
+        found: datetime | None = self._connection.execute(query).scalar_one()
+        return found
+
     def _release(self, job_id: int, worker: str, **values: Any) -> bool:
         """Update a job ``worker`` holds and end its claim."""
         result = self._connection.execute(

@@ -87,6 +87,7 @@ class DaemonSection(Section):
     timezone: Zone = "UTC"
     log_format: Literal["text", "json"] = "text"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    outbox_claim_hold: PositiveDuration = timedelta(minutes=5)
 
 
 class HttpSection(Section):

@@ -30,7 +30,8 @@ def daemon_settings(checker: Checker, daemon: schema.DaemonSection) -> DaemonSet
         checker.problem("daemon.database", str(exc))
         return None
     return DaemonSettings(database_url=database_url, timezone=daemon.timezone,
-                          log_format=daemon.log_format, log_level=daemon.log_level)
+                          log_format=daemon.log_format, log_level=daemon.log_level,
+                          outbox_claim_hold=daemon.outbox_claim_hold)
 
 
 def http_settings(checker: Checker, http: schema.HttpSection) -> HttpSettings:

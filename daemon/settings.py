@@ -41,6 +41,9 @@ class DaemonSettings:
     timezone: str
     log_format: Literal["text", "json"]
     log_level: Literal["debug", "info", "warning", "error"]
+    outbox_claim_hold: timedelta = timedelta(minutes=5)
+    """How long one process holds a provider write it started; a write of
+    a process that died is taken up again after this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -17,7 +17,7 @@ from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.drafts import Catalog
-from engine.services.outbox import OutboxWorker
+from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.store import Store
 
@@ -109,9 +109,9 @@ def build(
         addresses=_addresses(config),
         delivers=_delivers(config),
     )
-    bookings = BookingService(
-        store, cache, catalog, OutboxWorker(store, cache, catalog), clock=clock
-    )
+    outbox = OutboxWorker(store, cache, catalog,
+                          policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
+    bookings = BookingService(store, cache, catalog, outbox, clock=clock)
     return App(config, store, connectors, cache, sync, slots, bookings, clock, unavailable)
 
 

@@ -40,6 +40,9 @@ from engine.services.rooms import choose_room
 from engine.store import ReservationConflict, StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
+# Called inside the reservation's unit of work, before its commit: whatever
+# it writes there is committed with the booking or not at all.
+OnReserved = Callable[[UnitOfWork, Booking], None]
 
 # How long book_and_wait sleeps when the booking's jobs are claimed by
 # another worker or wait for a retry.
@@ -112,12 +115,14 @@ class BookingService:
     # ---- booking ----------------------------------------------------------------------------
 
     def book(
-        self, event_type_key: str, start: datetime, attendee: Attendee, notes: str, now: datetime
+        self, event_type_key: str, start: datetime, attendee: Attendee, notes: str, now: datetime,
+        *, on_reserved: OnReserved | None = None,
     ) -> Booking:
         """Reserve ``start`` for ``attendee`` (see the module docstring) and
         return the pending booking.  Raises :class:`UnknownEventType`,
         :class:`InvalidBooking` (malformed, or off the slot grid),
-        :class:`SlotUnavailable` and :class:`ProviderUnavailable`."""
+        :class:`SlotUnavailable` and :class:`ProviderUnavailable`.
+        ``on_reserved`` runs in the reservation's transaction."""
         event_type = self._event_type(event_type_key)
         _check_attendee(attendee)
         start = as_utc(start, what="start")
@@ -140,7 +145,8 @@ class BookingService:
         end = start + event_type.duration
         if event_type.live_recheck:
             rooms_available = self._live_recheck(event_type, start, end, rooms_available)
-        return self._reserve(event_type, start, end, attendee, notes, rooms_available, now)
+        return self._reserve(event_type, start, end, attendee, notes, rooms_available, now,
+                             on_reserved)
 
     def book_and_wait(
         self,
@@ -151,11 +157,12 @@ class BookingService:
         now: datetime,
         *,
         confirm_within: timedelta,
+        on_reserved: OnReserved | None = None,
     ) -> Booking:
         """:meth:`book`, then run the booking's outbox jobs here until it is
         confirmed or failed, or ``confirm_within`` has passed (then it is
         returned pending and the outbox job goes on)."""
-        booking = self.book(event_type_key, start, attendee, notes, now)
+        booking = self.book(event_type_key, start, attendee, notes, now, on_reserved=on_reserved)
         deadline = time.monotonic() + confirm_within.total_seconds()
         while True:
             self.outbox.drain(self._clock(), booking_id=booking.id)
@@ -233,6 +240,7 @@ class BookingService:
         notes: str,
         rooms_available: Mapping[str, Sequence[str]],
         now: datetime,
+        on_reserved: OnReserved | None = None,
     ) -> Booking:
         candidates = {pool: list(rooms) for pool, rooms in rooms_available.items()}
         with self._store.unit_of_work() as uow:
@@ -265,6 +273,8 @@ class BookingService:
             for target in targets(booking, self.catalog.delivers):
                 uow.outbox.enqueue(WRITE, target.payload(), due_at=now, now=now,
                                    booking_id=booking.id)
+            if on_reserved is not None:
+                on_reserved(uow, booking)
             uow.commit()
         return booking
 

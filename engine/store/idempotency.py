@@ -3,7 +3,9 @@
 ``begin`` claims a key with one insert that skips an existing row, so of two
 concurrent requests with one key exactly one gets ``NEW``.  Commit the
 claim at once (its own unit of work), do the work, then ``finish`` with the
-answer, or ``abandon`` when the request died before answering.
+answer, or ``abandon`` when the request died before answering.  ``hold``
+records, in the transaction of the work itself, the answer to give should
+the process die before ``finish``; ``take_over`` settles such a claim.
 """
 
 from __future__ import annotations
@@ -60,13 +62,49 @@ class IdempotencyRepository:
             .values(response_status=status, response_body=body, completed_at=as_utc(now))
         )
 
+    def hold(self, token_name: str, key: str, body: str) -> None:
+        """Record, in the caller's transaction, the answer to give should the
+        request die now (``take_over``); the key stays ``IN_PROGRESS``."""
+        self._connection.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.token_name == token_name, idempotency_keys.c.key == key,
+                   idempotency_keys.c.response_status.is_(None))
+            .values(response_body=body)
+        )
+
+    def take_over(
+        self, token_name: str, key: str, *, started_before: datetime, held_status: int,
+        now: datetime,
+    ) -> IdempotencyOutcome | None:
+        """Take an unfinished key claimed before ``started_before`` (its
+        request died): with a held answer (``hold``) it is finished as
+        ``held_status`` and returned as ``REPLAY``; without one the claim is
+        renewed for the caller (``NEW``).  ``None`` when the key is not such
+        a claim.  Of two callers at once only one takes it."""
+        renewed = self._connection.execute(
+            update(idempotency_keys)
+            .where(idempotency_keys.c.token_name == token_name, idempotency_keys.c.key == key,
+                   idempotency_keys.c.response_status.is_(None),
+                   idempotency_keys.c.created_at < as_utc(started_before))
+            .values(created_at=as_utc(now))
+            .returning(idempotency_keys.c.response_body)
+        ).first()
+        if renewed is None:
+            return None
+        if renewed.response_body is None:
+            return IdempotencyOutcome(IdempotencyState.NEW)
+        self.finish(token_name, key, held_status, renewed.response_body, now)
+        return IdempotencyOutcome(IdempotencyState.REPLAY, held_status, renewed.response_body)
+
     def abandon(self, token_name: str, key: str) -> None:
-        """Forget an unfinished key so that a retry can run the request again."""
+        """Forget an unfinished key so that a retry can run the request again
+        (not one with a held answer: that request did its work)."""
         self._connection.execute(
             delete(idempotency_keys).where(
                 idempotency_keys.c.token_name == token_name,
                 idempotency_keys.c.key == key,
                 idempotency_keys.c.response_status.is_(None),
+                idempotency_keys.c.response_body.is_(None),
             )
         )
 

@@ -1,0 +1,89 @@
+"""Idempotency keys of requests that create something (``POST /v1/bookings``).
+
+A key is scoped to the API token's name.  The life of one::
+
+    begin ──NEW──▶ the request runs ──▶ finish(status, body)      (any 2xx/4xx answer)
+      │                   │
+      │                   ├─ reserved: hold(body) in the booking's own transaction
+      │                   └─ died (5xx, crash) ──▶ abandon   (a retry runs it again)
+      ├──REPLAY──▶ the stored answer, as first sent
+      ├──MISMATCH──▶ the key was used with another request
+      └──IN_PROGRESS──▶ the first request still runs
+
+``hold`` makes the key and the booking one commit: a process killed after
+reserving leaves a key whose held answer (the pending booking) is given to
+the retry once the claim is older than ``abandon_after``, instead of a second
+booking.  A claim without a held answer that old is taken over by the retry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from engine.store import IdempotencyOutcome, IdempotencyState, Store, UnitOfWork
+
+Clock = Callable[[], datetime]
+
+
+def request_fingerprint(method: str, path: str, body: bytes) -> str:
+    """The sha256 a key's request is recognised by.  A JSON body counts by
+    its content (key order and spacing do not matter), anything else by its
+    bytes."""
+    try:
+        canonical = json.dumps(json.loads(body), sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False).encode("utf-8")
+    except (ValueError, UnicodeDecodeError):
+        canonical = body
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), path.encode(), canonical):
+        digest.update(len(part).to_bytes(8, "big"))
+        digest.update(part)
+    return digest.hexdigest()
+
+
+class IdempotencyKeys:
+    """The keys of one store.  ``held_status`` is the answer a held body is
+    replayed with after its request died (202: the booking is reserved, its
+    writes go on)."""
+
+    def __init__(self, store: Store, *, clock: Clock, abandon_after: timedelta,
+                 held_status: int = 202) -> None:
+        self._store = store
+        self._clock = clock
+        self._abandon_after = abandon_after
+        self._held_status = held_status
+
+    def begin(self, client: str, key: str, fingerprint: str) -> IdempotencyOutcome:
+        """Claim ``key`` for ``client`` (committed at once, so that a second
+        request sees it), or say why not."""
+        now = self._clock()
+        with self._store.unit_of_work() as uow:
+            outcome = uow.idempotency.begin(client, key, fingerprint, now)
+            if outcome.state is IdempotencyState.IN_PROGRESS:
+                outcome = uow.idempotency.take_over(
+                    client, key, started_before=now - self._abandon_after,
+                    held_status=self._held_status, now=now,
+                ) or outcome
+            uow.commit()
+        return outcome
+
+    @staticmethod
+    def hold(uow: UnitOfWork, client: str, key: str, body: str) -> None:
+        """Inside the transaction that does the work: the answer for a retry
+        should this process die before :meth:`finish`."""
+        uow.idempotency.hold(client, key, body)
+
+    def finish(self, client: str, key: str, status: int, body: str) -> None:
+        with self._store.unit_of_work() as uow:
+            uow.idempotency.finish(client, key, status, body, self._clock())
+            uow.commit()
+
+    def abandon(self, client: str, key: str) -> None:
+        """Forget the claim (the request failed without an answer worth
+        keeping) so that a retry runs it again."""
+        with self._store.unit_of_work() as uow:
+            uow.idempotency.abandon(client, key)
+            uow.commit()

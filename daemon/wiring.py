@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
 from daemon.config import resolve_secret
+from daemon.metrics import Metrics
 from daemon.settings import Account, CaldavAccount, Config
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache, SlotService
@@ -42,12 +43,16 @@ class App:
     clock: Clock
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
+    metrics: Metrics = field(default_factory=Metrics)
 
-    def close(self) -> None:
+    def close_connectors(self) -> None:
         for connector in self.connectors.values():
             close = getattr(connector, "close", None)
             if callable(close):
                 close()
+
+    def close(self) -> None:
+        self.close_connectors()
         self.store.close()
 
 
@@ -57,10 +62,15 @@ def build(
     clock: Clock = utc_now,
     on_fetched: FetchObserver | None = None,
     load_cache: bool = True,
+    store: Store | None = None,
+    metrics: Metrics | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account and the services over them.  Raises ``SchemaNotCurrent`` and
-    ``ConfigError`` (an unset secret variable) for the caller to report."""
+    ``ConfigError`` (an unset secret variable) for the caller to report.
+
+    A reload passes the running ``store`` and ``metrics``: the new services
+    share the database connection pool, and the counters carry on."""
     connectors: dict[str, CalendarConnector] = {}
     unavailable: dict[str, str] = {}
     for key, account in config.accounts.items():
@@ -69,7 +79,9 @@ def build(
             unavailable[key] = f"the {account.provider} connector is not part of this build yet"
         else:
             connectors[key] = connector
-    store = Store.open(config.daemon.database_url)
+    metrics = metrics or Metrics()
+    if store is None:
+        store = Store.open(config.daemon.database_url)
     bindings = {}
     for key, calendar in config.calendars.items():
         source = config.sources[key]
@@ -92,6 +104,7 @@ def build(
         cache=cache,
         clock=clock,
         on_fetched=on_fetched,
+        on_synced=metrics.observe_sync,
     )
     slots = SlotService(
         store,
@@ -112,7 +125,9 @@ def build(
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
-    return App(config, store, connectors, cache, sync, slots, bookings, clock, unavailable)
+    app = App(config, store, connectors, cache, sync, slots, bookings, clock, unavailable, metrics)
+    metrics.attach(app)
+    return app
 
 
 def _addresses(config: Config) -> dict[str, str]:

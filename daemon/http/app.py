@@ -27,6 +27,7 @@ from daemon.http.problems import (
     problem,
 )
 from daemon.http.routes import event_types, health
+from daemon.http.routes import metrics as metrics_routes
 from daemon.wiring import App
 
 log = logging.getLogger("calpool.http")
@@ -65,6 +66,7 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     api.add_middleware(RequestContext)
     for router in ROUTERS:
         api.include_router(router)
+    metrics_routes.install(api)  # GET /metrics, and timing of slot queries
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:

@@ -1,0 +1,209 @@
+"""Prometheus metrics of one calpool process (``GET /metrics``).
+
+Each :class:`Metrics` owns its ``CollectorRegistry`` (never the global one),
+so a test can build many apps side by side.  Two kinds of figures:
+
+- events counted as they happen, fed by the daemon: every sync through the
+  sync service's ``on_synced`` observer (the engine knows nothing of
+  Prometheus), every outbox pass through the scheduler's drain job, every
+  slot query through the HTTP hook's middleware;
+- state read from the store when scraped (:class:`StoreCollector`), so the
+  figures are true even when another process did the work: staleness,
+  cached events, bookings by status, outbox depth and the age of its oldest
+  job.
+
+Every name starts with ``calpool_``; the README lists them.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from engine.services.sync import SyncReport
+
+if TYPE_CHECKING:
+    from daemon.wiring import App
+
+log = logging.getLogger("calpool.metrics")
+
+# Syncs take from tens of milliseconds (an unchanged CalDAV collection) to
+# minutes (a first listing of a busy calendar over a slow link).
+SYNC_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+# The slot query's target is 25 ms at the median; the buckets resolve that.
+SLOT_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
+
+
+class Metrics:
+    """The counters and histograms of one process, and its registry."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        self._app: App | None = None
+        self._lock = threading.Lock()
+        self.sync_seconds = Histogram(
+            "calpool_sync_duration_seconds",
+            "Time one sync of one calendar took, by outcome (synced, failed, skipped).",
+            ["calendar", "outcome"], buckets=SYNC_BUCKETS, registry=self.registry,
+        )
+        self.syncs = Counter(
+            "calpool_syncs",
+            "Syncs of a calendar by outcome: synced, failed, or skipped (leased elsewhere).",
+            ["calendar", "outcome"], registry=self.registry,
+        )
+        self.provider_requests = Counter(
+            "calpool_provider_requests",
+            "Sync calls to a provider by status: ok, or the error's kind "
+            "(TransientError, RateLimited, AuthFailed, NotFound, ...).",
+            ["provider", "status"], registry=self.registry,
+        )
+        self.provider_errors = Counter(
+            "calpool_provider_errors",
+            "Failed sync calls to a provider by the error's kind.",
+            ["provider", "kind"], registry=self.registry,
+        )
+        self.outbox_jobs = Counter(
+            "calpool_outbox_jobs",
+            "Outbox jobs (provider writes of bookings) run, by outcome: "
+            "done, retried (will run again), dead (given up).",
+            ["outcome"], registry=self.registry,
+        )
+        self.retention_purged = Counter(
+            "calpool_retention_purged",
+            "Rows removed by the retention job: bookings, idempotency_keys, links.",
+            ["kind"], registry=self.registry,
+        )
+        self.slot_query_seconds = Histogram(
+            "calpool_slot_query_seconds",
+            "Time to answer a slot query over HTTP, by route (event_type, link).",
+            ["route"], buckets=SLOT_BUCKETS, registry=self.registry,
+        )
+        self.registry.register(StoreCollector(self.current_app))
+
+    def attach(self, app: App) -> None:
+        """Read store state through ``app`` from now on (a reload attaches
+        the new one; the counters carry on)."""
+        with self._lock:
+            self._app = app
+
+    def current_app(self) -> App | None:
+        with self._lock:
+            return self._app
+
+    def observe_sync(self, report: SyncReport, seconds: float) -> None:
+        """The sync service's ``on_synced`` observer."""
+        self.sync_seconds.labels(report.calendar, report.outcome).observe(seconds)
+        self.syncs.labels(report.calendar, report.outcome).inc()
+        if report.outcome == "skipped":
+            return  # another process holds the lease: no provider was asked
+        provider = self._provider_of(report.calendar)
+        status = "ok" if not report.failed else (report.error_kind or "error")
+        self.provider_requests.labels(provider, status).inc()
+        if report.failed:
+            self.provider_errors.labels(provider, report.error_kind or "error").inc()
+
+    def observe_outbox(self, *, done: int, retried: int, dead: int) -> None:
+        for outcome, count in (("done", done), ("retried", retried), ("dead", dead)):
+            if count:
+                self.outbox_jobs.labels(outcome).inc(count)
+
+    def _provider_of(self, calendar: str) -> str:
+        app = self.current_app()
+        if app is None or calendar not in app.config.sources:
+            return "unknown"  # a sync of a calendar the reloaded config dropped
+        return app.config.account_of(calendar).provider
+
+
+class StoreCollector(Collector):
+    """Figures read from the store at scrape time.  A store that does not
+    answer gives ``calpool_store_up 0`` and nothing else, not a failed scrape."""
+
+    def __init__(self, current_app: Callable[[], App | None]) -> None:
+        self._current_app = current_app
+
+    def describe(self) -> list[Metric]:
+        return []  # dynamic: registering must not read the store
+
+    def collect(self) -> Iterator[Metric]:
+        app = self._current_app()
+        up = GaugeMetricFamily("calpool_store_up", "1 when the database answered this scrape.")
+        if app is None:
+            up.add_metric([], 0)
+            yield up
+            return
+        try:
+            families = list(_store_families(app))
+        except Exception as exc:  # the scrape reports the outage instead of failing
+            log.warning("metrics: the database did not answer: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+
+def _store_families(app: App) -> Iterator[Metric]:
+    now = app.clock()
+    keys = list(app.config.calendars)
+    with app.store.reader() as uow:
+        states = {state.calendar: state for state in uow.calendars.sync_states()}
+        events = {key: uow.events.count(key) for key in keys}
+        by_status = uow.bookings.count_by_status()
+        depth = uow.outbox.pending_count()
+        oldest = uow.outbox.oldest_pending_created_at()
+    staleness = GaugeMetricFamily(
+        "calpool_calendar_staleness_seconds",
+        "Seconds since the calendar's last successful sync (+Inf: never synced).",
+        labels=["calendar"],
+    )
+    last_success = GaugeMetricFamily(
+        "calpool_calendar_last_success_timestamp_seconds",
+        "Unix time of the calendar's last successful sync (absent: never).",
+        labels=["calendar"],
+    )
+    failing = GaugeMetricFamily(
+        "calpool_calendar_failed",
+        "1 when the calendar's most recent sync failed.", labels=["calendar"],
+    )
+    cached = GaugeMetricFamily(
+        "calpool_cached_events", "Events of the calendar in the local cache.",
+        labels=["calendar"],
+    )
+    for key in keys:
+        state = states.get(key)
+        success = state.last_success_at if state is not None else None
+        staleness.add_metric([key], _seconds_between(success, now))
+        if success is not None:
+            last_success.add_metric([key], success.timestamp())
+        failed = state is not None and state.last_error_at is not None and (
+            success is None or state.last_error_at > success)
+        failing.add_metric([key], 1 if failed else 0)
+        cached.add_metric([key], events[key])
+    yield from (staleness, last_success, failing, cached)
+    bookings = GaugeMetricFamily(
+        "calpool_bookings", "Bookings in the store by status.", labels=["status"])
+    for status in ("pending", "confirmed", "failed", "cancelled"):
+        bookings.add_metric([status], by_status.get(status, 0))
+    yield bookings
+    yield GaugeMetricFamily(
+        "calpool_outbox_depth", "Outbox jobs waiting to be done (provider writes).", value=depth)
+    yield GaugeMetricFamily(
+        "calpool_outbox_oldest_age_seconds",
+        "Age of the oldest waiting outbox job (0: none waits).",
+        value=0 if oldest is None else max(0.0, (now - oldest).total_seconds()),
+    )
+
+
+def _seconds_between(earlier: datetime | None, now: datetime) -> float:
+    if earlier is None:
+        return math.inf
+    return max(0.0, (now - earlier).total_seconds())

@@ -6,11 +6,11 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, delete, func, select, update
+from sqlalchemy import ARRAY, Connection, String, any_, bindparam, delete, func, select, update
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
 from engine.store.calendars import CalendarRepository
-from engine.store.dialects import insert_many
+from engine.store.dialects import insert_many, is_postgresql
 from engine.store.schema import busy_events, calendars
 
 # Stay far below SQLite's bound-parameter limit in ``IN (…)`` lists.
@@ -43,6 +43,16 @@ class EventRepository:
         if changes.full:
             self._connection.execute(
                 delete(busy_events).where(busy_events.c.calendar_id == calendar_id)
+            )
+        elif is_postgresql(self._connection):
+            # One array parameter, not an IN list: a prepared IN (…500 params…)
+            # gets a generic plan that compares each row with every value.
+            self._connection.execute(
+                delete(busy_events).where(
+                    busy_events.c.calendar_id == calendar_id,
+                    busy_events.c.source == any_(bindparam("sources", type_=ARRAY(String))),
+                ),
+                {"sources": sorted(changes.objects)},
             )
         else:
             sources = sorted(changes.objects)

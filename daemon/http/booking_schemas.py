@@ -1,0 +1,132 @@
+"""The bookings routes' request and answer models and their problem types.
+
+The request body is validated here, not by FastAPI's body parameter: an
+answer given under an ``Idempotency-Key`` is stored, and a malformed body's
+422 is such an answer too, so the route must see every refusal itself.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from daemon.http.problems import Problem, ProblemType, invalid, register_problem_type
+
+SLOT_UNAVAILABLE = register_problem_type(ProblemType(
+    "/problems/slot-unavailable", 409, "Slot unavailable",
+    "the start cannot be booked; `reason` is one of past, min_notice, horizon, outside_hours, "
+    "owner_busy, person_busy, no_room, daily_limit"))
+PROVIDER_UNAVAILABLE = register_problem_type(ProblemType(
+    "/problems/provider-unavailable", 503, "Provider unavailable",
+    "the live re-check of the event type could not reach a calendar provider; nothing was "
+    "booked, try again later"))
+BOOKING_FAILED = register_problem_type(ProblemType(
+    "/problems/booking-failed", 502, "Booking failed",
+    "the booking was reserved but a provider refused its events; it ended `failed` (what was "
+    "written is removed again); `booking` is its document"))
+BOOKING_NOT_FOUND = register_problem_type(ProblemType(
+    "/problems/booking-not-found", 404, "Booking not found", "no booking with this id"))
+NOT_CANCELLABLE = register_problem_type(ProblemType(
+    "/problems/booking-not-cancellable", 409, "Booking not cancellable",
+    "the booking failed (its events were already removed); only pending and confirmed "
+    "bookings can be cancelled"))
+KEY_REUSED = register_problem_type(ProblemType(
+    "/problems/idempotency-key-reused", 422, "Idempotency key reused",
+    "this Idempotency-Key was used before with another request body"))
+KEY_IN_FLIGHT = register_problem_type(ProblemType(
+    "/problems/idempotency-key-in-flight", 409, "Idempotency key in flight",
+    "the first request with this Idempotency-Key is still running; retry after `Retry-After`"))
+
+Status = Literal["pending", "confirmed", "failed", "cancelled"]
+
+
+class AttendeeInput(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field(min_length=3, max_length=320, description="an email address")
+
+
+class BookingRequest(BaseModel):
+    """The body of ``POST /v1/bookings``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    event_type: str = Field(min_length=1, max_length=200, description="an event type's key")
+    start: str = Field(
+        min_length=1, max_length=64,
+        description="ISO 8601 date-time of a slot start (GET /v1/event-types/{key}/slots); "
+                    "one without an offset is read in the owner's zone")
+    attendee: AttendeeInput
+    notes: str = Field(default="", max_length=4000)
+
+    @classmethod
+    def parse(cls, body: bytes) -> BookingRequest:
+        """The request from raw JSON, or a ``/problems/validation`` problem
+        naming each bad field (the input itself is not echoed)."""
+        try:
+            return cls.model_validate_json(body)
+        except ValidationError as exc:
+            raise invalid([_body_error(error) for error in exc.errors()]) from None
+
+
+def _body_error(error: Any) -> dict[str, str]:
+    path = [str(part) for part in error.get("loc", ())]
+    return {"in": "body", "name": ".".join(path) or "body",
+            "detail": str(error.get("msg", "invalid")), "pointer": "#/" + "/".join(path)}
+
+
+def body_problem(name: str, detail: str) -> Problem:
+    return invalid([{"in": "body", "name": name, "detail": detail,
+                     "pointer": "#/" + name.replace(".", "/")}])
+
+
+def request_body_schema() -> dict[str, Any]:
+    """The OpenAPI ``requestBody`` of ``POST /v1/bookings``, with the nested
+    models written in place (the document has no ``$defs``)."""
+    schema = BookingRequest.model_json_schema()
+    definitions = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            ref = node.get("$ref")
+            if isinstance(ref, str) and ref.startswith("#/$defs/"):
+                return resolve(definitions[ref.rsplit("/", 1)[1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(value) for value in node]
+        return node
+
+    return {"required": True, "content": {"application/json": {"schema": resolve(schema)}}}
+
+
+class AttendeeDocument(BaseModel):
+    name: str
+    email: str
+
+
+class HistoryEntryDocument(BaseModel):
+    at: datetime = Field(description="in the owner's zone")
+    status: Status
+    detail: str
+
+
+class BookingDocument(BaseModel):
+    id: str
+    status: Status = Field(description="pending → confirmed | failed; confirmed → cancelled "
+                                       "(a pending booking can be cancelled too)")
+    event_type: str
+    start: datetime = Field(description="ISO 8601 with the offset of the owner's zone")
+    end: datetime
+    owner: str
+    with_: list[str] = Field(alias="with")
+    rooms: dict[str, str] = Field(description="per pool, the room assigned")
+    attendee: AttendeeDocument | None
+    notes: str
+    history: list[HistoryEntryDocument] = Field(description="every status change, oldest first")
+
+
+class BookingsDocument(BaseModel):
+    bookings: list[BookingDocument]

@@ -1,0 +1,348 @@
+"""``/v1/bookings`` (scope ``book``): book, list, read and cancel bookings.
+
+``POST`` reserves the slot and then waits up to ``http.confirm_within`` for
+the provider writes (on a worker thread: the booking service blocks): 201
+when they are done, 202 while they go on in the outbox.  Under an
+``Idempotency-Key`` (``engine.services.idempotency``) every answer but a
+5xx is stored and replayed byte for byte; the answer for a booking is held
+in the reservation's own transaction, so a process killed before it could
+answer still answers the retry with that booking (202) instead of booking
+again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import Response
+from sqlalchemy.exc import SQLAlchemyError
+
+from daemon.commands.book import REASONS
+from daemon.documents import booking_document
+from daemon.http.auth import Client, require_scope
+from daemon.http.booking_schemas import (
+    BOOKING_FAILED,
+    BOOKING_NOT_FOUND,
+    KEY_IN_FLIGHT,
+    KEY_REUSED,
+    NOT_CANCELLABLE,
+    PROVIDER_UNAVAILABLE,
+    SLOT_UNAVAILABLE,
+    BookingDocument,
+    BookingRequest,
+    BookingsDocument,
+    body_problem,
+    request_body_schema,
+)
+from daemon.http.context import CalpoolApp, request_id
+from daemon.http.problems import MEDIA_TYPE, Problem, invalid, problem, problem_responses
+from daemon.http.slot_query import TIME_EXAMPLES, parse_time
+from daemon.wiring import App
+from engine.core.model import Attendee, Booking, BookingStatus
+from engine.services.booking import (
+    BookingNotFound,
+    InvalidBooking,
+    ProviderUnavailable,
+    SlotUnavailable,
+    UnknownEventType,
+)
+from engine.services.idempotency import IdempotencyKeys, request_fingerprint
+from engine.store import IdempotencyState, UnitOfWork
+
+log = logging.getLogger("calpool.http")
+
+router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+
+BookClient = Annotated[Client, Depends(require_scope("book"))]
+AUTH_PROBLEMS = ("/problems/unauthorized", "/problems/forbidden")
+REPLAYED = "Idempotent-Replayed"
+# A request with a key has surely died when its claim is this much older
+# than the longest it could wait for the providers.
+ABANDONED_AFTER = timedelta(minutes=2)
+
+
+async def raw_body(request: Request) -> bytes:
+    return await request.body()
+
+
+RawBody = Annotated[bytes, Depends(raw_body)]
+IdempotencyKey = Annotated[str | None, Header(
+    alias="Idempotency-Key", min_length=1, max_length=255,
+    description="makes a retry safe: the same key with the same body gets the first answer "
+                "again (kept for retention.idempotency_keys, per token)")]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """An answer as sent, and as stored for a replay."""
+
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def response(self, **headers: str) -> Response:
+        media_type = MEDIA_TYPE if self.status >= 400 else "application/json"
+        return Response(self.body, status_code=self.status, media_type=media_type,
+                        headers={**self.headers, **headers})
+
+    @classmethod
+    def of_problem(cls, refusal: Problem) -> Answer:
+        return cls(refusal.status, _encode(refusal.document()), dict(refusal.headers))
+
+
+@router.post(
+    "",
+    status_code=201,
+    summary="Book a slot: reserve it, assign rooms, write the events",
+    response_class=Response,
+    openapi_extra={"requestBody": request_body_schema()},
+    responses={
+        201: {"model": BookingDocument,
+              "description": "booked, every event written (status confirmed); `Location` names "
+                             "the booking"},
+        202: {"model": BookingDocument,
+              "description": "reserved (status pending); the events are not all written within "
+                             "http.confirm_within and the outbox goes on (GET the `Location`)"},
+        **problem_responses(
+            *AUTH_PROBLEMS, "/problems/validation", KEY_REUSED.uri, SLOT_UNAVAILABLE.uri,
+            KEY_IN_FLIGHT.uri, BOOKING_FAILED.uri, PROVIDER_UNAVAILABLE.uri,
+            "/problems/database-unavailable"),
+    },
+)
+def create_booking(
+    app: CalpoolApp, client: BookClient, request: Request, body: RawBody,
+    idempotency_key: IdempotencyKey = None,
+) -> Response:
+    """An unknown `event_type` is a 422 naming the field (it is body input),
+    like a start that is malformed or off the event type's slot grid."""
+    if idempotency_key is None:
+        return _book(app, body).response()
+    keys = IdempotencyKeys(app.store, clock=app.clock,
+                           abandon_after=2 * app.config.http.confirm_within + ABANDONED_AFTER)
+    outcome = keys.begin(client.name, idempotency_key,
+                         request_fingerprint("POST", request.url.path, body))
+    if outcome.state is IdempotencyState.MISMATCH:
+        raise problem(KEY_REUSED.uri, "this Idempotency-Key was used before with another "
+                                      "request body; use a new key for a new request")
+    if outcome.state is IdempotencyState.IN_PROGRESS:
+        raise problem(KEY_IN_FLIGHT.uri, "the first request with this Idempotency-Key is "
+                                         "still running", headers={"Retry-After": "1"})
+    if outcome.state is IdempotencyState.REPLAY:
+        assert outcome.status is not None and outcome.body is not None
+        return Answer(outcome.status, outcome.body, _location(outcome.body)).response(
+            **{REPLAYED: "true"})
+
+    held: list[str] = []
+
+    def hold(uow: UnitOfWork, booking: Booking) -> None:
+        held.append(_encode(_document(app, booking, uow.bookings.history(booking.id))))
+        keys.hold(uow, client.name, idempotency_key, held[0])
+
+    try:
+        answer = _book(app, body, on_reserved=hold)
+    except BaseException:
+        _abandon(keys, client.name, idempotency_key, request)
+        raise
+    if answer.status < 500 or held:
+        keys.finish(client.name, idempotency_key, answer.status, answer.body)
+    else:
+        _abandon(keys, client.name, idempotency_key, request)
+    return answer.response()
+
+
+@router.get(
+    "",
+    summary="Bookings overlapping a time range, by start",
+    response_model=BookingsDocument,
+    response_model_by_alias=True,
+    responses=problem_responses(*AUTH_PROBLEMS, "/problems/validation"),
+)
+def list_bookings(
+    app: CalpoolApp,
+    _client: BookClient,
+    start: Annotated[str | None, Query(
+        description=f"bookings ending after this; e.g. {TIME_EXAMPLES}; a time without an "
+                    "offset is read in daemon.timezone")] = None,
+    end: Annotated[str | None, Query(description="bookings starting before this")] = None,
+    calendar: Annotated[str | None, Query(
+        description="only bookings involving this calendar (owner, person or room)")] = None,
+    status: Annotated[list[str] | None, Query(
+        description="only these statuses (repeat the parameter or separate by commas): "
+                    "pending, confirmed, failed, cancelled")] = None,
+) -> Any:
+    errors: list[dict[str, str]] = []
+    zone = app.config.daemon.timezone
+    begin = _query_time("start", start, zone, errors)
+    finish = _query_time("end", end, zone, errors)
+    if begin is not None and finish is not None and finish <= begin:
+        errors.append({"in": "query", "name": "end", "detail": "must be later than start"})
+    if calendar is not None and calendar not in app.config.calendars:
+        errors.append({"in": "query", "name": "calendar",
+                       "detail": f"there is no calendar {calendar!r}"})
+    statuses = _statuses(status, errors)
+    if errors:
+        raise invalid(errors)
+    found = app.bookings.list(begin, finish, calendar, statuses)
+    return {"bookings": [_document(app, booking, app.bookings.history(booking.id))
+                         for booking in found]}
+
+
+@router.get(
+    "/{booking_id}",
+    summary="One booking",
+    response_model=BookingDocument,
+    response_model_by_alias=True,
+    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri),
+)
+def get_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any:
+    return _document(app, _existing(app, booking_id), app.bookings.history(booking_id))
+
+
+@router.delete(
+    "/{booking_id}",
+    summary="Cancel a booking: its events leave every calendar",
+    response_model=BookingDocument,
+    response_model_by_alias=True,
+    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri, NOT_CANCELLABLE.uri),
+)
+def cancel_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any:
+    """Idempotent: cancelling a cancelled booking answers it again (200)."""
+    if _existing(app, booking_id).status is not BookingStatus.FAILED:
+        booking = app.bookings.cancel(booking_id, app.clock())
+        if booking.status is not BookingStatus.FAILED:
+            return _document(app, booking, app.bookings.history(booking_id))
+    raise problem(NOT_CANCELLABLE.uri, f"booking {booking_id} failed; its events were "
+                                       "removed already", booking_id=booking_id)
+
+
+# ---- booking ----------------------------------------------------------------------------------
+
+
+def _book(app: App, body: bytes,
+          on_reserved: Callable[[UnitOfWork, Booking], None] | None = None) -> Answer:
+    """Book what ``body`` asks for; every refusal is an ``Answer`` too,
+    except a 5xx one other than a failed booking (raised, never stored)."""
+    try:
+        request = BookingRequest.parse(body)
+        event_type = app.config.event_types.get(request.event_type)
+        if event_type is None:
+            known = ", ".join(app.config.event_types) or "none"
+            raise body_problem("event_type", f"there is no event type {request.event_type!r} "
+                                             f"(known: {known})")
+        zone = app.config.calendars[event_type.owner].timezone
+        try:
+            start = parse_time(request.start, zone)
+        except (ValueError, OverflowError):
+            raise body_problem("start", f"{request.start!r} is not an ISO 8601 date-time like "
+                                        "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+        attendee = Attendee(request.attendee.name.strip(), request.attendee.email.strip())
+        booking = _reserve_and_wait(app, event_type.key, start, attendee, request.notes,
+                                    on_reserved)
+    except Problem as refusal:
+        if refusal.status >= 500:
+            raise
+        return Answer.of_problem(refusal)
+    document = _document(app, booking, app.bookings.history(booking.id))
+    location = {"Location": f"/v1/bookings/{booking.id}"}
+    if booking.status is BookingStatus.FAILED:
+        detail = document["history"][-1]["detail"] if document["history"] else "a write failed"
+        refusal = problem(BOOKING_FAILED.uri, f"booking {booking.id} failed: {detail}",
+                          headers=location, booking=document)
+        return Answer.of_problem(refusal)
+    status = 201 if booking.status is BookingStatus.CONFIRMED else 202
+    return Answer(status, _encode(document), location)
+
+
+def _reserve_and_wait(app: App, event_type: str, start: datetime, attendee: Attendee,
+                      notes: str, on_reserved: Callable[[UnitOfWork, Booking], None] | None
+                      ) -> Booking:
+    try:
+        return app.bookings.book_and_wait(
+            event_type, start, attendee, notes, app.clock(),
+            confirm_within=app.config.http.confirm_within, on_reserved=on_reserved)
+    except UnknownEventType as exc:
+        raise body_problem("event_type", str(exc)) from exc
+    except InvalidBooking as exc:
+        raise body_problem(exc.field, exc.detail) from exc
+    except SlotUnavailable as exc:
+        raise problem(SLOT_UNAVAILABLE.uri, f"the slot cannot be booked: {REASONS[exc.reason]}",
+                      reason=exc.reason.value) from exc
+    except ProviderUnavailable as exc:
+        raise problem(PROVIDER_UNAVAILABLE.uri, str(exc), headers={"Retry-After": "30"}) from exc
+
+
+def _abandon(keys: IdempotencyKeys, client: str, key: str, request: Request) -> None:
+    try:
+        keys.abandon(client, key)
+    except SQLAlchemyError as exc:
+        # The claim then ends when a retry finds it older than the request
+        # could have run (IdempotencyKeys.begin takes it over).
+        log.warning("could not release Idempotency-Key %r: %s", key, exc,
+                    extra={"request_id": request_id(request)})
+
+
+# ---- documents --------------------------------------------------------------------------------
+
+
+def _document(app: App, booking: Booking, history: list[Any]) -> dict[str, Any]:
+    owner = app.config.calendars.get(booking.owner)
+    zone = owner.timezone if owner is not None else app.config.daemon.timezone
+    return booking_document(booking, history, zone)
+
+
+def _encode(document: dict[str, Any]) -> str:
+    return json.dumps(document, ensure_ascii=False, separators=(",", ":"))
+
+
+def _location(body: str) -> dict[str, str]:
+    """The ``Location`` of a replayed booking answer (the store keeps the
+    status and body only)."""
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return {}
+    found = document.get("booking", document) if isinstance(document, dict) else None
+    if isinstance(found, dict) and isinstance(found.get("id"), str) and "status" in found:
+        return {"Location": f"/v1/bookings/{found['id']}"}
+    return {}
+
+
+def _existing(app: App, booking_id: str) -> Booking:
+    try:
+        return app.bookings.get(booking_id)
+    except BookingNotFound:
+        raise problem(BOOKING_NOT_FOUND.uri, f"there is no booking {booking_id!r}",
+                      booking_id=booking_id) from None
+
+
+def _query_time(name: str, text: str | None, zone: str,
+                errors: list[dict[str, str]]) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        return parse_time(text, zone)
+    except (ValueError, OverflowError):
+        errors.append({"in": "query", "name": name,
+                       "detail": f"{text!r} is not an ISO 8601 date or date-time like "
+                                 f"{TIME_EXAMPLES}"})
+        return None
+
+
+def _statuses(given: list[str] | None, errors: list[dict[str, str]]) -> list[BookingStatus] | None:
+    if not given:
+        return None
+    found = []
+    for text in (part.strip() for value in given for part in value.split(",")):
+        try:
+            found.append(BookingStatus(text))
+        except ValueError:
+            allowed = ", ".join(status.value for status in BookingStatus)
+            errors.append({"in": "query", "name": "status",
+                           "detail": f"{text!r} is not a status ({allowed})"})
+    return found

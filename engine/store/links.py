@@ -101,6 +101,13 @@ class LinkRepository:
         )
         return int(result.rowcount)
 
+    def purge_used_before(self, cutoff: datetime) -> int:
+        """Delete links used before ``cutoff`` (with their prefilled attendee)."""
+        result = self._connection.execute(
+            delete(links).where(links.c.used_at.is_not(None), links.c.used_at < as_utc(cutoff))
+        )
+        return int(result.rowcount)
+
 
 def _link(row: Row[Any]) -> Link:
     attendee = None

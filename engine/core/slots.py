@@ -131,14 +131,8 @@ def find_slots(
     are ignored.  Raises :class:`MissingCalendarError` for an unknown key.
     Ordered by start; ``end`` is start + duration (buffers excluded).
     """
-    now_us = to_us(as_utc(now, what="now"))
     query = _query(event_type, calendars, pools, busy, bookings)
-    low = max(to_us(window.start), now_us + duration_us(event_type.min_notice))
-    high = min(to_us(window.end), now_us + duration_us(event_type.horizon))
-    if high <= low:
-        return []
-    owner_zone = calendars[event_type.owner].timezone
-    starts, days = grid(owner_zone, event_type.step, low, high)
+    starts, days = _starts(event_type, calendars, window, now)
     if starts.size == 0:
         return []
     first, last = int(starts[0]), int(starts[-1])
@@ -166,6 +160,29 @@ def find_slots(
         available = {key: per_slot[k] for key, per_slot in zip(pool_keys, rooms, strict=True)}
         slots.append(_slot(start, start + duration, available))
     return slots
+
+
+def slot_starts(event_type: EventType, *, calendars: Mapping[str, Calendar],
+                window: Interval, now: datetime) -> Instants:
+    """The starts :func:`find_slots` weighs for ``window`` at ``now``: the
+    owner's grid points in the window, at or after ``now + min_notice`` and
+    before ``now + horizon`` (epoch µs, in order), before any availability
+    rule.  Two queries with the same starts get the same slots from the same
+    busy time, which is what lets a caller cache answers while ``now``
+    moves.  Raises :class:`MissingCalendarError` for an unknown owner."""
+    if event_type.owner not in calendars:
+        raise MissingCalendarError(event_type.owner, "calendar")
+    return _starts(event_type, calendars, window, now)[0]
+
+
+def _starts(event_type: EventType, calendars: Mapping[str, Calendar], window: Interval,
+            now: datetime) -> tuple[Instants, Instants]:
+    now_us = to_us(as_utc(now, what="now"))
+    low = max(to_us(window.start), now_us + duration_us(event_type.min_notice))
+    high = min(to_us(window.end), now_us + duration_us(event_type.horizon))
+    if high <= low:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    return grid(calendars[event_type.owner].timezone, event_type.step, low, high)
 
 
 def _slot(start: datetime, end: datetime, rooms: dict[str, tuple[str, ...]]) -> Slot:

@@ -5,22 +5,34 @@ so each process keeps every calendar's busy time in memory
 (:class:`BusyCache`), loaded from the store at start and reloaded for a
 calendar when the sync that commits its batch says so.  Another process may
 commit too (``calpool sync`` beside ``calpool run``, or several daemons on one
-PostgreSQL): before answering, :meth:`BusyCache.refresh` asks the store for
-every calendar's version — one small query — and reloads those that moved.
-Active bookings bump the versions of their calendars, so the same check keeps
-the cached bookings current.
+PostgreSQL): before answering, :meth:`BusyCache.refresh` reads the store's
+one-row change mark and, only when it moved, every calendar's sync state, and
+reloads the calendars whose version moved.  Active bookings bump the versions
+of their calendars, so the same check keeps the cached bookings current.
+
+A week of a 100-room pool is hundreds of slots listing tens of thousands of
+free rooms, and clients ask the same default window again and again, so
+:class:`SlotService` keeps recent answers, keyed on what an answer is a
+function of: the event type, the grid starts left after clamping the window
+to ``now`` (so ``now`` may move within a step), and the content of the busy
+time and bookings it read.  Staleness depends on ``now`` and is worked out
+afresh for every query.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import MappingProxyType
+
+import numpy as np
 
 from engine.core.busy import BusyTimeline
 from engine.core.model import Booking, Calendar, EventType, Interval, Pool, Slot
-from engine.core.slots import find_slots
+from engine.core.slots import find_slots, slot_starts
 from engine.store import Store, SyncState
 
 # Busy time is loaded for a span wide enough for any sync window.
@@ -32,10 +44,17 @@ _EVERYTHING = Interval(
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """What a slot query reads: busy time per calendar and active bookings."""
+    """What a slot query reads: busy time per calendar and active bookings.
+
+    ``contents`` numbers each calendar's busy time and ``bookings_content``
+    the bookings: a number moves exactly when what it numbers changed, so
+    equal numbers mean equal inputs (the key of :class:`SlotService`'s
+    answers).  A sync that brings no change moves a version, not these."""
 
     busy: Mapping[str, BusyTimeline]
     bookings: tuple[Booking, ...]
+    contents: Mapping[str, int] = field(default_factory=dict)
+    bookings_content: int = 0
 
 
 class BusyCache:
@@ -48,12 +67,31 @@ class BusyCache:
         self._versions: dict[str, int] = {}
         self._busy: dict[str, BusyTimeline] = {key: BusyTimeline([], []) for key in self._keys}
         self._bookings: tuple[Booking, ...] = ()
+        self._contents: dict[str, int] = dict.fromkeys(self._keys, 0)
+        self._bookings_content = 0
+        self._changes = 0
+        # The store's change mark when ``_states`` were read (see refresh).
+        self._mark: tuple[int, ...] | None = None
+        self._states: Mapping[str, SyncState] = MappingProxyType({})
 
     def refresh(self, store: Store) -> Mapping[str, SyncState]:
         """Reload every calendar whose version moved since it was loaded, and
-        return the sync states read for that (one small query)."""
+        return every calendar's sync state — current in what staleness and
+        the reload read (version, last success, last error); cursor, window
+        and last attempt may be older (see ``change_mark``).
+
+        The store's change mark (one row) comes first: while it stands
+        still, no state moved, and the states read last time are returned as
+        they are.  It is read before the states, so states read with it are
+        at least as new as the mark they are kept under.
+        """
         with store.reader() as uow:
-            states = {state.calendar: state for state in uow.calendars.sync_states()}
+            mark = uow.calendars.change_mark()
+            with self._lock:
+                if mark == self._mark:
+                    return self._states
+            states = MappingProxyType(
+                {state.calendar: state for state in uow.calendars.sync_states()})
         with self._lock:
             moved = [
                 key
@@ -62,6 +100,10 @@ class BusyCache:
             ]
         if moved:
             self.reload(store, moved)
+        with self._lock:
+            # Kept only after the reload, so a query that trusts the mark
+            # finds the busy time as new as these states.
+            self._mark, self._states = mark, states
         return states
 
     def reload(self, store: Store, keys: Sequence[str]) -> None:
@@ -76,14 +118,26 @@ class BusyCache:
             bookings = tuple(uow.bookings.active_touching(_EVERYTHING))
         timelines = {key: _timeline(intervals.get(key, ())) for key in keys}
         with self._lock:
+            for key, timeline in timelines.items():
+                if key not in self._busy or not _same(self._busy[key], timeline):
+                    self._changes += 1
+                    self._contents[key] = self._changes
             self._busy.update(timelines)
             for key in keys:
                 self._versions[key] = versions.get(key, 0)
+            if bookings != self._bookings:
+                self._changes += 1
+                self._bookings_content = self._changes
             self._bookings = bookings
 
     def snapshot(self) -> Snapshot:
         with self._lock:
-            return Snapshot(dict(self._busy), self._bookings)
+            return Snapshot(dict(self._busy), self._bookings,
+                            MappingProxyType(dict(self._contents)), self._bookings_content)
+
+
+def _same(one: BusyTimeline, other: BusyTimeline) -> bool:
+    return bool(np.array_equal(one.starts, other.starts) and np.array_equal(one.ends, other.ends))
 
 
 def _timeline(intervals: Iterable[Interval]) -> BusyTimeline:
@@ -136,8 +190,14 @@ def participants(event_type: EventType, pools: Mapping[str, Pool]) -> tuple[str,
     return tuple(dict.fromkeys((*event_type.persons, *rooms)))
 
 
+# Answers kept per SlotService: a few windows per event type.  One answer of
+# a week of a 100-room pool holds ~40,000 room names (shared strings), so a
+# handful is cheap; more would mostly keep answers no one asks again.
+ANSWERS_KEPT = 32
+
+
 class SlotService:
-    """Answers slot queries from the busy cache."""
+    """Answers slot queries from the busy cache, keeping recent answers."""
 
     def __init__(
         self,
@@ -155,22 +215,39 @@ class SlotService:
         self.pools = pools
         self.event_types = event_types
         self._stale_after = stale_after
+        self._answers: OrderedDict[tuple[object, ...], tuple[Slot, ...]] = OrderedDict()
+        self._answers_lock = threading.Lock()
 
     def slots(self, event_type_key: str, window: Interval, *, now: datetime) -> SlotAnswer:
         """The slots of an event type whose start lies in ``window``.
         Raises ``KeyError`` for an unknown event type."""
         event_type = self.event_types[event_type_key]
+        keys = participants(event_type, self.pools)
         states = self._cache.refresh(self._store)
         snapshot = self._cache.snapshot()
-        keys = participants(event_type, self.pools)
-        slots = find_slots(
-            event_type,
-            calendars=self.calendars,
-            pools=self.pools,
-            busy=snapshot.busy,
-            bookings=snapshot.bookings,
-            window=window,
-            now=now,
-        )
         stale = staleness(states, keys, now=now, stale_after=self._stale_after)
-        return SlotAnswer(event_type, window, tuple(slots), stale)
+        starts = slot_starts(event_type, calendars=self.calendars, window=window, now=now)
+        if starts.size == 0:
+            return SlotAnswer(event_type, window, (), stale)
+        contents = snapshot.contents
+        key = (event_type_key, int(starts[0]), int(starts[-1]), snapshot.bookings_content,
+               tuple([contents.get(k, 0) for k in keys]))
+        with self._answers_lock:
+            slots = self._answers.get(key)
+            if slots is not None:
+                self._answers.move_to_end(key)
+        if slots is None:
+            slots = tuple(find_slots(
+                event_type,
+                calendars=self.calendars,
+                pools=self.pools,
+                busy=snapshot.busy,
+                bookings=snapshot.bookings,
+                window=window,
+                now=now,
+            ))
+            with self._answers_lock:
+                self._answers[key] = slots
+                while len(self._answers) > ANSWERS_KEPT:
+                    self._answers.popitem(last=False)
+        return SlotAnswer(event_type, window, slots, stale)

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import Connection, Row, select, update
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Connection,
+    Row,
+    func,
+    select,
+    type_coerce,
+    update,
+)
 from sqlalchemy.engine import RowMapping
 
 from engine.core.model import Interval, as_utc
@@ -67,6 +78,34 @@ class CalendarRepository:
         if keys is not None:
             query = query.where(calendars.c.key.in_(sorted(set(keys))))
         return {key: int(version) for key, version in self._connection.execute(query)}
+
+    def change_mark(self) -> tuple[int, ...]:
+        """A fingerprint of every calendar's version, last success and last
+        error, one row: equal fingerprints mean none of them moved in
+        between (the per-query check of the slot path, far cheaper than
+        reading every state).
+
+        Versions only grow, so ``sum(version)`` moves with every change to
+        busy time or bookings; the count and ``sum(id)`` move when calendars
+        come or go; a sync that changes nothing or fails leaves the version
+        alone but stamps ``last_success_at`` or ``last_error_at``, which the
+        sums of stamps follow (a count of error stamps too, as a heal clears
+        them).  Cursor, window and last attempt are not covered.
+        """
+        postgresql = is_postgresql(self._connection)
+
+        def stamps(column: Column[datetime]) -> ColumnElement[Any]:
+            # Microseconds as a number: SQLite keeps them so already.
+            if postgresql:
+                return func.sum(func.extract("epoch", column) * 1_000_000)
+            return func.sum(type_coerce(column, BigInteger))
+
+        row = self._connection.execute(select(
+            func.count(), func.sum(calendars.c.id), func.sum(calendars.c.version),
+            func.count(calendars.c.last_error_at), stamps(calendars.c.last_error_at),
+            stamps(calendars.c.last_success_at),
+        )).one()
+        return tuple(int(value or 0) for value in row)
 
     def bump_versions(self, keys: Iterable[str]) -> None:
         """Move the change counter of each existing calendar in ``keys``.

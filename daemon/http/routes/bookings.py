@@ -252,9 +252,9 @@ def _book(app: App, body: bytes,
     location = {"Location": f"/v1/bookings/{booking.id}"}
     if booking.status is BookingStatus.FAILED:
         detail = document["history"][-1]["detail"] if document["history"] else "a write failed"
-        refusal = problem(BOOKING_FAILED.uri, f"booking {booking.id} failed: {detail}",
-                          headers=location, booking=document)
-        return Answer.of_problem(refusal)
+        return Answer.of_problem(problem(BOOKING_FAILED.uri,
+                                         f"booking {booking.id} failed: {detail}",
+                                         headers=location, booking=document))
     status = 201 if booking.status is BookingStatus.CONFIRMED else 202
     return Answer(status, _encode(document), location)
 

@@ -184,9 +184,7 @@ def _store_families(app: App) -> Iterator[Metric]:
         staleness.add_metric([key], _seconds_between(success, now))
         if success is not None:
             last_success.add_metric([key], success.timestamp())
-        failed = state is not None and state.last_error_at is not None and (
-            success is None or state.last_error_at > success)
-        failing.add_metric([key], 1 if failed else 0)
+        failing.add_metric([key], 1 if state is not None and state.failed else 0)
         cached.add_metric([key], events[key])
     yield from (staleness, last_success, failing, cached)
     bookings = GaugeMetricFamily(

@@ -70,6 +70,11 @@ class HttpServer:
                 raise HttpServerError("the HTTP hook did not start in time")
             time.sleep(0.02)
 
+    @property
+    def alive(self) -> bool:
+        """Whether the serving thread still runs (for systemd's watchdog)."""
+        return self._thread.is_alive() and not self._server.should_exit
+
     def stop(self) -> None:
         """Stop accepting, let requests in flight finish, then return."""
         self._server.should_exit = True

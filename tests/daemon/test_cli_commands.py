@@ -34,7 +34,7 @@ INTERFACE = {
     ("db", "upgrade"): [],
 }
 BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",),
-         ("demo",), ("book",), ("bookings",)}
+         ("demo",), ("book",), ("bookings",), ("status",)}
 
 
 def run(argv: list[str], commands: tuple[Command, ...] = COMMANDS) -> tuple[int, str, str]:

@@ -1,0 +1,138 @@
+"""``calpool status [--json]``: how each calendar's sync stands, for people
+and for monitoring checks.
+
+Per calendar: the state (``ok``, ``stale``, ``failed``, ``never_synced``),
+the last successful sync and its age against ``sync.stale_after``, the push
+channel and its expiry, the last error; then the outbox's depth and the age
+of its oldest job.  Exit 1 when any calendar is not ``ok``, so the command
+works as a Nagios-style check (``calpool status || alert``).
+
+It reads the store only: no provider is asked and no secret is read, so it
+works while the daemon runs, and from a shell that lacks the daemon's
+credentials.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from daemon.commands.invocation import CommandFailed, Invocation
+from daemon.settings import Config
+from engine.services.availability import staleness
+from engine.store import PushChannel, SchemaNotCurrent, Store, SyncState
+
+
+def run(invocation: Invocation) -> int:
+    config = invocation.config()
+    try:
+        store = Store.open(config.daemon.database_url)
+    except SchemaNotCurrent as exc:
+        raise CommandFailed(str(exc)) from exc
+    try:
+        now = datetime.now(ZoneInfo("UTC"))
+        with store.reader() as uow:
+            states = {state.calendar: state for state in uow.calendars.sync_states()}
+            channels = {key: uow.channels.for_calendar(key) for key in config.calendars}
+            depth = uow.outbox.pending_count()
+            oldest = uow.outbox.oldest_pending_created_at()
+    finally:
+        store.close()
+    document = status_document(config, states, channels, depth, oldest, now)
+    if invocation.args.json:
+        json.dump(document, invocation.out, indent=2)
+        invocation.out.write("\n")
+    else:
+        _print_text(document, config, invocation)
+    return 0 if document["ok"] else 1
+
+
+def status_document(
+    config: Config,
+    states: Mapping[str, SyncState],
+    channels: Mapping[str, list[PushChannel]],
+    outbox_depth: int,
+    outbox_oldest: datetime | None,
+    now: datetime,
+) -> dict[str, Any]:
+    stale_after = config.sync.stale_after
+    flagged = {entry.calendar: entry.reason
+               for entry in staleness(states, config.calendars, now=now, stale_after=stale_after)}
+    calendars = []
+    for key in config.calendars:
+        state = states.get(key)
+        success = state.last_success_at if state is not None else None
+        live = [channel for channel in channels.get(key, []) if channel.expires_at > now]
+        channel = live[-1] if live else None  # the one that lasts longest
+        calendars.append({
+            "calendar": key,
+            "state": flagged.get(key, "ok"),
+            "last_synced": _instant(success),
+            "last_attempt": _instant(state.last_attempt_at if state is not None else None),
+            "age_seconds": None if success is None else round((now - success).total_seconds()),
+            "push_channel": None if channel is None else {
+                "id": channel.channel_id, "expires_at": _instant(channel.expires_at)},
+            "last_error": state.last_error if state is not None else None,
+            "last_error_at": _instant(state.last_error_at if state is not None else None),
+        })
+    return {
+        "ok": not flagged,
+        "checked_at": _instant(now),
+        "stale_after_seconds": round(stale_after.total_seconds()),
+        "calendars": calendars,
+        "outbox": {
+            "depth": outbox_depth,
+            "oldest_age_seconds": None if outbox_oldest is None
+            else round((now - outbox_oldest).total_seconds()),
+        },
+    }
+
+
+def _print_text(document: dict[str, Any], config: Config, invocation: Invocation) -> None:
+    zone = ZoneInfo(config.daemon.timezone)
+    out = invocation.out
+    width = max((len(entry["calendar"]) for entry in document["calendars"]), default=8)
+    for entry in document["calendars"]:
+        synced = "never synced"
+        if entry["last_synced"] is not None:
+            when = _local(entry["last_synced"], zone)
+            synced = f"synced {when} ({_age(entry['age_seconds'])} ago)"
+        channel = entry["push_channel"]
+        push = "no push channel" if channel is None else (
+            f"push channel until {_local(channel['expires_at'], zone)}")
+        line = f"{entry['calendar']:<{width}}  {entry['state']:<12}  {synced}; {push}"
+        if entry["state"] != "ok" and entry["last_error"]:
+            line += f"; last error: {entry['last_error']}"
+        print(line, file=out)
+    if not document["calendars"]:
+        print("no calendars configured", file=out)
+    outbox = document["outbox"]
+    waiting = "" if outbox["oldest_age_seconds"] is None else (
+        f", oldest waiting {_age(outbox['oldest_age_seconds'])}")
+    print(f"outbox: {outbox['depth']} jobs waiting{waiting}", file=out)
+    bad = [entry["calendar"] for entry in document["calendars"] if entry["state"] != "ok"]
+    if bad:
+        limit = _age(document["stale_after_seconds"])
+        print(f"{len(bad)} calendar(s) not ok (stale after {limit}): {', '.join(bad)}",
+              file=invocation.err)
+
+
+def _instant(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def _local(text: str, zone: ZoneInfo) -> str:
+    return datetime.fromisoformat(text).astimezone(zone).isoformat(timespec="seconds")
+
+
+def _age(seconds: int) -> str:
+    left = timedelta(seconds=max(0, seconds))
+    days, rest = divmod(int(left.total_seconds()), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    parts = [(days, "d"), (hours, "h"), (minutes, "m"), (secs, "s")]
+    shown = [f"{value}{unit}" for value, unit in parts if value][:2]
+    return "".join(shown) or "0s"

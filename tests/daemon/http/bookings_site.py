@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.http.conftest import CONFIG, TOKENS, MakeSite, Site
-from tests.support.caldav_servers import Server, start_radicale
+from tests.support.caldav_servers import Server, free_port, start_radicale
 
 CALENDAR_IDS = {"alice": "alice/", "bob": "bob/", "room-a": "rooms/a/", "room-b": "rooms/b/",
                 "room-c": "rooms/c/"}
@@ -95,3 +95,14 @@ def make_dav_site(make_site: MakeSite, server: Server, **options: Any) -> DavSit
 
 def uid_of(booking_id: str) -> str:
     return f"calpool-{booking_id}@calpool"
+
+
+def down_room_config(dav: DavSite, *, live_recheck: bool = False) -> str:
+    """room-c on an account whose server refuses connections."""
+    text = dav.site.app.config.path.read_text()
+    text = text.replace("[calendars.room-c]\naccount = \"dav\"",
+                        "[calendars.room-c]\naccount = \"down\"")
+    text += f'\n[accounts.down]\nprovider = "caldav"\nurl = "http://127.0.0.1:{free_port()}/"\n'
+    if live_recheck:
+        text = text.replace('with = ["bob"]', 'with = ["bob"]\nlive_recheck = true')
+    return text.replace('confirm_within = "5s"', 'confirm_within = "1s"')

@@ -18,12 +18,13 @@ from tests.daemon.http.bookings_site import (
     ANN,
     SLOT,
     DavSite,
+    down_room_config,
     make_dav_site,
     radicale,  # noqa: F401 (a fixture)
     uid_of,
 )
 from tests.daemon.http.conftest import MakeSite, assert_problem
-from tests.support.caldav_servers import Server, free_port
+from tests.support.caldav_servers import Server
 
 CONSULT = {"event_type": "consult", "start": SLOT, "attendee": ANN}
 
@@ -179,17 +180,6 @@ def test_a_failed_booking_is_502_and_cannot_be_cancelled(make_site: MakeSite,
     cancel = assert_problem(dav.delete(f"/v1/bookings/{failed['id']}"), 409,
                             "/problems/booking-not-cancellable")
     assert cancel["booking_id"] == failed["id"]
-
-
-def down_room_config(dav: DavSite, *, live_recheck: bool = False) -> str:
-    """room-c on an account whose server refuses connections."""
-    text = dav.site.app.config.path.read_text()
-    text = text.replace("[calendars.room-c]\naccount = \"dav\"",
-                        "[calendars.room-c]\naccount = \"down\"")
-    text += f'\n[accounts.down]\nprovider = "caldav"\nurl = "http://127.0.0.1:{free_port()}/"\n'
-    if live_recheck:
-        text = text.replace('with = ["bob"]', 'with = ["bob"]\nlive_recheck = true')
-    return text.replace('confirm_within = "5s"', 'confirm_within = "1s"')
 
 
 def test_writes_not_done_within_confirm_within_answer_202_pending(

@@ -22,10 +22,13 @@ the outbox (:mod:`engine.services.outbox`) finishes or compensates it.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as WaitedLongEnough
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,6 +50,9 @@ OnReserved = Callable[[UnitOfWork, Booking], None]
 # How long book_and_wait sleeps when the booking's jobs are claimed by
 # another worker or wait for a retry.
 _POLL = 0.05
+# Provider writes that book_and_wait runs off the caller's thread, so that a
+# stalled provider cannot hold the answer past ``confirm_within``.
+_WRITERS = 8
 
 
 class BookingError(Exception):
@@ -111,6 +117,7 @@ class BookingService:
         self.outbox = outbox
         self._clock = clock
         self._rng = rng or random.SystemRandom()
+        self._writers = ThreadPoolExecutor(_WRITERS, thread_name_prefix="booking-writes")
 
     # ---- booking ----------------------------------------------------------------------------
 
@@ -159,13 +166,16 @@ class BookingService:
         confirm_within: timedelta,
         on_reserved: OnReserved | None = None,
     ) -> Booking:
-        """:meth:`book`, then run the booking's outbox jobs here until it is
-        confirmed or failed, or ``confirm_within`` has passed (then it is
-        returned pending and the outbox job goes on)."""
+        """:meth:`book`, then run the booking's outbox jobs until it is
+        confirmed or failed, or ``confirm_within`` has passed: then it is
+        returned pending, and a provider call in flight goes on in the
+        background (the outbox finishes what it leaves)."""
         booking = self.book(event_type_key, start, attendee, notes, now, on_reserved=on_reserved)
         deadline = time.monotonic() + confirm_within.total_seconds()
         while True:
-            self.outbox.drain(self._clock(), booking_id=booking.id)
+            drain = self._writers.submit(self.outbox.drain, self._clock(), booking_id=booking.id)
+            with contextlib.suppress(WaitedLongEnough):
+                drain.result(timeout=max(0.0, deadline - time.monotonic()))
             booking = self.get(booking.id)
             if booking.status is not BookingStatus.PENDING or time.monotonic() >= deadline:
                 return booking

@@ -31,7 +31,15 @@ CONTEXT_FIELDS = ("calendar", "booking", "request_id")
 
 REDACTED = "[redacted]"
 EMAIL_REDACTED = "[email]"
-_EMAIL = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# iCalendar folds long lines ("mailto:jane.cus\r\n tomer@example.org"), and a
+# logged body may show the fold escaped (repr of bytes): an address may
+# contain either kind of fold and is blanked whole.
+_FOLD = r"(?:\r?\n[ \t]|(?:\\r)?\\n[ \t])"
+_EMAIL = re.compile(
+    rf"(?:[A-Za-z0-9.!#$%&'*+/=?^_`{{|}}~-]|{_FOLD})+@"
+    rf"[A-Za-z0-9-](?:[A-Za-z0-9-]|{_FOLD})*(?:\.(?:[A-Za-z0-9-]|{_FOLD})+)+"
+)
+_FOLDS = re.compile(_FOLD)
 # "Authorization: Basic abc", "'Authorization': 'Bearer abc'", "authorization=abc"
 _AUTH_HEADER = re.compile(
     r"""((?:proxy-)?authorization['"]?\s*[:=]\s*['"]?)[^'"\r\n,}]+""", re.IGNORECASE)
@@ -69,7 +77,8 @@ class Redactor:
         text = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", text)
         text = _URL_CREDENTIALS.sub(lambda m: m.group(1) + REDACTED + "@", text)
         return _EMAIL.sub(
-            lambda m: m.group(0) if m.group(0).lower() in keep else EMAIL_REDACTED, text)
+            lambda m: m.group(0) if _FOLDS.sub("", m.group(0)).lower() in keep
+            else EMAIL_REDACTED, text)
 
 
 # The process's one redactor: the handler installed by ``configure`` uses it.
@@ -123,6 +132,10 @@ def configure(log_format: str, level: str, stream: TextIO | None = None) -> None
     root.setLevel(level.upper())
     # The scheduler reports every job run at INFO; that is noise at our INFO.
     logging.getLogger("apscheduler").setLevel(max(logging.WARNING, root.level))
+    # caldav pins its logger to WARNING on import; at debug, ops want the
+    # DAV requests and answers it logs (the redactor blanks what they hold).
+    logging.getLogger("caldav").setLevel(max(logging.DEBUG, root.level)
+                                         if root.level <= logging.DEBUG else logging.WARNING)
 
 
 def protect(config: Config, redactor: Redactor = REDACTOR) -> None:

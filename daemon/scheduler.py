@@ -59,18 +59,18 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     first_spread = min(10.0, settings.poll_interval.total_seconds())
     for key in app.config.calendars:
         scheduler.add_job(
-            app.sync.sync_calendar,
+            sync_calendar,
             every(settings.poll_interval),
-            args=[key],
+            args=[app, key],
             id=f"poll:{key}",
             name=f"poll {key}",
             # Sync everything soon after start, spread over a few seconds.
             next_run_time=now + timedelta(seconds=rng.uniform(0, first_spread)),
         )
         scheduler.add_job(
-            app.sync.sync_calendar,
+            sync_calendar,
             every(settings.reconcile_every),
-            args=[key],
+            args=[app, key],
             kwargs={"reconcile": True},
             id=f"reconcile:{key}",
             name=f"reconcile {key}",
@@ -101,6 +101,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         name="roll the sync window forward",
     )
     return scheduler
+
+
+def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
+    """A scheduled sync; failures are logged by the sync service itself."""
+    report = app.sync.sync_calendar(key, reconcile=reconcile)
+    if not report.failed:
+        log.debug("sync of %s: %s, %d changed, %d removed", key, report.outcome,
+                  report.changed, report.removed, extra={"calendar": key})
 
 
 def drain_outbox(app: App) -> None:

@@ -17,12 +17,16 @@ import re
 import time
 
 from fastapi import APIRouter, FastAPI, Response
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import generate_latest
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from daemon.http.context import CalpoolApp
 
 router = APIRouter(tags=["metrics"])
+
+# The classic text format every Prometheus reads (names are plain ASCII, so
+# the 1.0.0 format that newer clients announce would add nothing).
+MEDIA_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _SLOT_ROUTES = (
     ("event_type", re.compile(r"/v1/event-types/[^/]+/slots")),
@@ -34,10 +38,10 @@ _SLOT_ROUTES = (
     "/metrics",
     summary="Prometheus metrics of this process",
     response_class=Response,
-    responses={200: {"content": {CONTENT_TYPE_LATEST: {}}, "description": "text format 0.0.4"}},
+    responses={200: {"content": {MEDIA_TYPE: {}}, "description": "text format 0.0.4"}},
 )
 def metrics(app: CalpoolApp) -> Response:
-    return Response(generate_latest(app.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(generate_latest(app.metrics.registry), media_type=MEDIA_TYPE)
 
 
 class SlotQueryTimer:

@@ -13,10 +13,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from daemon.config import load_config
+from daemon.wiring import App, build
+from engine.core.model import ChangeSet, Interval, RemoteEvent
+from engine.store import migrate
 from tests.engine.services.conftest import fresh_calendar
 from tests.support.caldav_servers import Server, free_port, start_radicale
 
@@ -204,3 +209,99 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "")
             raise AssertionError(f"timed out waiting for {what or condition}")
         time.sleep(0.1)
 
+
+
+# ---- in-process: an App built from a config, over SQLite ------------------------------------
+
+NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
+
+APP_CONFIG = f"""\
+[daemon]
+database = "sqlite:///calpool.db"
+timezone = "Europe/Berlin"
+
+[sync]
+stale_after = "15m"
+
+[retention]
+bookings = "30d"
+idempotency_keys = "24h"
+
+[[api.tokens]]
+name = "ops"
+token_env = "{TOKEN_ENV}"
+scopes = ["slots", "book"]
+
+[accounts.dav]
+provider = "caldav"
+url = "https://dav.invalid/dav/"
+
+[calendars.alice]
+account = "dav"
+id = "alice@example.com"
+kind = "person"
+
+[calendars.room-a]
+account = "dav"
+id = "rooms/a/"
+kind = "room"
+
+[calendars.room-b]
+account = "dav"
+id = "rooms/b/"
+kind = "room"
+
+[pools.rooms]
+members = ["room-a", "room-b"]
+
+[event_types.consult]
+title = "Consultation"
+duration = "30m"
+owner = "alice"
+pools = ["rooms"]
+"""
+
+
+@dataclass
+class Built:
+    """An ``App`` built by ``daemon.wiring.build`` and the clock it reads."""
+
+    app: App
+    path: Path
+    clock: list[datetime]
+
+    def synced(self, calendar: str, at: datetime) -> None:
+        window = Interval(at - timedelta(days=1), at + timedelta(days=90))
+        event = RemoteEvent(source="ev", uid="uid-ev", start=at + timedelta(hours=1),
+                            end=at + timedelta(hours=2))
+        with self.app.store.unit_of_work() as uow:
+            uow.events.apply_changes(
+                calendar, ChangeSet(cursor="c", objects={"ev": (event,)}, full=True), window, at)
+            uow.commit()
+
+    def failed(self, calendar: str, at: datetime, error: str = "503 from the server") -> None:
+        with self.app.store.unit_of_work() as uow:
+            uow.calendars.record_failure(calendar, at, error)
+            uow.commit()
+
+
+@pytest.fixture
+def build_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Built]]:
+    monkeypatch.setenv(TOKEN_ENV, API_TOKEN)
+    made: list[Built] = []
+
+    def make(text: str = APP_CONFIG) -> Built:
+        folder = tmp_path / f"app-{len(made)}"
+        folder.mkdir()
+        path = folder / "calpool.toml"
+        path.write_text(text, encoding="utf-8")
+        config = load_config(path)
+        migrate.upgrade(config.daemon.database_url)
+        clock = [NOW]
+        built = Built(build(config, clock=lambda: clock[0]), path, clock)
+        made.append(built)
+        return built
+
+    yield make
+    for built in made:
+        built.app.close()

@@ -168,11 +168,11 @@ def secrets_of(config: Config) -> list[str]:
         except ConfigError:
             continue
         found.append(value)
-        found.extend(_key_material(value))
+        found.extend(key_material(value))
     return found
 
 
-def _key_material(value: str) -> list[str]:
+def key_material(value: str) -> list[str]:
     """The private key inside a service account's JSON, and each of its
     lines (a traceback may quote one line of it)."""
     try:

@@ -2,17 +2,33 @@
 
 Instants are written ISO 8601 with an offset, in the zone the caller asked
 for (slots) or the owner's zone (bookings).
+
+A slots answer lists hundreds of instants and tens of thousands of room
+names, and clients ask the same answer again and again: :class:`IsoWriter`
+formats each instant once, from pieces formatted once, and
+:func:`slots_json` keeps the encoded slot list of recent answers.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import threading
+from collections import OrderedDict
+from collections.abc import Iterable
+from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.core.model import Booking
+import orjson
+
+from engine.core.model import Booking, Slot
 from engine.services.availability import SlotAnswer
 from engine.store import StatusChange
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_ORDINAL = _EPOCH.toordinal()
+_MICROSECOND = timedelta(microseconds=1)
+_DAY_US = 86_400_000_000
+_SECOND_US = 1_000_000
 
 
 def local_iso(instant: datetime | None, zone: str) -> str | None:
@@ -21,30 +37,122 @@ def local_iso(instant: datetime | None, zone: str) -> str | None:
     return instant.astimezone(ZoneInfo(zone)).isoformat()
 
 
+class IsoWriter:
+    """``instant.astimezone(zone).isoformat()`` for many instants, exactly.
+
+    The offset of each instant comes from the zone itself (so no rule about
+    transitions is assumed); the text is the local date, the time of day and
+    the offset, each formatted by the standard library once and reused:
+    slots on a grid share a few days, a few dozen times and one or two
+    offsets, and most instants recur (a slot's end is a later slot's start).
+    """
+
+    def __init__(self, zone: str) -> None:
+        self._zone = ZoneInfo(zone)
+        self._texts: dict[int, str] = {}
+        self._dates: dict[int, str] = {}
+        self._times: dict[int, str] = {}
+        self._offsets: dict[timedelta, str] = {}
+
+    def __call__(self, instant: datetime) -> str:
+        # Keyed by the instant in µs, not the datetime: two datetimes of one
+        # zone that differ only in ``fold`` compare equal but are an hour apart.
+        utc_us = (instant - _EPOCH) // _MICROSECOND
+        text = self._texts.get(utc_us)
+        if text is None:
+            offset = instant.astimezone(self._zone).utcoffset()
+            assert offset is not None  # a ZoneInfo always has one
+            day, clock = divmod(utc_us + offset // _MICROSECOND, _DAY_US)
+            date_text = self._dates.get(day) or self._date(day)
+            time_text = self._times.get(clock) or self._time(clock)
+            offset_text = self._offsets.get(offset) or self._offset(offset)
+            text = self._texts[utc_us] = date_text + time_text + offset_text
+        return text
+
+    def _date(self, day: int) -> str:
+        text = self._dates[day] = date.fromordinal(_EPOCH_ORDINAL + day).isoformat() + "T"
+        return text
+
+    def _time(self, clock: int) -> str:
+        seconds, micros = divmod(clock, _SECOND_US)
+        minutes, second = divmod(seconds, 60)
+        hour, minute = divmod(minutes, 60)
+        # time.isoformat writes microseconds only when there are some, as
+        # datetime.isoformat does.
+        text = self._times[clock] = time(hour, minute, second, micros).isoformat()
+        return text
+
+    def _offset(self, offset: timedelta) -> str:
+        # The offset as datetime.isoformat writes it (seconds and
+        # microseconds only when present): the tail after the date-time.
+        sample = datetime(2000, 1, 1, tzinfo=timezone(offset)).isoformat()
+        text = self._offsets[offset] = sample[len("2000-01-01T00:00:00"):]
+        return text
+
+    def optional(self, instant: datetime | None) -> str | None:
+        return None if instant is None else self(instant)
+
+
 def slots_document(answer: SlotAnswer, zone: str) -> dict[str, Any]:
     """``GET /v1/event-types/{key}/slots`` and ``calpool slots --json``."""
+    writer = IsoWriter(zone)
+    return _slots_document(answer, zone, _slot_items(answer.slots, writer), writer)
+
+
+def _slots_document(answer: SlotAnswer, zone: str, slots: object,
+                    writer: IsoWriter) -> dict[str, Any]:
     return {
         "event_type": answer.event_type.key,
         "timezone": zone,
-        "slots": [
-            {
-                "start": local_iso(slot.start, zone),
-                "end": local_iso(slot.end, zone),
-                "rooms_available": {
-                    pool: list(rooms) for pool, rooms in slot.rooms_available.items()
-                },
-            }
-            for slot in answer.slots
-        ],
+        "slots": slots,
         "stale_calendars": [
             {
                 "calendar": stale.calendar,
-                "last_synced": local_iso(stale.last_synced, zone),
+                "last_synced": writer.optional(stale.last_synced),
                 "reason": stale.reason,
             }
             for stale in answer.stale_calendars
         ],
     }
+
+
+def _slot_items(slots: Iterable[Slot], writer: IsoWriter) -> list[dict[str, Any]]:
+    return [
+        {
+            "start": writer(slot.start),
+            "end": writer(slot.end),
+            "rooms_available": {pool: list(rooms) for pool, rooms in slot.rooms_available.items()},
+        }
+        for slot in slots
+    ]
+
+
+# Encoded slot lists of recent answers, by the identity of the answer's slot
+# tuple (held here, so the identity cannot be reused) and the zone: the
+# SlotService hands out one tuple per kept answer.  A week of a 100-room pool
+# encodes to ~460 KiB; a few cover the default window of each event type.
+ENCODED_KEPT = 8
+_encoded: OrderedDict[tuple[int, str], tuple[tuple[Slot, ...], orjson.Fragment]] = OrderedDict()
+_encoded_lock = threading.Lock()
+
+
+def slots_json(answer: SlotAnswer, zone: str) -> bytes:
+    """``orjson.dumps(slots_document(answer, zone))``, with the slot list
+    encoded once per answer (what the HTTP hook sends)."""
+    key = (id(answer.slots), zone)
+    with _encoded_lock:
+        kept = _encoded.get(key)
+        if kept is not None and kept[0] is answer.slots:
+            _encoded.move_to_end(key)
+    writer = IsoWriter(zone)
+    if kept is None or kept[0] is not answer.slots:
+        kept = (answer.slots,
+                orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer))))
+        with _encoded_lock:
+            _encoded[key] = kept
+            while len(_encoded) > ENCODED_KEPT:
+                _encoded.popitem(last=False)
+    return orjson.dumps(_slots_document(answer, zone, kept[1], writer))
 
 
 def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:

@@ -198,7 +198,7 @@ def list_bookings(
     summary="One booking",
     response_model=BookingDocument,
     response_model_by_alias=True,
-    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri),
+    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri, "/problems/validation"),
 )
 def get_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any:
     return _document(app, _existing(app, booking_id), app.bookings.history(booking_id))
@@ -209,7 +209,8 @@ def get_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any:
     summary="Cancel a booking: its events leave every calendar",
     response_model=BookingDocument,
     response_model_by_alias=True,
-    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri, NOT_CANCELLABLE.uri),
+    responses=problem_responses(*AUTH_PROBLEMS, BOOKING_NOT_FOUND.uri, NOT_CANCELLABLE.uri,
+                                "/problems/validation"),
 )
 def cancel_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any:
     """Idempotent: cancelling a cancelled booking answers it again (200)."""

@@ -11,6 +11,8 @@ import signal
 import time
 from datetime import UTC, datetime, timedelta
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from engine.store import Store
 from tests.daemon.ops.conftest import (
     API_TOKEN,
@@ -40,6 +42,17 @@ def test_ready_comes_once_the_listener_answers_then_watchdog_and_stopping(
     assert ready["STATUS"].startswith(f"serving {site.url}; 3 calendars")
     assert "1 event types" in ready["STATUS"]
     assert notify_socket.next_with("WATCHDOG", timeout=5)["WATCHDOG"] == "1"
+
+    def scraped() -> dict[str, float]:
+        status, text = get(f"{site.url}/metrics")
+        assert status == 200 and isinstance(text, str)
+        return {f"{sample.name}{sorted(sample.labels.items())}": sample.value
+                for family in text_string_to_metric_families(text) for sample in family.samples}
+
+    synced = "calpool_syncs_total[('calendar', 'alice'), ('outcome', 'synced')]"
+    wait_for(lambda: scraped().get(synced) == 1, timeout=30, what="alice's sync in /metrics")
+    requests = "calpool_provider_requests_total[('provider', 'caldav'), ('status', 'ok')]"
+    assert scraped()[requests] >= 1
     daemon.process.send_signal(signal.SIGTERM)
     assert notify_socket.next_with("STOPPING", timeout=10)["STOPPING"] == "1"
     assert daemon.process.wait(timeout=30) == 0, daemon.log()

@@ -153,12 +153,14 @@ def find_slots(
     rooms = [_members_per_slot(pool.members, matrix[:, chosen])
              for pool, matrix in zip(query.pools, members_free, strict=True)]
     pool_keys = [pool.key for pool in query.pools]
+    available = ([dict(zip(pool_keys, per_pool, strict=True))
+                  for per_pool in zip(*rooms, strict=True)]
+                 if rooms else [{} for _ in range(chosen.size)])
     duration = event_type.duration
     slots = []
-    for k, start_us in enumerate(starts[chosen].tolist()):
+    for start_us, free_rooms in zip(starts[chosen].tolist(), available, strict=True):
         start = EPOCH + timedelta(microseconds=start_us)
-        available = {key: per_slot[k] for key, per_slot in zip(pool_keys, rooms, strict=True)}
-        slots.append(_slot(start, start + duration, available))
+        slots.append(_slot(start, start + duration, free_rooms))
     return slots
 
 
@@ -191,10 +193,17 @@ def _slot(start: datetime, end: datetime, rooms: dict[str, tuple[str, ...]]) -> 
     again, which is most of the cost of listing thousands of slots (the
     60-day benchmark), so it is skipped here and only here."""
     slot = object.__new__(Slot)
-    object.__setattr__(slot, "start", start)
-    object.__setattr__(slot, "end", end)
-    object.__setattr__(slot, "rooms_available", MappingProxyType(rooms))
+    _SET_START(slot, start)
+    _SET_END(slot, end)
+    _SET_ROOMS(slot, MappingProxyType(rooms))
     return slot
+
+
+# The fields' slot descriptors: setting through them skips the frozen
+# dataclass's __setattr__ and an attribute lookup per field.
+_SET_START = Slot.__dict__["start"].__set__
+_SET_END = Slot.__dict__["end"].__set__
+_SET_ROOMS = Slot.__dict__["rooms_available"].__set__
 
 
 def _members_per_slot(members: tuple[str, ...],

@@ -87,9 +87,9 @@ def test_check_config_not_toml(write_config) -> None:
 
 
 def test_unbuilt_subcommand_exits_2() -> None:
-    result = calpool("status", "--json")
+    result = calpool("link", "create", "consult")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "calpool status: not available yet in this version of calpool\n"
+    assert result.stderr == "calpool link create: not available yet in this version of calpool\n"
 
 
 def test_bad_usage_exits_2() -> None:

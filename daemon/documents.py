@@ -116,12 +116,17 @@ def _slots_document(answer: SlotAnswer, zone: str, slots: object,
     }
 
 
-def _slot_items(slots: Iterable[Slot], writer: IsoWriter) -> list[dict[str, Any]]:
+def _slot_items(slots: Iterable[Slot], writer: IsoWriter, *,
+                for_json: bool = False) -> list[dict[str, Any]]:
+    # orjson writes a tuple as it writes a list, so the encoded document
+    # takes the slots' room tuples as they are instead of copying each.
     return [
         {
             "start": writer(slot.start),
             "end": writer(slot.end),
-            "rooms_available": {pool: list(rooms) for pool, rooms in slot.rooms_available.items()},
+            "rooms_available": (dict(slot.rooms_available) if for_json else
+                                {pool: list(rooms) for pool, rooms
+                                 in slot.rooms_available.items()}),
         }
         for slot in slots
     ]
@@ -147,7 +152,7 @@ def slots_json(answer: SlotAnswer, zone: str) -> bytes:
     writer = IsoWriter(zone)
     if kept is None or kept[0] is not answer.slots:
         kept = (answer.slots,
-                orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer))))
+                orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer, for_json=True))))
         with _encoded_lock:
             _encoded[key] = kept
             while len(_encoded) > ENCODED_KEPT:

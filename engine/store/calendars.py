@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
@@ -12,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Row,
+    Select,
     func,
     select,
     type_coerce,
@@ -92,19 +94,9 @@ class CalendarRepository:
         sums of stamps follow (a count of error stamps too, as a heal clears
         them).  Cursor, window and last attempt are not covered.
         """
-        postgresql = is_postgresql(self._connection)
-
-        def stamps(column: Column[datetime]) -> ColumnElement[Any]:
-            # Microseconds as a number: SQLite keeps them so already.
-            if postgresql:
-                return func.sum(func.extract("epoch", column) * 1_000_000)
-            return func.sum(type_coerce(column, BigInteger))
-
-        row = self._connection.execute(select(
-            func.count(), func.sum(calendars.c.id), func.sum(calendars.c.version),
-            func.count(calendars.c.last_error_at), stamps(calendars.c.last_error_at),
-            stamps(calendars.c.last_success_at),
-        )).one()
+        # The statement is built once per dialect: building it each time
+        # cost a quarter of the check.
+        row = self._connection.execute(_change_mark_query(is_postgresql(self._connection))).one()
         return tuple(int(value or 0) for value in row)
 
     def bump_versions(self, keys: Iterable[str]) -> None:
@@ -144,6 +136,21 @@ class CalendarRepository:
         self._connection.execute(
             update(calendars).where(calendars.c.key == key).values(cursor=None)
         )
+
+
+@cache
+def _change_mark_query(postgresql: bool) -> Select[tuple[Any, ...]]:
+    def stamps(column: Column[datetime]) -> ColumnElement[Any]:
+        # Microseconds as a number: SQLite keeps them so already.
+        if postgresql:
+            return func.sum(func.extract("epoch", column) * 1_000_000)
+        return func.sum(type_coerce(column, BigInteger))
+
+    return select(
+        func.count(), func.sum(calendars.c.id), func.sum(calendars.c.version),
+        func.count(calendars.c.last_error_at), stamps(calendars.c.last_error_at),
+        stamps(calendars.c.last_success_at),
+    )
 
 
 def _sync_state(row: Row[tuple[object, ...]] | RowMapping) -> SyncState:

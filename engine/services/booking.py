@@ -131,7 +131,7 @@ class BookingService:
         :class:`SlotUnavailable` and :class:`ProviderUnavailable`.
         ``on_reserved`` runs in the reservation's transaction."""
         event_type = self._event_type(event_type_key)
-        _check_attendee(attendee)
+        check_attendee(attendee)
         start = as_utc(start, what="start")
         self._cache.refresh(self._store)
         snapshot = self._cache.snapshot()
@@ -254,7 +254,7 @@ class BookingService:
     ) -> Booking:
         candidates = {pool: list(rooms) for pool, rooms in rooms_available.items()}
         with self._store.unit_of_work() as uow:
-            self._check_daily_limit(uow, event_type, start)
+            check_daily_limit(uow, self.catalog, event_type, start)
             rooms = {pool: self._choose(uow, pool, members, now)
                      for pool, members in candidates.items()}
             while True:
@@ -301,26 +301,6 @@ class BookingService:
             raise SlotUnavailable(SlotRejection.PERSON_BUSY)
         return next(pool for pool, room in rooms.items() if room == calendar)
 
-    def _check_daily_limit(self, uow: UnitOfWork, event_type: EventType, start: datetime) -> None:
-        """The daily limit again, inside the write transaction: the cache
-        check cannot see a booking of another slot committed meanwhile."""
-        if event_type.max_per_day <= 0:
-            return
-        zone = ZoneInfo(self.catalog.calendars[event_type.owner].timezone)
-        day = start.astimezone(zone).date()
-        midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
-        window = Interval(midnight, datetime.combine(day + timedelta(days=1), midnight.time(),
-                                                     tzinfo=zone))
-        same_day = [
-            booking
-            for booking in uow.bookings.active_touching(window, event_type.owner)
-            if booking.event_type == event_type.key
-            and booking.owner == event_type.owner
-            and booking.start.astimezone(zone).date() == day
-        ]
-        if len(same_day) >= event_type.max_per_day:
-            raise SlotUnavailable(SlotRejection.DAILY_LIMIT)
-
     def _live_recheck(
         self,
         event_type: EventType,
@@ -365,7 +345,34 @@ class BookingService:
         return busy
 
 
-def _check_attendee(attendee: Attendee) -> None:
+
+def check_daily_limit(uow: UnitOfWork, catalog: Catalog, event_type: EventType, start: datetime,
+                      *, moving: str | None = None) -> None:
+    """The daily limit again, inside the write transaction: the cache
+    check cannot see a booking of another slot committed meanwhile.
+    ``moving`` is a booking being rescheduled: it does not count against
+    its own new day."""
+    if event_type.max_per_day <= 0:
+        return
+    zone = ZoneInfo(catalog.calendars[event_type.owner].timezone)
+    day = start.astimezone(zone).date()
+    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
+    window = Interval(midnight, datetime.combine(day + timedelta(days=1), midnight.time(),
+                                                 tzinfo=zone))
+    same_day = [
+        booking
+        for booking in uow.bookings.active_touching(window, event_type.owner)
+        if booking.event_type == event_type.key
+        and booking.owner == event_type.owner
+        and booking.start.astimezone(zone).date() == day
+        and booking.id != moving
+    ]
+    if len(same_day) >= event_type.max_per_day:
+        raise SlotUnavailable(SlotRejection.DAILY_LIMIT)
+
+def check_attendee(attendee: Attendee) -> None:
+    """Raise :class:`InvalidBooking` for an attendee without a name or an
+    email address (links check a prefilled attendee with it too)."""
     if not attendee.name.strip():
         raise InvalidBooking("attendee.name", "the attendee's name must not be empty")
     local, at, domain = attendee.email.strip().partition("@")

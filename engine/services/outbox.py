@@ -249,6 +249,9 @@ class OutboxWorker:
         if booking is None or not booking.status.is_active:
             return
         uow.bookings.set_status(booking_id, BookingStatus.FAILED, now, detail=detail)
+        # A one-time link spent on this booking may be used again: the
+        # customer got no meeting out of it (same transaction as the failure).
+        uow.links.give_back(booking_id)
         for target in targets(booking, self._catalog.delivers):
             uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
                                booking_id=booking_id)

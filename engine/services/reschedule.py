@@ -1,0 +1,204 @@
+"""Rescheduling: move an active booking to another start of its event type.
+
+The new start is checked by the rules of a new booking
+(:func:`engine.core.slots.check_start`), with the booking itself left out
+of the busy time: its own reservation (and its own events coming back
+through sync, which never count) must not block a move that overlaps the
+old time.  Each pool keeps its room when that room is free at the new time;
+otherwise another free member is chosen by the pool's method.
+
+In ONE unit of work the store moves the reservations (``bookings.move``:
+release the old, hold the new, a history entry) and the outbox gets the
+provider work: a write of the moved event into every calendar of the
+booking, under a higher iCalendar ``SEQUENCE`` than anything written
+before (so the provider updates the event in place: same id, same UID, no
+duplicate), and a delete from each calendar the booking left (a room
+swapped for another).  A crash after that commit loses nothing: the
+outbox finishes the jobs, and repeating a write is harmless (invariant 4).
+
+Only pending and confirmed bookings move; the status stays as it is.  A
+moved event that a provider refuses past retries fails the booking like any
+write (invariant 5: the events are removed, the failure recorded).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+
+from engine.core.model import Booking, EventType, as_utc
+from engine.core.slots import SlotRejection, check_start
+from engine.services.availability import BusyCache
+from engine.services.booking import (
+    BookingError,
+    BookingNotFound,
+    InvalidBooking,
+    SlotUnavailable,
+    check_daily_limit,
+)
+from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.outbox import OutboxWorker
+from engine.services.rooms import choose_room
+from engine.store import ReservationConflict, Store, StoreError, UnitOfWork, UnknownBooking
+
+
+class BookingNotReschedulable(BookingError):
+    """The booking cannot move (HTTP 409): it is cancelled or failed, or its
+    event type is no longer configured."""
+
+    def __init__(self, booking_id: str, detail: str) -> None:
+        super().__init__(detail)
+        self.booking_id = booking_id
+        self.detail = detail
+
+
+class RescheduleService:
+    """Moves bookings; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        cache: BusyCache,
+        catalog: Catalog,
+        outbox: OutboxWorker,
+        *,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._store = store
+        self._cache = cache
+        self._catalog = catalog
+        self._outbox = outbox
+        self._rng = rng or random.SystemRandom()
+
+    def reschedule(self, booking_id: str, start: datetime, now: datetime, *,
+                   drain: bool = True) -> Booking:
+        """Move ``booking_id`` to ``start`` and return it as stored after the
+        move (and, with ``drain``, after running its outbox jobs once).
+        Raises :class:`BookingNotFound`, :class:`BookingNotReschedulable`,
+        :class:`InvalidBooking` (a start off the slot grid) and
+        :class:`SlotUnavailable`.  Moving to the start it has changes
+        nothing."""
+        booking = self._get(booking_id)
+        event_type = self._movable(booking)
+        start = as_utc(start, what="start")
+        end = start + event_type.duration
+        if (start, end) == (booking.start, booking.end):
+            return booking
+        self._cache.refresh(self._store)
+        snapshot = self._cache.snapshot()
+        verdict = check_start(
+            event_type,
+            start,
+            calendars=self._catalog.calendars,
+            pools=self._catalog.pools,
+            busy=snapshot.busy,
+            bookings=[other for other in snapshot.bookings if other.id != booking.id],
+            now=now,
+        )
+        if verdict.reason is SlotRejection.OFF_GRID:
+            raise InvalidBooking("start", "the start is not on the event type's slot grid")
+        if verdict.reason is not None:
+            raise SlotUnavailable(verdict.reason)
+        self._move(booking, event_type, start, end, verdict.rooms_available, now)
+        if drain:
+            self._outbox.drain(now, booking_id=booking.id)
+        return self._get(booking_id)
+
+    # ---- internals --------------------------------------------------------------------------
+
+    def _get(self, booking_id: str) -> Booking:
+        with self._store.reader() as uow:
+            booking = uow.bookings.get(booking_id)
+        if booking is None:
+            raise BookingNotFound(booking_id)
+        return booking
+
+    def _movable(self, booking: Booking) -> EventType:
+        if not booking.status.is_active:
+            raise BookingNotReschedulable(
+                booking.id, f"booking {booking.id} is {booking.status.value}; only pending and "
+                            "confirmed bookings can be rescheduled")
+        event_type = self._catalog.event_types.get(booking.event_type)
+        if event_type is None:
+            raise BookingNotReschedulable(
+                booking.id, f"the event type {booking.event_type!r} of booking {booking.id} is "
+                            "no longer configured")
+        return event_type
+
+    def _move(
+        self,
+        booking: Booking,
+        event_type: EventType,
+        start: datetime,
+        end: datetime,
+        rooms_available: Mapping[str, Sequence[str]],
+        now: datetime,
+    ) -> Booking:
+        candidates = {pool: list(members) for pool, members in rooms_available.items()}
+        with self._store.unit_of_work() as uow:
+            check_daily_limit(uow, self._catalog, event_type, start, moving=booking.id)
+            rooms = {pool: self._room(uow, pool, booking.rooms.get(pool), members, now)
+                     for pool, members in candidates.items()}
+            while True:
+                try:
+                    moved = uow.bookings.move(
+                        booking.id, start=start, end=end, rooms=rooms, at=now,
+                        detail=_detail(booking, start, rooms))
+                    break
+                except ReservationConflict as conflict:
+                    # The cache had not seen a concurrent booking yet.
+                    pool = _lost(conflict.calendar_key, event_type, rooms)
+                    candidates[pool].remove(conflict.calendar_key)
+                    if not candidates[pool]:
+                        raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
+                    rooms = {**rooms, pool: self._room(uow, pool, None, candidates[pool], now)}
+                except UnknownBooking as gone:
+                    raise BookingNotFound(booking.id) from gone
+                except StoreError as inactive:
+                    # Cancelled (or failed) since it was read.
+                    raise BookingNotReschedulable(booking.id, str(inactive)) from inactive
+            self._queue(uow, booking, moved, now)
+            uow.commit()
+        return moved
+
+    def _room(self, uow: UnitOfWork, pool: str, current: str | None,
+              members: Sequence[str], now: datetime) -> str:
+        """The booking's room when it is free then, else the pool's choice."""
+        if current is not None and current in members:
+            return current
+        return choose_room(uow, self._catalog.pools[pool], members, now=now, rng=self._rng)
+
+    def _queue(self, uow: UnitOfWork, before: Booking, moved: Booking, now: datetime) -> None:
+        """Writes of the moved event everywhere it belongs now, under a
+        SEQUENCE above every earlier write; deletes where it no longer does."""
+        jobs = uow.outbox.for_booking(moved.id)
+        sequence = 1 + max((int(job.payload.get("sequence", 0)) for _, job in jobs), default=0)
+        now_in = targets(moved, self._catalog.delivers)
+        for target in now_in:
+            uow.outbox.enqueue(WRITE, target.payload(sequence=sequence), due_at=now, now=now,
+                               booking_id=moved.id)
+        staying = {target.calendar for target in now_in}
+        for target in targets(before, self._catalog.delivers):
+            if target.calendar not in staying:
+                uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
+                                   booking_id=moved.id)
+
+
+def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
+    """The pool whose room a concurrent booking took; a person taken ends
+    the attempt with that person's reason."""
+    if calendar == event_type.owner:
+        raise SlotUnavailable(SlotRejection.OWNER_BUSY)
+    if calendar in event_type.with_:
+        raise SlotUnavailable(SlotRejection.PERSON_BUSY)
+    return next(pool for pool, room in rooms.items() if room == calendar)
+
+
+def _detail(before: Booking, start: datetime, rooms: Mapping[str, str]) -> str:
+    """The history entry of a move: from when to when, and any room changed."""
+    text = f"rescheduled from {before.start.isoformat()} to {start.isoformat()}"
+    changed = [f"{pool}: {room} instead of {before.rooms[pool]}"
+               for pool, room in rooms.items()
+               if pool in before.rooms and before.rooms[pool] != room]
+    return "; ".join([text, *changed])

@@ -37,6 +37,12 @@ def local_iso(instant: datetime | None, zone: str) -> str | None:
     return instant.astimezone(ZoneInfo(zone)).isoformat()
 
 
+# ~30 weeks of a 15-minute grid, a few MiB: dict reads and writes are atomic,
+# so writers on several threads may share one.
+TEXTS_KEPT = 20_000
+_texts_of_zone: dict[str, dict[int, str]] = {}
+
+
 class IsoWriter:
     """``instant.astimezone(zone).isoformat()`` for many instants, exactly.
 
@@ -45,11 +51,16 @@ class IsoWriter:
     the offset, each formatted by the standard library once and reused:
     slots on a grid share a few days, a few dozen times and one or two
     offsets, and most instants recur (a slot's end is a later slot's start).
+    The texts of instants are shared by the writers of one zone, since the
+    next answer lists mostly the same grid points (up to ``TEXTS_KEPT`` a
+    zone, then forgotten at once).
     """
 
     def __init__(self, zone: str) -> None:
         self._zone = ZoneInfo(zone)
-        self._texts: dict[int, str] = {}
+        self._texts = _texts_of_zone.setdefault(zone, {})
+        if len(self._texts) > TEXTS_KEPT:
+            self._texts.clear()
         self._dates: dict[int, str] = {}
         self._times: dict[int, str] = {}
         self._offsets: dict[timedelta, str] = {}

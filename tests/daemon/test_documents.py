@@ -10,9 +10,11 @@ from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from daemon import documents
 from daemon.documents import IsoWriter, local_iso, slots_document, slots_json
 from engine.core.model import EventType, Interval, Slot
 from engine.services.availability import SlotAnswer, StaleCalendar
@@ -53,7 +55,8 @@ def transitions(zone: str) -> tuple[datetime, ...]:
 def zone_and_instant(draw: st.DrawFn) -> tuple[str, datetime]:
     zone = draw(st.sampled_from(ZONES))
     near = transitions(zone)
-    if near and draw(st.booleans()):
+    near_one: bool = draw(st.booleans())
+    if near and near_one:
         # Within a few hours of a change: gaps, folds and the instants at it.
         base = draw(st.sampled_from(near))
         shift = draw(st.one_of(st.integers(-3, 3).map(lambda s: timedelta(seconds=s)),
@@ -142,3 +145,16 @@ def test_slots_json_is_the_encoded_document_for_kept_and_new_answers() -> None:
                         (answer(slots), "America/New_York"), (answer(slots), "Europe/Berlin"),
                         (answer(grid_slots(7), STALE), "Europe/Berlin"), (answer(()), "UTC")]:
         assert slots_json(value, zone) == orjson.dumps(plain_document(value, zone))
+
+
+def test_iso_texts_shared_by_writers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(documents, "TEXTS_KEPT", 3)
+    zone = "Asia/Kathmandu"  # a zone no other test here writes in
+    instants = [datetime(2027, 4, 4, tzinfo=UTC) + k * timedelta(minutes=15) for k in range(40)]
+    for batch in range(0, 40, 5):
+        writer = IsoWriter(zone)
+        # A new writer starts from what earlier ones wrote, or from nothing
+        # once that grew past the bound; either way the texts are exact.
+        assert len(documents._texts_of_zone[zone]) <= 3 + 5
+        for instant in instants[batch:batch + 5] + instants[:2]:
+            assert writer(instant) == instant.astimezone(ZoneInfo(zone)).isoformat()

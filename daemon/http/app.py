@@ -26,13 +26,13 @@ from daemon.http.problems import (
     install_problem_handlers,
     problem,
 )
-from daemon.http.routes import bookings, event_types, health
+from daemon.http.routes import bookings, event_types, health, links, reschedule
 from daemon.http.routes import metrics as metrics_routes
 from daemon.wiring import App
 
 log = logging.getLogger("calpool.http")
 
-ROUTERS = (health.router, event_types.router, bookings.router)
+ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router)
 
 DESCRIPTION = """\
 The HTTP hook of calpool: pooled-availability slots (and, later, bookings).

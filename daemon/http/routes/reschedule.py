@@ -1,0 +1,91 @@
+"""``POST /v1/bookings/{id}/reschedule`` (scope ``book``): move a booking.
+
+The new start is checked like a new booking's (409 ``slot-unavailable``
+with its ``reason``), the booking's own time does not block it, rooms are
+kept where free and reassigned within their pools where not, and the
+provider events move in place (``engine.services.reschedule``).  The
+answer comes after the moved events were written once (as a cancel's
+does); what a provider refused then goes on in the outbox.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from pydantic import BaseModel, ConfigDict, Field
+
+from daemon.commands.book import REASONS
+from daemon.documents import booking_document
+from daemon.http.auth import Client, require_scope
+from daemon.http.booking_schemas import (
+    BOOKING_NOT_FOUND,
+    SLOT_UNAVAILABLE,
+    BookingDocument,
+    body_problem,
+)
+from daemon.http.context import CalpoolApp
+from daemon.http.problems import ProblemType, problem, problem_responses, register_problem_type
+from daemon.http.slot_query import parse_time
+from engine.services.booking import BookingNotFound, InvalidBooking, SlotUnavailable
+from engine.services.reschedule import BookingNotReschedulable, RescheduleService
+
+NOT_RESCHEDULABLE = register_problem_type(ProblemType(
+    "/problems/booking-not-reschedulable", 409, "Booking not reschedulable",
+    "the booking is cancelled or failed (or its event type is no longer configured); only "
+    "pending and confirmed bookings can be moved"))
+
+router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
+
+BookClient = Annotated[Client, Depends(require_scope("book"))]
+
+
+class RescheduleRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    start: str = Field(
+        min_length=1, max_length=64,
+        description="ISO 8601 date-time of the new slot start; one without an offset is read "
+                    "in the owner's zone")
+
+
+@router.post(
+    "/{booking_id}/reschedule",
+    summary="Move a booking to another start: same rooms where free, the events moved in place",
+    response_model=BookingDocument,
+    response_model_by_alias=True,
+    responses=problem_responses(
+        "/problems/unauthorized", "/problems/forbidden", BOOKING_NOT_FOUND.uri,
+        NOT_RESCHEDULABLE.uri, SLOT_UNAVAILABLE.uri, "/problems/validation",
+        "/problems/database-unavailable"),
+)
+def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
+                       body: RescheduleRequest) -> Any:
+    """Moving a booking to the start it has answers it unchanged."""
+    try:
+        booking = app.bookings.get(booking_id)
+    except BookingNotFound:
+        raise problem(BOOKING_NOT_FOUND.uri, f"there is no booking {booking_id!r}",
+                      booking_id=booking_id) from None
+    owner = app.config.calendars.get(booking.owner)
+    zone = owner.timezone if owner is not None else app.config.daemon.timezone
+    try:
+        start = parse_time(body.start, zone)
+    except (ValueError, OverflowError):
+        raise body_problem("start", f"{body.start!r} is not an ISO 8601 date-time like "
+                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+    mover = RescheduleService(app.store, app.cache, app.bookings.catalog, app.bookings.outbox)
+    try:
+        moved = mover.reschedule(booking_id, start, app.clock())
+    except BookingNotFound:
+        raise problem(BOOKING_NOT_FOUND.uri, f"there is no booking {booking_id!r}",
+                      booking_id=booking_id) from None
+    except BookingNotReschedulable as exc:
+        raise problem(NOT_RESCHEDULABLE.uri, exc.detail, booking_id=booking_id) from None
+    except InvalidBooking as exc:
+        raise body_problem(exc.field, exc.detail) from None
+    except SlotUnavailable as exc:
+        raise problem(SLOT_UNAVAILABLE.uri, f"the booking cannot move there: "
+                                            f"{REASONS[exc.reason]}",
+                      reason=exc.reason.value) from None
+    return booking_document(moved, app.bookings.history(booking_id), zone)

@@ -34,7 +34,7 @@ INTERFACE = {
     ("db", "upgrade"): [],
 }
 BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",),
-         ("demo",), ("book",), ("bookings",), ("status",)}
+         ("demo",), ("book",), ("bookings",), ("status",), ("link", "create")}
 
 
 def run(argv: list[str], commands: tuple[Command, ...] = COMMANDS) -> tuple[int, str, str]:
@@ -64,11 +64,12 @@ def test_help_everywhere(words: tuple[str, ...], capsys: pytest.CaptureFixture[s
         assert "usage: calpool" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("words", sorted(set(INTERFACE) - BUILT), ids=" ".join)
-def test_unbuilt_subcommand_says_so_and_exits_2(words: tuple[str, ...]) -> None:
-    code, out, err = run([*words, *INTERFACE[words]])
+def test_unbuilt_subcommand_says_so_and_exits_2() -> None:
+    # Every subcommand of the interface is built; an entry without a handler stands in.
+    unbuilt = (*COMMANDS, Command(("link", "revoke"), "revoke a link"))
+    code, out, err = run(["link", "revoke"], unbuilt)
     assert (code, out) == (2, "")
-    assert err == f"calpool {' '.join(words)}: not available yet in this version of calpool\n"
+    assert err == "calpool link revoke: not available yet in this version of calpool\n"
 
 
 @pytest.mark.parametrize("argv", [

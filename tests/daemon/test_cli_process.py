@@ -86,10 +86,10 @@ def test_check_config_not_toml(write_config) -> None:
         "(at line 1, column 8)\n")
 
 
-def test_unbuilt_subcommand_exits_2() -> None:
+def test_a_command_without_its_config_file_exits_2() -> None:
     result = calpool("link", "create", "consult")
     assert (result.returncode, result.stdout) == (2, "")
-    assert result.stderr == "calpool link create: not available yet in this version of calpool\n"
+    assert result.stderr == "/etc/calpool/calpool.toml: no such config file\n"
 
 
 def test_bad_usage_exits_2() -> None:

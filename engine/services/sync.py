@@ -207,7 +207,7 @@ class SyncService:
                 differences,
                 extra={"calendar": key},
             )
-        if self._cache is not None:
+        if self._cache is not None and (changes.full or changes.objects):
             self._cache.reload(self._store, [key])
         changed = sum(1 for instances in changes.objects.values() if instances)
         removed = len(changes.objects) - changed

@@ -25,7 +25,8 @@ class EventRepository:
     def apply_changes(
         self, calendar: str, changes: ChangeSet, window: Interval, synced_at: datetime
     ) -> int:
-        """Apply one sync batch to ``calendar`` and return its new version.
+        """Apply one sync batch to ``calendar`` and return its version, moved
+        unless the batch is an empty incremental one.
 
         Every cached instance of each source listed in ``changes.objects`` is
         replaced by the listed instances (none: the source is gone); with
@@ -77,7 +78,10 @@ class EventRepository:
                 last_attempt_at=synced_at,
                 last_error=None,
                 last_error_at=None,
-                version=calendars.c.version + 1,
+                # Only a change of events moves the version: every process
+                # reloads a calendar whose version moved, and most syncs bring
+                # nothing.  (The change mark still sees the new success time.)
+                version=calendars.c.version + (1 if changes.full or changes.objects else 0),
             )
             .returning(calendars.c.version)
         ).scalar_one()

@@ -69,13 +69,26 @@ def test_batches_of_one_calendar_leave_other_calendars_alone(store: Store) -> No
     assert [e.source for e in cached(store, "room-a")] == ["a"]
 
 
-def test_each_committed_batch_moves_the_version(store: Store) -> None:
+def test_each_batch_that_changes_events_moves_the_version(store: Store) -> None:
     first = apply(store, "alice", changes("c1", event("a", 1, 2)))
-    second = apply(store, "alice", changes("c2"))
+    second = apply(store, "alice", changes("c2", event("b", 3, 4)))
     with store.reader() as uow:
         versions = uow.calendars.versions(["alice", "nobody"])
     assert second == first + 1
     assert versions == {"alice": second}
+
+
+def test_an_empty_incremental_batch_keeps_the_version_but_records_the_sync(store: Store) -> None:
+    """Regression: every poll moved the version, so every other process
+    reloaded every calendar's busy time after each pass that changed nothing."""
+    first = apply(store, "alice", changes("c1", event("a", 1, 2)))
+    with store.unit_of_work() as uow:
+        second = uow.events.apply_changes("alice", changes("c2"), WINDOW, at(7))
+        uow.commit()
+    with store.reader() as uow:
+        state = uow.calendars.sync_state("alice")
+    assert second == first
+    assert state is not None and (state.cursor, state.last_success_at) == ("c2", at(7))
 
 
 def test_failure_inside_a_batch_leaves_cursor_and_events_as_before(store: Store) -> None:

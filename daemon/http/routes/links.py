@@ -174,7 +174,8 @@ def list_links(app: CalpoolApp, _client: AdminClient) -> Any:
     status_code=204,
     summary="Revoke a link, named by its token or its id",
     response_class=Response,
-    responses=problem_responses(*AUTH_PROBLEMS, LINK_NOT_FOUND.uri, LINK_USED.uri),
+    responses=problem_responses(*AUTH_PROBLEMS, LINK_NOT_FOUND.uri, LINK_USED.uri,
+                                "/problems/validation"),
 )
 def revoke_link(app: CalpoolApp, _client: AdminClient, token: str) -> Response:
     """Idempotent: revoking a revoked or expired link answers 204 again.  A

@@ -25,6 +25,13 @@ log = logging.getLogger("calpool.http")
 
 HEADER = "X-Request-Id"
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+# A link token in a path is a bearer credential: the log shows where, not which.
+_TOKEN_IN_PATH = re.compile(r"(/links/|/book/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """``path`` with any one-time link token replaced by ``<token>``."""
+    return _TOKEN_IN_PATH.sub(r"\1<token>", path)
 
 
 def calpool_app(request: Request) -> App:
@@ -64,7 +71,7 @@ class RequestContext:
             await self.app(scope, receive, send_with_id)
         except Exception:
             log.exception(
-                "unexpected error answering %s %s", scope["method"], scope["path"],
+                "unexpected error answering %s %s", scope["method"], loggable_path(scope["path"]),
                 extra={"request_id": rid},
             )
             if started:

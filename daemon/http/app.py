@@ -35,7 +35,7 @@ log = logging.getLogger("calpool.http")
 ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router)
 
 DESCRIPTION = """\
-The HTTP hook of calpool: pooled-availability slots (and, later, bookings).
+The HTTP hook of calpool: pooled-availability slots, bookings and one-time links.
 
 Routes under `/v1/` need `Authorization: Bearer <token>` with a token
 configured under `[[api.tokens]]` that holds the route's scope (`slots`,

@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as WaitedLongEnough
 from datetime import datetime, timedelta
+from typing import TypeVar
 from zoneinfo import ZoneInfo
 
 from engine.core.model import Attendee, Booking, BookingStatus, EventType, Interval, as_utc
@@ -43,6 +44,8 @@ from engine.services.rooms import choose_room
 from engine.store import ReservationConflict, StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
+# What a reservation returns through hold_rooms: a new booking, a moved one.
+Held = TypeVar("Held")
 # Called inside the reservation's unit of work, before its commit: whatever
 # it writes there is committed with the booking or not at all.
 OnReserved = Callable[[UnitOfWork, Booking], None]
@@ -133,22 +136,8 @@ class BookingService:
         event_type = self._event_type(event_type_key)
         check_attendee(attendee)
         start = as_utc(start, what="start")
-        self._cache.refresh(self._store)
-        snapshot = self._cache.snapshot()
-        verdict = check_start(
-            event_type,
-            start,
-            calendars=self.catalog.calendars,
-            pools=self.catalog.pools,
-            busy=snapshot.busy,
-            bookings=snapshot.bookings,
-            now=now,
-        )
-        if verdict.reason is SlotRejection.OFF_GRID:
-            raise InvalidBooking("start", "the start is not on the event type's slot grid")
-        if verdict.reason is not None:
-            raise SlotUnavailable(verdict.reason)
-        rooms_available = dict(verdict.rooms_available)
+        rooms_available = check_slot(self._store, self._cache, self.catalog, event_type, start,
+                                     now=now)
         end = start + event_type.duration
         if event_type.live_recheck:
             rooms_available = self._live_recheck(event_type, start, end, rooms_available)
@@ -252,12 +241,10 @@ class BookingService:
         now: datetime,
         on_reserved: OnReserved | None = None,
     ) -> Booking:
-        candidates = {pool: list(rooms) for pool, rooms in rooms_available.items()}
         with self._store.unit_of_work() as uow:
             check_daily_limit(uow, self.catalog, event_type, start)
-            rooms = {pool: self._choose(uow, pool, members, now)
-                     for pool, members in candidates.items()}
-            while True:
+
+            def reserve(rooms: dict[str, str]) -> Booking:
                 booking = Booking(
                     id=new_booking_id(),
                     event_type=event_type.key,
@@ -270,16 +257,11 @@ class BookingService:
                     attendee=attendee,
                     notes=notes,
                 )
-                try:
-                    uow.bookings.reserve(booking, detail="reserved")
-                    break
-                except ReservationConflict as conflict:
-                    # The cache had not seen a concurrent booking yet.
-                    pool = self._lost(conflict.calendar_key, event_type, rooms)
-                    candidates[pool].remove(conflict.calendar_key)
-                    if not candidates[pool]:
-                        raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
-                    rooms = {**rooms, pool: self._choose(uow, pool, candidates[pool], now)}
+                uow.bookings.reserve(booking, detail="reserved")
+                return booking
+
+            booking = hold_rooms(uow, self.catalog, event_type, rooms_available, reserve,
+                                 now=now, rng=self._rng)
             for target in targets(booking, self.catalog.delivers):
                 uow.outbox.enqueue(WRITE, target.payload(), due_at=now, now=now,
                                    booking_id=booking.id)
@@ -287,19 +269,6 @@ class BookingService:
                 on_reserved(uow, booking)
             uow.commit()
         return booking
-
-    def _choose(self, uow: UnitOfWork, pool: str, members: Sequence[str], now: datetime) -> str:
-        return choose_room(uow, self.catalog.pools[pool], members, now=now, rng=self._rng)
-
-    @staticmethod
-    def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
-        """The pool whose room was lost to a concurrent booking; a person
-        lost ends the attempt with that person's reason."""
-        if calendar == event_type.owner:
-            raise SlotUnavailable(SlotRejection.OWNER_BUSY)
-        if calendar in event_type.with_:
-            raise SlotUnavailable(SlotRejection.PERSON_BUSY)
-        return next(pool for pool, room in rooms.items() if room == calendar)
 
     def _live_recheck(
         self,
@@ -345,6 +314,88 @@ class BookingService:
         return busy
 
 
+def check_slot(
+    store: Store,
+    cache: BusyCache,
+    catalog: Catalog,
+    event_type: EventType,
+    start: datetime,
+    *,
+    now: datetime,
+    moving: str | None = None,
+) -> Mapping[str, tuple[str, ...]]:
+    """The free members of each pool for ``start``, by the busy cache
+    (refreshed first, so another process's commits count); raises
+    :class:`InvalidBooking` for a start off the slot grid and
+    :class:`SlotUnavailable` for any other rejection.  ``moving`` is a
+    booking being rescheduled: its own reservation does not block it."""
+    cache.refresh(store)
+    snapshot = cache.snapshot()
+    bookings = snapshot.bookings
+    if moving is not None:
+        bookings = tuple(other for other in bookings if other.id != moving)
+    verdict = check_start(
+        event_type,
+        start,
+        calendars=catalog.calendars,
+        pools=catalog.pools,
+        busy=snapshot.busy,
+        bookings=bookings,
+        now=now,
+    )
+    if verdict.reason is SlotRejection.OFF_GRID:
+        raise InvalidBooking("start", "the start is not on the event type's slot grid")
+    if verdict.reason is not None:
+        raise SlotUnavailable(verdict.reason)
+    return verdict.rooms_available
+
+
+def hold_rooms(
+    uow: UnitOfWork,
+    catalog: Catalog,
+    event_type: EventType,
+    rooms_available: Mapping[str, Sequence[str]],
+    hold: Callable[[dict[str, str]], Held],
+    *,
+    now: datetime,
+    rng: random.Random,
+    keep: Mapping[str, str] | None = None,
+) -> Held:
+    """Assign one room per pool among ``rooms_available`` and return
+    ``hold(rooms)``, the reservation in ``uow``.  A room in ``keep`` stays
+    when it is free; otherwise the pool's method chooses.  A room lost to a
+    concurrent booking (``hold`` raises :class:`ReservationConflict`: the
+    cache had not seen it yet) is replaced by the next free member of its
+    pool; a person lost, or a pool left without a member, raises
+    :class:`SlotUnavailable`."""
+    candidates = {pool: list(members) for pool, members in rooms_available.items()}
+
+    def choose(pool: str, current: str | None = None) -> str:
+        if current is not None and current in candidates[pool]:
+            return current
+        return choose_room(uow, catalog.pools[pool], candidates[pool], now=now, rng=rng)
+
+    rooms = {pool: choose(pool, (keep or {}).get(pool)) for pool in candidates}
+    while True:
+        try:
+            return hold(rooms)
+        except ReservationConflict as conflict:
+            pool = _lost(conflict.calendar_key, event_type, rooms)
+            candidates[pool].remove(conflict.calendar_key)
+            if not candidates[pool]:
+                raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
+            rooms = {**rooms, pool: choose(pool)}
+
+
+def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
+    """The pool whose room a concurrent booking took; a person taken ends
+    the attempt with that person's reason."""
+    if calendar == event_type.owner:
+        raise SlotUnavailable(SlotRejection.OWNER_BUSY)
+    if calendar in event_type.with_:
+        raise SlotUnavailable(SlotRejection.PERSON_BUSY)
+    return next(pool for pool, room in rooms.items() if room == calendar)
+
 
 def check_daily_limit(uow: UnitOfWork, catalog: Catalog, event_type: EventType, start: datetime,
                       *, moving: str | None = None) -> None:
@@ -369,6 +420,7 @@ def check_daily_limit(uow: UnitOfWork, catalog: Catalog, event_type: EventType, 
     ]
     if len(same_day) >= event_type.max_per_day:
         raise SlotUnavailable(SlotRejection.DAILY_LIMIT)
+
 
 def check_attendee(attendee: Attendee) -> None:
     """Raise :class:`InvalidBooking` for an attendee without a name or an

@@ -28,19 +28,17 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from engine.core.model import Booking, EventType, as_utc
-from engine.core.slots import SlotRejection, check_start
 from engine.services.availability import BusyCache
 from engine.services.booking import (
     BookingError,
     BookingNotFound,
-    InvalidBooking,
-    SlotUnavailable,
     check_daily_limit,
+    check_slot,
+    hold_rooms,
 )
 from engine.services.drafts import DELETE, WRITE, Catalog, targets
 from engine.services.outbox import OutboxWorker
-from engine.services.rooms import choose_room
-from engine.store import ReservationConflict, Store, StoreError, UnitOfWork, UnknownBooking
+from engine.store import Store, StoreError, UnitOfWork, UnknownBooking
 
 
 class BookingNotReschedulable(BookingError):
@@ -85,22 +83,9 @@ class RescheduleService:
         end = start + event_type.duration
         if (start, end) == (booking.start, booking.end):
             return booking
-        self._cache.refresh(self._store)
-        snapshot = self._cache.snapshot()
-        verdict = check_start(
-            event_type,
-            start,
-            calendars=self._catalog.calendars,
-            pools=self._catalog.pools,
-            busy=snapshot.busy,
-            bookings=[other for other in snapshot.bookings if other.id != booking.id],
-            now=now,
-        )
-        if verdict.reason is SlotRejection.OFF_GRID:
-            raise InvalidBooking("start", "the start is not on the event type's slot grid")
-        if verdict.reason is not None:
-            raise SlotUnavailable(verdict.reason)
-        self._move(booking, event_type, start, end, verdict.rooms_available, now)
+        rooms_available = check_slot(self._store, self._cache, self._catalog, event_type, start,
+                                     now=now, moving=booking.id)
+        self._move(booking, event_type, start, end, rooms_available, now)
         if drain:
             self._outbox.drain(now, booking_id=booking.id)
         return self._get(booking_id)
@@ -135,39 +120,25 @@ class RescheduleService:
         rooms_available: Mapping[str, Sequence[str]],
         now: datetime,
     ) -> Booking:
-        candidates = {pool: list(members) for pool, members in rooms_available.items()}
         with self._store.unit_of_work() as uow:
             check_daily_limit(uow, self._catalog, event_type, start, moving=booking.id)
-            rooms = {pool: self._room(uow, pool, booking.rooms.get(pool), members, now)
-                     for pool, members in candidates.items()}
-            while True:
-                try:
-                    moved = uow.bookings.move(
-                        booking.id, start=start, end=end, rooms=rooms, at=now,
-                        detail=_detail(booking, start, rooms))
-                    break
-                except ReservationConflict as conflict:
-                    # The cache had not seen a concurrent booking yet.
-                    pool = _lost(conflict.calendar_key, event_type, rooms)
-                    candidates[pool].remove(conflict.calendar_key)
-                    if not candidates[pool]:
-                        raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
-                    rooms = {**rooms, pool: self._room(uow, pool, None, candidates[pool], now)}
-                except UnknownBooking as gone:
-                    raise BookingNotFound(booking.id) from gone
-                except StoreError as inactive:
-                    # Cancelled (or failed) since it was read.
-                    raise BookingNotReschedulable(booking.id, str(inactive)) from inactive
+
+            def move(rooms: dict[str, str]) -> Booking:
+                return uow.bookings.move(booking.id, start=start, end=end, rooms=rooms, at=now,
+                                         detail=_detail(booking, start, rooms))
+
+            try:
+                # Each pool keeps its room when that room is free then.
+                moved = hold_rooms(uow, self._catalog, event_type, rooms_available, move,
+                                   now=now, rng=self._rng, keep=booking.rooms)
+            except UnknownBooking as gone:
+                raise BookingNotFound(booking.id) from gone
+            except StoreError as inactive:
+                # Cancelled (or failed) since it was read.
+                raise BookingNotReschedulable(booking.id, str(inactive)) from inactive
             self._queue(uow, booking, moved, now)
             uow.commit()
         return moved
-
-    def _room(self, uow: UnitOfWork, pool: str, current: str | None,
-              members: Sequence[str], now: datetime) -> str:
-        """The booking's room when it is free then, else the pool's choice."""
-        if current is not None and current in members:
-            return current
-        return choose_room(uow, self._catalog.pools[pool], members, now=now, rng=self._rng)
 
     def _queue(self, uow: UnitOfWork, before: Booking, moved: Booking, now: datetime) -> None:
         """Writes of the moved event everywhere it belongs now, under a
@@ -183,16 +154,6 @@ class RescheduleService:
             if target.calendar not in staying:
                 uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
                                    booking_id=moved.id)
-
-
-def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
-    """The pool whose room a concurrent booking took; a person taken ends
-    the attempt with that person's reason."""
-    if calendar == event_type.owner:
-        raise SlotUnavailable(SlotRejection.OWNER_BUSY)
-    if calendar in event_type.with_:
-        raise SlotUnavailable(SlotRejection.PERSON_BUSY)
-    return next(pool for pool, room in rooms.items() if room == calendar)
 
 
 def _detail(before: Booking, start: datetime, rooms: Mapping[str, str]) -> str:

@@ -32,10 +32,7 @@ REASONS = {
 def run(invocation: Invocation) -> int:
     args = invocation.args
     config = invocation.config()
-    event_type = config.event_types.get(args.event_type)
-    if event_type is None:
-        known = ", ".join(config.event_types) or "none"
-        raise CommandFailed(f"unknown event type {args.event_type!r} (known: {known})", 2)
+    event_type = invocation.event_type()
     zone = config.calendars[event_type.owner].timezone
     start = args.start.in_zone(zone)
     attendee = Attendee(args.name.strip(), args.email.strip())

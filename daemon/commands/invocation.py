@@ -9,6 +9,7 @@ from typing import TextIO
 
 from daemon.config import load_config
 from daemon.settings import Config
+from engine.core.model import EventType
 
 
 class CommandFailed(Exception):
@@ -39,3 +40,12 @@ class Invocation:
             self._config = load_config(self.config_path)
         return self._config
 
+    def event_type(self) -> EventType:
+        """The configured event type ``args.event_type`` names; raises
+        :class:`CommandFailed` (exit 2) listing the known ones otherwise."""
+        config = self.config()
+        event_type = config.event_types.get(self.args.event_type)
+        if event_type is None:
+            known = ", ".join(config.event_types) or "none"
+            raise CommandFailed(f"unknown event type {self.args.event_type!r} (known: {known})", 2)
+        return event_type

@@ -17,10 +17,7 @@ from engine.services.links import InvalidLink, LinkService
 def create(invocation: Invocation) -> int:
     args = invocation.args
     config = invocation.config()
-    event_type = config.event_types.get(args.event_type)
-    if event_type is None:
-        known = ", ".join(config.event_types) or "none"
-        raise CommandFailed(f"unknown event type {args.event_type!r} (known: {known})", 2)
+    event_type = invocation.event_type()
     if (args.name is None) != (args.email is None):
         raise CommandFailed("give --name and --email together to prefill the attendee", 2)
     attendee = None

@@ -1,4 +1,6 @@
-"""The bookings routes' request and answer models and their problem types.
+"""The bookings routes' request and answer models and their problem types,
+and the parts the link and reschedule routes share with them: the request
+fields, reading a body's ``start``, and the problems of a refused booking.
 
 The request body is validated here, not by FastAPI's body parameter: an
 answer given under an ``Idempotency-Key`` is stored, and a malformed body's
@@ -7,12 +9,16 @@ answer given under an ``Idempotency-Key`` is stored, and a malformed body's
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.http.problems import Problem, ProblemType, invalid, register_problem_type
+from daemon.commands.book import REASONS
+from daemon.http.problems import Problem, ProblemType, invalid, problem, register_problem_type
+from daemon.http.slot_query import parse_time
+from engine.services.booking import InvalidBooking, ProviderUnavailable, SlotUnavailable
 
 SLOT_UNAVAILABLE = register_problem_type(ProblemType(
     "/problems/slot-unavailable", 409, "Slot unavailable",
@@ -41,6 +47,13 @@ KEY_IN_FLIGHT = register_problem_type(ProblemType(
 
 Status = Literal["pending", "confirmed", "failed", "cancelled"]
 
+# Fields of the request bodies (bookings, links, reschedule); a ``start``
+# gets its description where it is used, as it names the slots to pick from.
+EventTypeKey = Annotated[str, Field(min_length=1, max_length=200,
+                                    description="an event type's key")]
+StartText = Annotated[str, Field(min_length=1, max_length=64)]
+Notes = Annotated[str, Field(max_length=4000)]
+
 
 class AttendeeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -54,13 +67,12 @@ class BookingRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_type: str = Field(min_length=1, max_length=200, description="an event type's key")
-    start: str = Field(
-        min_length=1, max_length=64,
+    event_type: EventTypeKey
+    start: StartText = Field(
         description="ISO 8601 date-time of a slot start (GET /v1/event-types/{key}/slots); "
                     "one without an offset is read in the owner's zone")
     attendee: AttendeeInput
-    notes: str = Field(default="", max_length=4000)
+    notes: Notes = ""
 
     @classmethod
     def parse(cls, body: bytes) -> BookingRequest:
@@ -81,6 +93,35 @@ def _body_error(error: Any) -> dict[str, str]:
 def body_problem(name: str, detail: str) -> Problem:
     return invalid([{"in": "body", "name": name, "detail": detail,
                      "pointer": "#/" + name.replace(".", "/")}])
+
+
+def body_start(text: str, zone: str) -> datetime:
+    """A body's ``start`` read in ``zone`` (when it has no offset), or a
+    validation problem naming the field."""
+    try:
+        return parse_time(text, zone)
+    except (ValueError, OverflowError):
+        raise body_problem("start", f"{text!r} is not an ISO 8601 date-time like "
+                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+
+
+def unknown_event_type(key: str, known: Iterable[str]) -> Problem:
+    """The 422 for a body's ``event_type`` that is not configured."""
+    return body_problem("event_type", f"there is no event type {key!r} "
+                                      f"(known: {', '.join(known) or 'none'})")
+
+
+def refused(exc: InvalidBooking | SlotUnavailable | ProviderUnavailable,
+            what: str = "the slot cannot be booked") -> Problem:
+    """The problem for a booking the service refused: a 422 naming the
+    field, a 409 ``slot-unavailable`` whose detail begins with ``what``, or
+    a 503 to retry."""
+    if isinstance(exc, InvalidBooking):
+        return body_problem(exc.field, exc.detail)
+    if isinstance(exc, SlotUnavailable):
+        return problem(SLOT_UNAVAILABLE.uri, f"{what}: {REASONS[exc.reason]}",
+                       reason=exc.reason.value)
+    return problem(PROVIDER_UNAVAILABLE.uri, str(exc), headers={"Retry-After": "30"})
 
 
 def request_body_schema() -> dict[str, Any]:

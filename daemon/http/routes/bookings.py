@@ -23,7 +23,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.exc import SQLAlchemyError
 
-from daemon.commands.book import REASONS
 from daemon.documents import booking_document
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
@@ -38,7 +37,10 @@ from daemon.http.booking_schemas import (
     BookingRequest,
     BookingsDocument,
     body_problem,
+    body_start,
+    refused,
     request_body_schema,
+    unknown_event_type,
 )
 from daemon.http.context import CalpoolApp, request_id
 from daemon.http.problems import MEDIA_TYPE, Problem, invalid, problem, problem_responses
@@ -233,15 +235,8 @@ def _book(app: App, body: bytes,
         request = BookingRequest.parse(body)
         event_type = app.config.event_types.get(request.event_type)
         if event_type is None:
-            known = ", ".join(app.config.event_types) or "none"
-            raise body_problem("event_type", f"there is no event type {request.event_type!r} "
-                                             f"(known: {known})")
-        zone = app.config.calendars[event_type.owner].timezone
-        try:
-            start = parse_time(request.start, zone)
-        except (ValueError, OverflowError):
-            raise body_problem("start", f"{request.start!r} is not an ISO 8601 date-time like "
-                                        "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+            raise unknown_event_type(request.event_type, app.config.event_types)
+        start = body_start(request.start, app.config.calendars[event_type.owner].timezone)
         attendee = Attendee(request.attendee.name.strip(), request.attendee.email.strip())
         booking = _reserve_and_wait(app, event_type.key, start, attendee, request.notes,
                                     on_reserved)
@@ -269,13 +264,8 @@ def _reserve_and_wait(app: App, event_type: str, start: datetime, attendee: Atte
             confirm_within=app.config.http.confirm_within, on_reserved=on_reserved)
     except UnknownEventType as exc:
         raise body_problem("event_type", str(exc)) from exc
-    except InvalidBooking as exc:
-        raise body_problem(exc.field, exc.detail) from exc
-    except SlotUnavailable as exc:
-        raise problem(SLOT_UNAVAILABLE.uri, f"the slot cannot be booked: {REASONS[exc.reason]}",
-                      reason=exc.reason.value) from exc
-    except ProviderUnavailable as exc:
-        raise problem(PROVIDER_UNAVAILABLE.uri, str(exc), headers={"Retry-After": "30"}) from exc
+    except (InvalidBooking, SlotUnavailable, ProviderUnavailable) as exc:
+        raise refused(exc) from exc
 
 
 def _abandon(keys: IdempotencyKeys, client: str, key: str, request: Request) -> None:

@@ -18,7 +18,6 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from daemon.commands.book import REASONS
 from daemon.documents import booking_document, local_iso, slots_json
 from daemon.durations import EXAMPLES, parse_duration
 from daemon.http.auth import Client, require_scope
@@ -29,7 +28,13 @@ from daemon.http.booking_schemas import (
     AttendeeDocument,
     AttendeeInput,
     BookingDocument,
+    EventTypeKey,
+    Notes,
+    StartText,
     body_problem,
+    body_start,
+    refused,
+    unknown_event_type,
 )
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import (
@@ -40,7 +45,7 @@ from daemon.http.problems import (
     register_problem_type,
 )
 from daemon.http.schemas import SlotsDocument
-from daemon.http.slot_query import TIME_EXAMPLES, parse_time, slot_range
+from daemon.http.slot_query import TIME_EXAMPLES, slot_range
 from daemon.wiring import App
 from engine.core.model import Attendee, BookingStatus
 from engine.services.booking import (
@@ -81,7 +86,7 @@ class LinkRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    event_type: str = Field(min_length=1, max_length=200, description="an event type's key")
+    event_type: EventTypeKey
     expires_in: str | None = Field(
         default=None, max_length=64,
         description=f"how long the link can be used, a duration like {EXAMPLES}; "
@@ -116,13 +121,12 @@ class LinkBookingRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    start: str = Field(
-        min_length=1, max_length=64,
+    start: StartText = Field(
         description="ISO 8601 date-time of a slot start (GET /v1/links/{token}/slots); one "
                     "without an offset is read in the owner's zone")
     attendee: AttendeeInput | None = Field(
         default=None, description="required, unless the link has one; refused if it has")
-    notes: str = Field(default="", max_length=4000)
+    notes: Notes = ""
 
 
 # ---- admin ------------------------------------------------------------------------------------
@@ -147,9 +151,7 @@ def create_link(app: CalpoolApp, _client: AdminClient, body: LinkRequest) -> Any
         issued = _links(app).create(body.event_type, app.clock(), expires_in=expires_in,
                                     attendee=attendee)
     except UnknownEventType:
-        known = ", ".join(app.config.event_types) or "none"
-        raise body_problem("event_type", f"there is no event type {body.event_type!r} "
-                                         f"(known: {known})") from None
+        raise unknown_event_type(body.event_type, app.config.event_types) from None
     except InvalidLink as exc:
         raise body_problem(exc.field, exc.detail) from None
     return {
@@ -237,23 +239,14 @@ def book_through_link(app: CalpoolApp, token: str, body: LinkBookingRequest) -> 
     """A booking that ends `failed` gives the link back: it can be used again."""
     link = _open(app, token)
     zone = app.config.calendars[app.config.event_types[link.event_type].owner].timezone
-    try:
-        start = parse_time(body.start, zone)
-    except (ValueError, OverflowError):
-        raise body_problem("start", f"{body.start!r} is not an ISO 8601 date-time like "
-                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+    start = body_start(body.start, zone)
     try:
         booking = _links(app).book(token, start, _attendee(body.attendee), body.notes,
                                    app.clock(), confirm_within=app.config.http.confirm_within)
     except LinkError as exc:
         raise _link_problem(exc) from None
-    except InvalidBooking as exc:
-        raise body_problem(exc.field, exc.detail) from None
-    except SlotUnavailable as exc:
-        raise problem(SLOT_UNAVAILABLE.uri, f"the slot cannot be booked: {REASONS[exc.reason]}",
-                      reason=exc.reason.value) from None
-    except ProviderUnavailable as exc:
-        raise problem(PROVIDER_UNAVAILABLE.uri, str(exc), headers={"Retry-After": "30"}) from None
+    except (InvalidBooking, SlotUnavailable, ProviderUnavailable) as exc:
+        raise refused(exc) from None
     document = booking_document(booking, app.bookings.history(booking.id), zone)
     if booking.status is BookingStatus.FAILED:
         detail = document["history"][-1]["detail"] if document["history"] else "a write failed"

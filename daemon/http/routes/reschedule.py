@@ -15,18 +15,18 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel, ConfigDict, Field
 
-from daemon.commands.book import REASONS
 from daemon.documents import booking_document
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_NOT_FOUND,
     SLOT_UNAVAILABLE,
     BookingDocument,
-    body_problem,
+    StartText,
+    body_start,
+    refused,
 )
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import ProblemType, problem, problem_responses, register_problem_type
-from daemon.http.slot_query import parse_time
 from engine.services.booking import BookingNotFound, InvalidBooking, SlotUnavailable
 from engine.services.reschedule import BookingNotReschedulable, RescheduleService
 
@@ -43,8 +43,7 @@ BookClient = Annotated[Client, Depends(require_scope("book"))]
 class RescheduleRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    start: str = Field(
-        min_length=1, max_length=64,
+    start: StartText = Field(
         description="ISO 8601 date-time of the new slot start; one without an offset is read "
                     "in the owner's zone")
 
@@ -69,11 +68,7 @@ def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
                       booking_id=booking_id) from None
     owner = app.config.calendars.get(booking.owner)
     zone = owner.timezone if owner is not None else app.config.daemon.timezone
-    try:
-        start = parse_time(body.start, zone)
-    except (ValueError, OverflowError):
-        raise body_problem("start", f"{body.start!r} is not an ISO 8601 date-time like "
-                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+    start = body_start(body.start, zone)
     mover = RescheduleService(app.store, app.cache, app.bookings.catalog, app.bookings.outbox)
     try:
         moved = mover.reschedule(booking_id, start, app.clock())
@@ -82,10 +77,6 @@ def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
                       booking_id=booking_id) from None
     except BookingNotReschedulable as exc:
         raise problem(NOT_RESCHEDULABLE.uri, exc.detail, booking_id=booking_id) from None
-    except InvalidBooking as exc:
-        raise body_problem(exc.field, exc.detail) from None
-    except SlotUnavailable as exc:
-        raise problem(SLOT_UNAVAILABLE.uri, f"the booking cannot move there: "
-                                            f"{REASONS[exc.reason]}",
-                      reason=exc.reason.value) from None
+    except (InvalidBooking, SlotUnavailable) as exc:
+        raise refused(exc, "the booking cannot move there") from None
     return booking_document(moved, app.bookings.history(booking_id), zone)

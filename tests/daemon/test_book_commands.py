@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,8 +14,8 @@ import pytest
 
 from tests.engine.services.conftest import fresh_calendar
 from tests.support.caldav_servers import Server, start_radicale
+from tests.support.sites import calendar_sections, run_calpool, write_config
 
-CALPOOL = Path(sys.executable).parent / "calpool"
 BERLIN = ZoneInfo("Europe/Berlin")
 TOMORROW = date.today() + timedelta(days=1)
 START = f"{TOMORROW.isoformat()}T10:00"  # no offset: the owner's zone
@@ -45,11 +43,7 @@ class Site:
 
 
 def calpool(site: Site, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CALPOOL_CONFIG", "CALPOOL_TRACEBACK")}
-    result = subprocess.run([str(CALPOOL), "--config", str(site.config), *argv],
-                            capture_output=True, text=True, timeout=90, env=env, check=False)
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
+    return run_calpool(site.config, *argv)
 
 
 def make_site(tmp_path: Path, server: Server, *, missing_room: bool = False) -> Site:
@@ -60,15 +54,11 @@ def make_site(tmp_path: Path, server: Server, *, missing_room: bool = False) -> 
     lines = ['[daemon]', 'database = "sqlite:///calpool.db"', 'timezone = "UTC"', "",
              "[sync]", 'window_future = "210d"', "",
              "[accounts.dav]", 'provider = "caldav"', f'url = "{server.home}"']
-    for key, calendar_id in calendars.items():
-        kind = "person" if key == "alice" else "room"
-        lines += ["", f"[calendars.{key}]", 'account = "dav"', f'id = "{calendar_id}"',
-                  f'kind = "{kind}"', 'timezone = "Europe/Berlin"']
+    lines += calendar_sections(calendars, persons={"alice"}, extra=['timezone = "Europe/Berlin"'])
     lines += ["", "[pools.rooms]", 'members = ["room-a"]',
               "", "[event_types.consultation]", 'title = "Consultation with {attendee_name}"',
               'duration = "30m"', 'owner = "alice"', 'pools = ["rooms"]', 'horizon = "200d"']
-    config = tmp_path / "calpool.toml"
-    config.write_text("\n".join(lines) + "\n")
+    config = write_config(tmp_path, "\n".join(lines) + "\n")
     site = Site(config, calendars, server)
     assert calpool(site, "db", "upgrade").returncode == 0
     return site

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import os
 import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -17,9 +16,8 @@ import pytest
 from daemon.cli import dispatch
 from engine.core.model import Attendee
 from engine.services.links import token_digest
-from engine.store import Link, Store, migrate
-
-CALPOOL = Path(sys.executable).parent / "calpool"
+from engine.store import Link, Store
+from tests.support.sites import CALPOOL, migrated_config
 
 CONFIG = """\
 [daemon]
@@ -59,10 +57,7 @@ pools = ["rooms"]
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    path = tmp_path / "calpool.toml"
-    path.write_text(CONFIG, encoding="utf-8")
-    migrate.upgrade(f"sqlite:///{tmp_path / 'calpool.db'}")
-    return path
+    return migrated_config(tmp_path, CONFIG).path
 
 
 def link_create(config: Path, *argv: str) -> tuple[int, str, str]:

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -18,8 +16,7 @@ import pytest
 from engine.store import Store
 from tests.engine.services.conftest import event_ics, fresh_calendar, put_event
 from tests.support.caldav_servers import Server, free_port, start_radicale
-
-CALPOOL = Path(sys.executable).parent / "calpool"
+from tests.support.sites import CALPOOL, calendar_sections, run_calpool, write_config
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +36,7 @@ class Site:
 
 
 def calpool(site: Site, *argv: str, timeout: float = 90) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in ("CALPOOL_CONFIG", "CALPOOL_TRACEBACK")}
-    result = subprocess.run(
-        [str(CALPOOL), "--config", str(site.config), *argv],
-        capture_output=True, text=True, timeout=timeout, env=env, check=False,
-    )
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
+    return run_calpool(site.config, *argv, timeout=timeout)
 
 
 def make_site(tmp_path: Path, server: Server, *, extra: str = "", dead: bool = False) -> Site:
@@ -66,10 +57,7 @@ def make_site(tmp_path: Path, server: Server, *, extra: str = "", dead: bool = F
         'provider = "caldav"',
         f'url = "http://127.0.0.1:{free_port()}/dav/"',
     ]
-    for key, calendar_id in calendars.items():
-        kind = "person" if key == "alice" else "room"
-        lines += ["", f"[calendars.{key}]", 'account = "dav"', f'id = "{calendar_id}"',
-                  f'kind = "{kind}"']
+    lines += calendar_sections(calendars, persons={"alice"})
     if dead:
         lines += ["", "[calendars.room-dead]", 'account = "gone"', 'id = "rooms/dead/"',
                   'kind = "room"']
@@ -79,8 +67,7 @@ def make_site(tmp_path: Path, server: Server, *, extra: str = "", dead: bool = F
         "", "[event_types.consultation]", 'title = "Consultation"', 'duration = "30m"',
         'owner = "alice"', 'pools = ["rooms"]', 'horizon = "200d"',
     ]
-    config = tmp_path / "calpool.toml"
-    config.write_text("\n".join(lines) + "\n" + extra)
+    config = write_config(tmp_path, "\n".join(lines) + "\n" + extra)
     site = Site(config, calendars, tmp_path / "calpool.db")
     assert calpool(site, "db", "upgrade").returncode == 0
     return site

@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALPOOL, environment
+from tests.support import sites
 from tests.support.caldav_servers import Server, free_port, start_radicale
 
 TOKEN = "crash-test-token"
@@ -167,8 +168,7 @@ duration = "30m"
 owner = "alice"
 pools = ["rooms"]
 """
-    path = folder / "calpool.toml"
-    path.write_text(text)
+    path = sites.write_config(folder, text)
     upgraded = subprocess.run([str(CALPOOL), "--config", str(path), "db", "upgrade"],
                               capture_output=True, text=True, env=environment(), timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr

@@ -17,13 +17,12 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 from sqlalchemy.exc import OperationalError
 
-from daemon.config import load_config
 from daemon.http.app import create_app
 from daemon.http.problems import MEDIA_TYPE, PROBLEM_TYPES
 from daemon.wiring import App, build
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.services.availability import SlotService
-from engine.store import migrate
+from tests.support.sites import migrated_config
 
 # Thursday before the spring-forward change in Berlin (Sunday 2027-03-28):
 # the default week of slots crosses it.
@@ -180,10 +179,7 @@ def make_site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[MakeS
         folder = tmp_path / f"site-{len(built)}"
         folder.mkdir()
         (folder / "desk.token").write_text(TOKENS["desk"] + "\n", encoding="utf-8")
-        path = folder / "calpool.toml"
-        path.write_text(config, encoding="utf-8")
-        settings = load_config(path)
-        migrate.upgrade(settings.daemon.database_url)
+        settings = migrated_config(folder, config)
         clock = [NOW]
         app = build(settings, clock=lambda: clock[0])
         api = create_app(app, environ=environ)

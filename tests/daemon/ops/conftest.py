@@ -7,7 +7,6 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -18,14 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from daemon.config import load_config
 from daemon.wiring import App, build
 from engine.core.model import ChangeSet, Interval, RemoteEvent
-from engine.store import migrate
 from tests.engine.services.conftest import fresh_calendar
 from tests.support.caldav_servers import Server, free_port, start_radicale
+from tests.support.sites import CALPOOL, migrated_config, run_calpool
 
-CALPOOL = Path(sys.executable).parent / "calpool"
 DAV_USER, DAV_PASSWORD = "calpool", "dav-password-that-must-not-leak"
 API_TOKEN = "api-token-that-must-not-leak-0123456789"
 TOKEN_ENV = "CALPOOL_OPS_TEST_TOKEN"
@@ -92,12 +89,7 @@ def environment(**extra: str) -> dict[str, str]:
 
 def calpool(site: Site, *argv: str, timeout: float = 90,
             env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    result = subprocess.run(
-        [str(CALPOOL), "--config", str(site.config), *argv],
-        capture_output=True, text=True, timeout=timeout, env=env or environment(), check=False,
-    )
-    assert "Traceback" not in result.stdout + result.stderr
-    return result
+    return run_calpool(site.config, *argv, timeout=timeout, env=env or environment())
 
 
 @pytest.fixture
@@ -293,12 +285,9 @@ def build_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     def make(text: str = APP_CONFIG) -> Built:
         folder = tmp_path / f"app-{len(made)}"
         folder.mkdir()
-        path = folder / "calpool.toml"
-        path.write_text(text, encoding="utf-8")
-        config = load_config(path)
-        migrate.upgrade(config.daemon.database_url)
+        config = migrated_config(folder, text)
         clock = [NOW]
-        built = Built(build(config, clock=lambda: clock[0]), path, clock)
+        built = Built(build(config, clock=lambda: clock[0]), config.path, clock)
         made.append(built)
         return built
 

@@ -134,19 +134,16 @@ class StoreCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         app = self._current_app()
+        families: list[Metric] = []
+        answered = False
+        if app is not None:
+            try:
+                families = list(_store_families(app))
+                answered = True
+            except Exception as exc:  # the scrape reports the outage instead of failing
+                log.warning("metrics: the database did not answer: %s", exc)
         up = GaugeMetricFamily("calpool_store_up", "1 when the database answered this scrape.")
-        if app is None:
-            up.add_metric([], 0)
-            yield up
-            return
-        try:
-            families = list(_store_families(app))
-        except Exception as exc:  # the scrape reports the outage instead of failing
-            log.warning("metrics: the database did not answer: %s", exc)
-            up.add_metric([], 0)
-            yield up
-            return
-        up.add_metric([], 1)
+        up.add_metric([], 1 if answered else 0)
         yield up
         yield from families
 

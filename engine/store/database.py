@@ -7,6 +7,12 @@ taken at the start, so a check followed by an insert (the reservation
 overlap check) cannot interleave with another writer.  Python's ``sqlite3``
 issues its own deferred ``BEGIN``; the hooks below switch that off and emit
 the ``BEGIN`` themselves, the recipe SQLAlchemy documents for pysqlite.
+Writers of one engine also queue on a lock in the process before their
+``BEGIN IMMEDIATE``: SQLite's busy handler polls a locked database with
+sleeps growing to 100 ms, so under many writers the lock would sit free
+for most of each hand-over; the lock in the process hands it over as soon
+as the holder commits or rolls back.  The busy timeout still queues
+writers of other processes.
 
 PostgreSQL (``postgresql+psycopg://…``): sessions in UTC; correctness under
 concurrency comes from row locks and the exclusion constraint, not from
@@ -16,6 +22,7 @@ serializing.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -66,14 +73,54 @@ def create_store_engine(url: str | URL) -> Engine:
     )
 
 
+class _QueuedWriterConnection(sqlite3.Connection):
+    """A SQLite connection whose write transactions hold ``write_lock``
+    (one per engine, set on a subclass) from before their ``BEGIN
+    IMMEDIATE`` until they end, whichever way they end."""
+
+    write_lock: threading.Lock
+    _holding = False
+
+    def queue_for_write(self) -> None:
+        # Past the busy timeout the lock is left to SQLite, which then
+        # waits its own busy timeout and fails as it would without this.
+        self._holding = self.write_lock.acquire(timeout=BUSY_TIMEOUT_MS / 1000)
+
+    def leave_write_queue(self) -> None:
+        if self._holding:
+            self._holding = False
+            self.write_lock.release()
+
+    def commit(self) -> None:
+        try:
+            super().commit()
+        finally:
+            self.leave_write_queue()
+
+    def rollback(self) -> None:
+        try:
+            super().rollback()
+        finally:
+            self.leave_write_queue()
+
+    def close(self) -> None:
+        try:
+            super().close()
+        finally:
+            self.leave_write_queue()
+
+
 def _sqlite_engine(url: URL) -> Engine:
     database = url.database or ""
     if database in ("", ":memory:") or database.startswith("file::memory:"):
         # Every pooled connection would see its own empty database.
         raise StoreError("an in-memory SQLite database cannot be shared; give a file path")
+    connection_class = type("QueuedWriterConnection", (_QueuedWriterConnection,),
+                            {"write_lock": threading.Lock()})
     engine = create_engine(
         url,
-        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False},
+        connect_args={"timeout": BUSY_TIMEOUT_MS / 1000, "check_same_thread": False,
+                      "factory": connection_class},
     )
 
     @event.listens_for(engine, "connect")
@@ -94,7 +141,13 @@ def _sqlite_engine(url: URL) -> Engine:
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(READ_ONLY_OPTION):
             connection.exec_driver_sql("BEGIN")
-        else:
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        dbapi_connection.queue_for_write()
+        try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            dbapi_connection.leave_write_queue()
+            raise
 
     return engine

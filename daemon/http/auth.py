@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
@@ -78,11 +78,14 @@ def token_registry(request: Request) -> TokenRegistry:
     return registry
 
 
-def require_scope(scope: str) -> Callable[..., Client]:
+def require_scope(scope: str) -> Callable[..., Coroutine[None, None, Client]]:
     """A dependency that admits a request whose bearer token is configured
-    and holds ``scope``: 401 without a known token, 403 without the scope."""
+    and holds ``scope``: 401 without a known token, 403 without the scope.
+    It is ``async`` although it never awaits (one sha256, no I/O): FastAPI
+    runs a plain ``def`` dependency on the worker threads, which every
+    request would queue for before its route's own turn there."""
 
-    def authorised(
+    async def authorised(
         request: Request,
         credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
     ) -> Client:

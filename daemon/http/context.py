@@ -34,7 +34,9 @@ def loggable_path(path: str) -> str:
     return _TOKEN_IN_PATH.sub(r"\1<token>", path)
 
 
-def calpool_app(request: Request) -> App:
+async def calpool_app(request: Request) -> App:
+    # async although it never awaits: FastAPI runs a plain ``def``
+    # dependency on the worker threads, a hand-over per request for nothing.
     app: App = request.app.state.calpool
     return app
 

@@ -116,7 +116,7 @@ class BusyCache:
             versions = uow.calendars.versions(keys)
             intervals = uow.events.busy_intervals(keys, _EVERYTHING)
             bookings = tuple(uow.bookings.active_touching(_EVERYTHING))
-        timelines = {key: _timeline(intervals.get(key, ())) for key in keys}
+        timelines = {key: BusyTimeline.from_intervals(intervals.get(key, ())) for key in keys}
         with self._lock:
             for key, timeline in timelines.items():
                 if key not in self._busy or not _same(self._busy[key], timeline):
@@ -138,12 +138,6 @@ class BusyCache:
 
 def _same(one: BusyTimeline, other: BusyTimeline) -> bool:
     return bool(np.array_equal(one.starts, other.starts) and np.array_equal(one.ends, other.ends))
-
-
-def _timeline(intervals: Iterable[Interval]) -> BusyTimeline:
-    timeline = BusyTimeline.from_intervals(intervals)
-    assert isinstance(timeline, BusyTimeline)  # from_intervals builds ``cls``
-    return timeline
 
 
 @dataclass(frozen=True, slots=True)

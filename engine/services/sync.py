@@ -121,10 +121,6 @@ class SyncService:
         self._on_fetched = on_fetched
         self._on_synced = on_synced
 
-    @property
-    def calendars(self) -> tuple[str, ...]:
-        return tuple(self._bindings)
-
     def window_at(self, now: datetime) -> Interval:
         return self._window.at(now)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from daemon.config_values import check_zone
-from daemon.durations import parse_duration
+from daemon.config.durations import parse_duration
+from daemon.config.values import check_zone
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import TextIO
 
 from daemon.config import ConfigError, resolve_secret
-from daemon.settings import CaldavAccount, Config, GoogleAccount, MicrosoftAccount, SecretRef
+from daemon.config.settings import CaldavAccount, Config, GoogleAccount, MicrosoftAccount, SecretRef
 
 CONTEXT_FIELDS = ("calendar", "booking", "request_id")
 

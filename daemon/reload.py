@@ -21,9 +21,9 @@ from dataclasses import replace
 from fastapi import FastAPI
 
 from daemon.config import ConfigError
+from daemon.config.settings import Config
 from daemon.http.auth import TokenRegistry
 from daemon.logs import JsonFormatter, TextFormatter, protect
-from daemon.settings import Config
 from daemon.wiring import App, build
 
 log = logging.getLogger("calpool.daemon")

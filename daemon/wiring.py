@@ -12,8 +12,8 @@ from datetime import UTC, datetime
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
 from daemon.config import resolve_secret
+from daemon.config.settings import Account, CaldavAccount, Config
 from daemon.metrics import Metrics
-from daemon.settings import Account, CaldavAccount, Config
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService

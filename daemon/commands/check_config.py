@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from daemon.commands.invocation import Invocation
 from daemon.config import ConfigError, resolve_secret
-from daemon.settings import Config, SecretRef
+from daemon.config.settings import Config, SecretRef
 
 
 def run(invocation: Invocation) -> int:

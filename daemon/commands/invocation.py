@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import TextIO
 
 from daemon.config import load_config
-from daemon.settings import Config
+from daemon.config.settings import Config
 from engine.core.model import EventType
 
 

@@ -7,11 +7,11 @@ import logging
 from daemon.commands.app import open_app
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.config import load_config
+from daemon.config.settings import Config
 from daemon.http.server import HttpServerError
 from daemon.logs import configure, protect
 from daemon.notify import Notifier
 from daemon.process import Daemon, handle_signals
-from daemon.settings import Config
 
 log = logging.getLogger("calpool.daemon")
 

@@ -21,7 +21,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.commands.invocation import CommandFailed, Invocation
-from daemon.settings import Config
+from daemon.config.settings import Config
 from engine.services.availability import staleness
 from engine.store import PushChannel, SchemaNotCurrent, Store, SyncState
 

@@ -19,8 +19,8 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from daemon.config import resolve_secret
+from daemon.config.settings import ApiToken
 from daemon.http.problems import problem
-from daemon.settings import ApiToken
 
 REALM = "calpool"
 

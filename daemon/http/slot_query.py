@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from daemon.durations import format_duration
+from daemon.config.durations import format_duration
 from daemon.http.problems import invalid
 from engine.core.model import EventType, Interval
 from engine.core.zones import Boundary, UnknownZoneError, from_us, local_day, wall_us, zone_info

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import ConfigError, load_config, resolve_secret
-from daemon.settings import CaldavAccount, GoogleAccount, MicrosoftAccount, SecretRef
+from daemon.config.settings import CaldavAccount, GoogleAccount, MicrosoftAccount, SecretRef
 from engine.core.model import (
     AssignmentMethod,
     CalendarKind,

@@ -9,8 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.config import load_config
-from daemon.config_values import parse_days, parse_listen
-from daemon.durations import format_duration, parse_duration
+from daemon.config.durations import format_duration, parse_duration
+from daemon.config.values import parse_days, parse_listen
 
 
 @pytest.mark.parametrize(("text", "expected"), [

@@ -11,7 +11,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 
 from daemon.config import load_config
-from daemon.settings import Config
+from daemon.config.settings import Config
 from engine.store import migrate
 
 # The console script installed next to this interpreter.

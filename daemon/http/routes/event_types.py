@@ -7,8 +7,8 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
+from daemon.config.durations import format_duration
 from daemon.documents import slots_json
-from daemon.durations import format_duration
 from daemon.http.auth import Client, require_scope
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import problem, problem_responses

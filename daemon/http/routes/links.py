@@ -18,8 +18,8 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
+from daemon.config.durations import EXAMPLES, parse_duration
 from daemon.documents import booking_document, local_iso, slots_json
-from daemon.durations import EXAMPLES, parse_duration
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_FAILED,

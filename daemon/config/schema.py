@@ -20,8 +20,8 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
-from daemon.config_values import check_zone, parse_listen
-from daemon.durations import EXAMPLES, parse_duration
+from daemon.config.durations import EXAMPLES, parse_duration
+from daemon.config.values import check_zone, parse_listen
 
 
 def _duration(value: Any) -> timedelta:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from datetime import time, timedelta
 
-from daemon import config_schema as schema
-from daemon.config_checker import Checker, key_path
-from daemon.config_values import KeyedValueError, parse_overrides, parse_weekly
-from daemon.durations import format_duration
-from daemon.settings import Account, CalendarSource, GoogleAccount
+from daemon.config import schema
+from daemon.config.checker import Checker, key_path
+from daemon.config.durations import format_duration
+from daemon.config.settings import Account, CalendarSource, GoogleAccount
+from daemon.config.values import KeyedValueError, parse_overrides, parse_weekly
 from engine.core.model import (
     AssignmentMethod,
     Calendar,

@@ -6,10 +6,9 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from daemon import config_schema as schema
-from daemon.config_checker import Checker, key_path
-from daemon.config_values import parse_listen, resolve_database_url
-from daemon.settings import (
+from daemon.config import schema
+from daemon.config.checker import Checker, key_path
+from daemon.config.settings import (
     Account,
     ApiToken,
     CaldavAccount,
@@ -19,6 +18,7 @@ from daemon.settings import (
     MicrosoftAccount,
     SecretRef,
 )
+from daemon.config.values import parse_listen, resolve_database_url
 
 _ACCOUNT: TypeAdapter[Any] = TypeAdapter(schema.AnyAccountSection)
 

@@ -21,10 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
-from daemon import config_entries, config_sections
-from daemon import config_schema as schema
-from daemon.config_checker import Checker
-from daemon.settings import Config, LinkSettings, RetentionSettings, SecretRef, SyncSettings
+from daemon.config import entries as config_entries
+from daemon.config import schema
+from daemon.config import sections as config_sections
+from daemon.config.checker import Checker
+from daemon.config.settings import Config, LinkSettings, RetentionSettings, SecretRef, SyncSettings
 
 S = TypeVar("S", bound=schema.Section)
 

@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
-from daemon.config_schema import check_key, describe_error
+from daemon.config.schema import check_key, describe_error
 
 T = TypeVar("T")
 

@@ -20,18 +20,16 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from engine.services.status import StatusQuery
 from engine.services.sync import SyncReport
-
-if TYPE_CHECKING:
-    from daemon.wiring import App
 
 log = logging.getLogger("calpool.metrics")
 
@@ -47,7 +45,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
-        self._app: App | None = None
+        self._watched: Watched | None = None
         self._lock = threading.Lock()
         self.sync_seconds = Histogram(
             "calpool_sync_duration_seconds",
@@ -61,13 +59,13 @@ class Metrics:
         )
         self.provider_requests = Counter(
             "calpool_provider_requests",
-            "Sync calls to a provider by status: ok, or the error's kind "
-            "(TransientError, RateLimited, AuthFailed, NotFound, ...).",
-            ["provider", "status"], registry=self.registry,
+            "HTTP requests connectors sent to a provider, by provider, account and outcome "
+            "(the answer's status class 2xx, 3xx, 4xx, 5xx, or error: no answer).",
+            ["provider", "account", "outcome"], registry=self.registry,
         )
         self.provider_errors = Counter(
             "calpool_provider_errors",
-            "Failed sync calls to a provider by the error's kind.",
+            "Failed syncs of a calendar by the provider and the error's kind.",
             ["provider", "kind"], registry=self.registry,
         )
         self.outbox_jobs = Counter(
@@ -86,28 +84,39 @@ class Metrics:
             "Time to answer a slot query over HTTP, by route (event_type, link).",
             ["route"], buckets=SLOT_BUCKETS, registry=self.registry,
         )
-        self.registry.register(StoreCollector(self.current_app))
+        self.registry.register(StoreCollector(self.watched))
 
-    def attach(self, app: App) -> None:
-        """Read store state through ``app`` from now on (a reload attaches
-        the new one; the counters carry on)."""
+    def watch(self, status: StatusQuery, clock: Callable[[], datetime],
+              providers: Mapping[str, str]) -> None:
+        """Read store figures through ``status`` from now on, and name the
+        provider of each calendar (``providers``: calendar key → provider)
+        in sync figures; a reload watches the new ones, the counters carry
+        on."""
         with self._lock:
-            self._app = app
+            self._watched = Watched(status, clock, dict(providers))
 
-    def current_app(self) -> App | None:
+    def watched(self) -> Watched | None:
         with self._lock:
-            return self._app
+            return self._watched
+
+    def request_observer(self, provider: str, account: str) -> Callable[[str], None]:
+        """The ``observe`` callback of one account's connector: one count
+        per HTTP request it sent, by its outcome."""
+        counter = self.provider_requests
+
+        def observe(outcome: str) -> None:
+            counter.labels(provider, account, outcome).inc()
+
+        return observe
 
     def observe_sync(self, report: SyncReport, seconds: float) -> None:
         """The sync service's ``on_synced`` observer."""
         self.sync_seconds.labels(report.calendar, report.outcome).observe(seconds)
         self.syncs.labels(report.calendar, report.outcome).inc()
-        if report.outcome == "skipped":
-            return  # another process holds the lease: no provider was asked
-        provider = self._provider_of(report.calendar)
-        status = "ok" if not report.failed else (report.error_kind or "error")
-        self.provider_requests.labels(provider, status).inc()
         if report.failed:
+            watched = self.watched()
+            # A calendar the reloaded config dropped has no provider any more.
+            provider = watched.providers.get(report.calendar, "unknown") if watched else "unknown"
             self.provider_errors.labels(provider, report.error_kind or "error").inc()
 
     def observe_outbox(self, *, done: int, retried: int, dead: int) -> None:
@@ -115,30 +124,30 @@ class Metrics:
             if count:
                 self.outbox_jobs.labels(outcome).inc(count)
 
-    def _provider_of(self, calendar: str) -> str:
-        app = self.current_app()
-        if app is None or calendar not in app.config.sources:
-            return "unknown"  # a sync of a calendar the reloaded config dropped
-        return app.config.account_of(calendar).provider
+@dataclass(frozen=True, slots=True)
+class Watched:
+    status: StatusQuery
+    clock: Callable[[], datetime]
+    providers: Mapping[str, str]
 
 
 class StoreCollector(Collector):
     """Figures read from the store at scrape time.  A store that does not
     answer gives ``calpool_store_up 0`` and nothing else, not a failed scrape."""
 
-    def __init__(self, current_app: Callable[[], App | None]) -> None:
-        self._current_app = current_app
+    def __init__(self, watched: Callable[[], Watched | None]) -> None:
+        self._watched = watched
 
     def describe(self) -> list[Metric]:
         return []  # dynamic: registering must not read the store
 
     def collect(self) -> Iterator[Metric]:
-        app = self._current_app()
+        watched = self._watched()
         families: list[Metric] = []
         answered = False
-        if app is not None:
+        if watched is not None:
             try:
-                families = list(_store_families(app))
+                families = list(_store_families(watched))
                 answered = True
             except Exception as exc:  # the scrape reports the outage instead of failing
                 log.warning("metrics: the database did not answer: %s", exc)
@@ -148,15 +157,11 @@ class StoreCollector(Collector):
         yield from families
 
 
-def _store_families(app: App) -> Iterator[Metric]:
-    now = app.clock()
-    keys = list(app.config.calendars)
-    with app.store.reader() as uow:
-        states = {state.calendar: state for state in uow.calendars.sync_states()}
-        events = {key: uow.events.count(key) for key in keys}
-        by_status = uow.bookings.count_by_status()
-        depth = uow.outbox.pending_count()
-        oldest = uow.outbox.oldest_pending_created_at()
+def _store_families(watched: Watched) -> Iterator[Metric]:
+    now = watched.clock()
+    status = watched.status.read(now, bookings=True, event_counts=True)
+    states, events, by_status = status.states, status.cached_events, status.bookings_by_status
+    depth, oldest = status.outbox_depth, status.outbox_oldest
     staleness = GaugeMetricFamily(
         "calpool_calendar_staleness_seconds",
         "Seconds since the calendar's last successful sync (+Inf: never synced).",
@@ -175,7 +180,7 @@ def _store_families(app: App) -> Iterator[Metric]:
         "calpool_cached_events", "Events of the calendar in the local cache.",
         labels=["calendar"],
     )
-    for key in keys:
+    for key in status.calendars:
         state = states.get(key)
         success = state.last_success_at if state is not None else None
         staleness.add_metric([key], _seconds_between(success, now))
@@ -186,8 +191,8 @@ def _store_families(app: App) -> Iterator[Metric]:
     yield from (staleness, last_success, failing, cached)
     bookings = GaugeMetricFamily(
         "calpool_bookings", "Bookings in the store by status.", labels=["status"])
-    for status in ("pending", "confirmed", "failed", "cancelled"):
-        bookings.add_metric([status], by_status.get(status, 0))
+    for name in ("pending", "confirmed", "failed", "cancelled"):
+        bookings.add_metric([name], by_status.get(name, 0))
     yield bookings
     yield GaugeMetricFamily(
         "calpool_outbox_depth", "Outbox jobs waiting to be done (provider writes).", value=depth)

@@ -31,7 +31,6 @@ from daemon.notify import Notifier
 from daemon.reload import ConfigLoader, Reloader
 from daemon.scheduler import build_scheduler, forget_removed_calendars
 from daemon.wiring import App
-from engine.services.availability import staleness
 
 log = logging.getLogger("calpool.daemon")
 
@@ -158,7 +157,7 @@ class Daemon:
             self._reloader.swap_into(self.asgi, new_app)
         forget_removed_calendars(new_app)
         self._start_scheduler()
-        old.close_connectors()
+        old.retire()
         self.notifier.ready(self.summary())
         log.info("configuration reloaded: %s", self.summary())
         return True
@@ -173,22 +172,16 @@ class Daemon:
         """One line for `systemctl status`: where it listens, how the
         calendars stand, what waits in the outbox."""
         app = self.app
-        keys = list(app.config.calendars)
         where = f"serving {self.http.url}" if self.http is not None else "running"
         try:
-            with app.store.reader() as uow:
-                states = {state.calendar: state for state in uow.calendars.sync_states()}
-                depth = uow.outbox.pending_count()
+            status = app.status.read(app.clock())
         except Exception as exc:  # the status line must not take the daemon down
             return f"{where}; database unavailable: {' '.join(str(exc).split())[:120]}"
-        flagged = staleness(states, keys, now=app.clock(), stale_after=app.config.sync.stale_after)
-        reasons = [entry.reason for entry in flagged]
         return (
-            f"{where}; {len(keys)} calendars ({reasons.count('failed')} failed, "
-            f"{reasons.count('stale')} stale, {reasons.count('never_synced')} not synced yet), "
-            f"{len(app.config.event_types)} event types, outbox {depth}"
+            f"{where}; {len(status.calendars)} calendars ({status.count('failed')} failed, "
+            f"{status.count('stale')} stale, {status.count('never_synced')} not synced yet), "
+            f"{len(app.config.event_types)} event types, outbox {status.outbox_depth}"
         )
-
 
 @contextmanager
 def stop_on_signals(on_signal: Callable[[], None]) -> Iterator[None]:

@@ -86,7 +86,7 @@ class Reloader:
             return None
         except Exception:  # the daemon must outlive a reload that went wrong
             log.exception("reload refused, the running configuration stays")
-            running.metrics.attach(running)
+            running.watch_metrics()
             return None
         self._tokens = tokens
         _apply_logging(running.config, config)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
 from datetime import UTC, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -18,6 +17,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.wiring import App
+from engine.services import housekeeping
+from engine.services.housekeeping import Purged
 
 log = logging.getLogger(__name__)
 
@@ -112,7 +113,7 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
 
 
 def drain_outbox(app: App) -> None:
-    report = app.bookings.outbox.drain(app.clock())
+    report = app.outbox.drain(app.clock())
     app.metrics.observe_outbox(done=report.done, retried=report.retried, dead=report.dead)
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",
@@ -132,59 +133,23 @@ def roll_window_forward(app: App) -> None:
     log.info("sync window is now %s to %s (%d calendars relisted)", window.start, window.end, moved)
 
 
-@dataclass(frozen=True, slots=True)
-class Purged:
-    bookings: int
-    idempotency_keys: int
-    links: int
-
-
 def purge_expired(app: App) -> Purged:
-    """Apply ``[retention]``: bookings that ended more than
-    ``retention.bookings`` ago go with their attendee data (history,
-    reservations, outbox jobs cascade), so do the links used for them;
-    idempotency keys older than ``retention.idempotency_keys``; links that
-    expired unused."""
-    now = app.clock()
-    settings = app.config.retention
-    with app.store.unit_of_work() as uow:
-        purged = Purged(
-            bookings=uow.bookings.purge_ended_before(now - settings.bookings),
-            idempotency_keys=uow.idempotency.purge_created_before(now - settings.idempotency_keys),
-            links=uow.links.purge_expired_before(now)
-            + uow.links.purge_used_before(now - settings.bookings),
-        )
-        uow.commit()
+    """Apply ``[retention]`` (``engine.services.housekeeping``), count and log it."""
+    purged = housekeeping.purge_expired(app.store, app.retention, app.clock())
     for kind in ("bookings", "idempotency_keys", "links"):
         count = getattr(purged, kind)
         if count:
             app.metrics.retention_purged.labels(kind).inc(count)
-    if purged.bookings or purged.idempotency_keys or purged.links:
+    if purged.any:
         log.info("retention: purged %d bookings, %d idempotency keys, %d links",
                  purged.bookings, purged.idempotency_keys, purged.links)
     return purged
 
 
 def forget_removed_calendars(app: App) -> list[str]:
-    """Drop calendars that the config no longer names from the store, with
-    their cached events, cursor, lease and push channels.  Bookings name
-    calendars by key and stay.
-
-    A removed calendar's push channels cannot be stopped at the provider:
-    its account and provider id left the config with it, and the store keeps
-    only a digest of each channel's token.  They run out at their expiry
-    (days at most), and the hook answers their notifications as unknown
-    once the rows are gone; the log names each one."""
-    with app.store.unit_of_work() as uow:
-        stored = uow.calendars.keys()
-        removed = [key for key in stored if key not in app.config.calendars]
-        for key in removed:
-            for channel in uow.channels.for_calendar(key):
-                log.info("push channel %s of removed calendar %s runs out at %s",
-                         channel.channel_id, key, channel.expires_at.isoformat(),
-                         extra={"calendar": key})
-            uow.calendars.remove(key)
-        uow.commit()
+    """Drop the calendars the config no longer names from the store
+    (``engine.services.housekeeping``) and log it."""
+    removed = housekeeping.forget_removed_calendars(app.store, app.config.calendars)
     if removed:
         log.info("dropped %d calendars no longer in the config from the cache: %s",
                  len(removed), ", ".join(removed))

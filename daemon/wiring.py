@@ -1,32 +1,68 @@
-"""The one place that builds calpool's object graph from a ``Config``.
+"""The composition root: the one place that builds calpool's object graph
+from a ``Config``.
 
 Every subcommand that touches the database or the providers calls
-:func:`build`; tests call it too, with their own config and clock.
+:func:`build`; tests call it too, with their own config, clock and
+connector registry.  Each service is built here once and handed what it
+needs; none reaches another through its attributes.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
 from daemon.config import resolve_secret
 from daemon.config.settings import Account, CaldavAccount, Config
 from daemon.metrics import Metrics
-from engine.ports import CalendarConnector, CalendarRef
+from engine.ports import CalendarConnector, CalendarRef, RequestObserver
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
+from engine.services.delivery import CalendarSource, invitation_delivery, known_addresses
 from engine.services.drafts import Catalog
+from engine.services.housekeeping import RetentionPeriods
+from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
+from engine.services.reschedule import RescheduleService
+from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.store import Store
 
 Clock = Callable[[], datetime]
 
+ConnectorFactory = Callable[[Account, RequestObserver], CalendarConnector]
+"""Builds the connector of one configured account; the observer counts its
+HTTP requests."""
+
+# A request under an Idempotency-Key has surely died when its claim is this
+# much older than twice the longest it could wait for the providers.
+ABANDONED_AFTER = timedelta(minutes=2)
+
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def caldav_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
+    assert isinstance(account, CaldavAccount)
+    password = resolve_secret(account.password) if account.password is not None else None
+    return CalDAVConnector(
+        CalDAVAccount(
+            url=account.url,
+            username=account.username,
+            password=password,
+            ca_file=str(account.ca_file) if account.ca_file is not None else None,
+            sync_method=SyncMethod(account.sync_method),
+        ),
+        observe=observe,
+    )
+
+
+CONNECTORS: Mapping[str, ConnectorFactory] = {"caldav": caldav_connector}
+"""The providers this build serves, by ``accounts.<key>.provider``."""
 
 
 @dataclass
@@ -40,19 +76,34 @@ class App:
     sync: SyncService
     slots: SlotService
     bookings: BookingService
+    outbox: OutboxWorker
+    reschedule: RescheduleService
+    links: LinkService
+    keyed: IdempotentRequests
+    status: StatusQuery
+    retention: RetentionPeriods
     clock: Clock
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     metrics: Metrics = field(default_factory=Metrics)
 
-    def close_connectors(self) -> None:
+    def watch_metrics(self) -> None:
+        """Let ``/metrics`` read this app's store (a reload calls it again
+        on the app that stays when the new one could not be built)."""
+        providers = {key: self.config.account_of(key).provider for key in self.config.sources}
+        self.metrics.watch(self.status, self.clock, providers)
+
+    def retire(self) -> None:
+        """Stop what this app runs beside the store (a reload replaces it;
+        the store is shared with the new app)."""
+        self.bookings.close()
         for connector in self.connectors.values():
             close = getattr(connector, "close", None)
             if callable(close):
                 close()
 
     def close(self) -> None:
-        self.close_connectors()
+        self.retire()
         self.store.close()
 
 
@@ -64,22 +115,24 @@ def build(
     load_cache: bool = True,
     store: Store | None = None,
     metrics: Metrics | None = None,
+    connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
-    account and the services over them.  Raises ``SchemaNotCurrent`` and
-    ``ConfigError`` (an unset secret variable) for the caller to report.
+    account with the factory registered for its provider, and the services
+    over them.  Raises ``SchemaNotCurrent`` and ``ConfigError`` (an unset
+    secret variable) for the caller to report.
 
     A reload passes the running ``store`` and ``metrics``: the new services
     share the database connection pool, and the counters carry on."""
-    connectors: dict[str, CalendarConnector] = {}
+    metrics = metrics or Metrics()
+    built: dict[str, CalendarConnector] = {}
     unavailable: dict[str, str] = {}
     for key, account in config.accounts.items():
-        connector = _connector(account)
-        if connector is None:
+        factory = connectors.get(account.provider)
+        if factory is None:
             unavailable[key] = f"the {account.provider} connector is not part of this build yet"
         else:
-            connectors[key] = connector
-    metrics = metrics or Metrics()
+            built[key] = factory(account, metrics.request_observer(account.provider, key))
     if store is None:
         store = Store.open(config.daemon.database_url)
     bindings = {}
@@ -88,7 +141,7 @@ def build(
         bindings[key] = CalendarBinding(
             key,
             CalendarRef(source.external_id, calendar.timezone),
-            connectors.get(source.account),
+            built.get(source.account),
             unavailable.get(source.account, ""),
         )
     with store.unit_of_work() as uow:
@@ -114,57 +167,42 @@ def build(
         event_types=config.event_types,
         stale_after=config.sync.stale_after,
     )
+    sources = {
+        key: CalendarSource(source.account, config.accounts[source.account].provider,
+                            source.external_id, source.subject)
+        for key, source in config.sources.items()
+    }
     catalog = Catalog(
         config.calendars,
         config.pools,
         config.event_types,
         bindings,
-        addresses=_addresses(config),
-        delivers=_delivers(config),
+        addresses=known_addresses(sources),
+        delivers=invitation_delivery(sources),
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
-    app = App(config, store, connectors, cache, sync, slots, bookings, clock, unavailable, metrics)
-    metrics.attach(app)
+    keys = IdempotencyKeys(store, clock=clock,
+                           abandon_after=2 * config.http.confirm_within + ABANDONED_AFTER)
+    app = App(
+        config=config,
+        store=store,
+        connectors=built,
+        cache=cache,
+        sync=sync,
+        slots=slots,
+        bookings=bookings,
+        outbox=outbox,
+        reschedule=RescheduleService(store, cache, catalog, outbox),
+        links=LinkService(store, bookings, config.event_types,
+                          default_expiry=config.links.default_expiry),
+        keyed=IdempotentRequests(keys),
+        status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
+        retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),
+        clock=clock,
+        unavailable=unavailable,
+        metrics=metrics,
+    )
+    app.watch_metrics()
     return app
-
-
-def _addresses(config: Config) -> dict[str, str]:
-    """Email addresses of calendars where the config reveals one (a Google
-    subject or a calendar id that is an address), for the event's
-    organizer and attendees."""
-    found = {}
-    for key, source in config.sources.items():
-        for candidate in (source.subject, source.external_id):
-            if candidate and "@" in candidate and "/" not in candidate:
-                found[key] = candidate
-                break
-    return found
-
-
-def _delivers(config: Config) -> Callable[[str, str], bool]:
-    """Google and Microsoft invite rooms and people of the owner's own
-    account themselves; everything else gets its copy written by calpool."""
-
-    def delivers(owner: str, other: str) -> bool:
-        account = config.account_of(owner)
-        native = account.provider in ("google", "microsoft")
-        return native and config.sources[other].account == config.sources[owner].account
-
-    return delivers
-
-
-def _connector(account: Account) -> CalendarConnector | None:
-    if isinstance(account, CaldavAccount):
-        password = resolve_secret(account.password) if account.password is not None else None
-        return CalDAVConnector(
-            CalDAVAccount(
-                url=account.url,
-                username=account.username,
-                password=password,
-                ca_file=str(account.ca_file) if account.ca_file is not None else None,
-                sync_method=SyncMethod(account.sync_method),
-            )
-        )
-    return None

@@ -15,7 +15,7 @@ out are UTC-aware; a window is an :class:`~engine.core.model.Interval`.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
@@ -28,6 +28,17 @@ def instance_key(original_start: datetime) -> str:
     start (the RECURRENCE-ID) in UTC, ``2027-03-01T09:00:00Z``; every
     connector spells it so, so instances compare across providers."""
     return as_utc(original_start, what="original start").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+RequestObserver = Callable[[str], None]
+"""Told of every HTTP request a connector sends, with its outcome: the
+answer's status class (:func:`status_class`) or ``"error"`` when no answer
+came (timeout, refused, TLS).  The daemon counts them per account."""
+
+
+def status_class(status: int) -> str:
+    """``"2xx"`` … ``"5xx"`` of an HTTP status; ``"error"`` outside 100–599."""
+    return f"{status // 100}xx" if 100 <= status <= 599 else "error"
 
 
 @dataclass(frozen=True, slots=True)

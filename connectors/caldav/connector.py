@@ -28,6 +28,7 @@ from engine.ports import (
     EventDraft,
     Notification,
     PushChannel,
+    RequestObserver,
     WrittenEvent,
 )
 
@@ -39,11 +40,14 @@ def _utc_now() -> datetime:
 
 
 class CalDAVConnector:
-    """One CalDAV account; ``clock`` stamps written events (DTSTAMP)."""
+    """One CalDAV account; ``clock`` stamps written events (DTSTAMP);
+    ``observe`` hears of every HTTP request sent (``engine.ports.RequestObserver``)."""
 
-    def __init__(self, account: CalDAVAccount, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, account: CalDAVAccount, *, clock: Callable[[], datetime] = _utc_now,
+                 observe: RequestObserver | None = None) -> None:
         self._account = account
         self._clock = clock
+        self._observe = observe
         self._local = threading.local()
         self._sessions: list[DavSession] = []
         self._lock = threading.Lock()
@@ -66,7 +70,7 @@ class CalDAVConnector:
     def _session(self) -> DavSession:
         session: DavSession | None = getattr(self._local, "session", None)
         if session is None:
-            session = DavSession(self._account)
+            session = DavSession(self._account, observe=self._observe)
             self._local.session = session
             with self._lock:
                 self._sessions.append(session)

@@ -27,6 +27,7 @@ from connectors.caldav.account import CalDAVAccount
 from connectors.caldav.failures import status_error
 from engine.core.model import Interval
 from engine.errors import CursorExpired, NotFound, PermanentError
+from engine.ports import RequestObserver, status_class
 
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 _CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
@@ -70,7 +71,8 @@ class DavSession:
     """One account's HTTP session.  Not shared across threads concurrently
     (niquests sessions are not); the connector holds one per thread."""
 
-    def __init__(self, account: CalDAVAccount) -> None:
+    def __init__(self, account: CalDAVAccount, *, observe: RequestObserver | None = None) -> None:
+        self._observe = observe
         self._client = DAVClient(
             url=account.url,
             username=account.username,
@@ -86,7 +88,14 @@ class DavSession:
     def _send(
         self, method: str, url: str, body: str = "", headers: Mapping[str, str] | None = None
     ) -> DAVResponse:
-        response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
+        try:
+            response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
+        except Exception:
+            if self._observe is not None:
+                self._observe("error")
+            raise
+        if self._observe is not None:
+            self._observe(status_class(response.status))
         return response
 
     def _report(self, url: str, body: str, depth: int | None) -> DAVResponse:

@@ -11,7 +11,7 @@ from daemon.commands.app import open_app
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.documents import local_iso
 from engine.core.model import Attendee
-from engine.services.links import InvalidLink, LinkService
+from engine.services.links import InvalidLink
 
 
 def create(invocation: Invocation) -> int:
@@ -25,9 +25,8 @@ def create(invocation: Invocation) -> int:
         attendee = Attendee(args.name.strip(), args.email.strip())
     app = open_app(invocation, load_cache=False)
     try:
-        links = LinkService(app.store, app.bookings, default_expiry=config.links.default_expiry)
         try:
-            issued = links.create(event_type.key, app.clock(), expires_in=args.expires,
+            issued = app.links.create(event_type.key, app.clock(), expires_in=args.expires,
                                   attendee=attendee)
         except InvalidLink as exc:
             option = "--expires" if exc.field == "expires_in" else f"--{exc.field.split('.')[-1]}"

@@ -15,15 +15,14 @@ credentials.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.config.settings import Config
-from engine.services.availability import staleness
-from engine.store import PushChannel, SchemaNotCurrent, Store, SyncState
+from engine.services.status import SiteStatus, StatusQuery
+from engine.store import SchemaNotCurrent, Store
 
 
 def run(invocation: Invocation) -> int:
@@ -33,15 +32,11 @@ def run(invocation: Invocation) -> int:
     except SchemaNotCurrent as exc:
         raise CommandFailed(str(exc)) from exc
     try:
-        now = datetime.now(ZoneInfo("UTC"))
-        with store.reader() as uow:
-            states = {state.calendar: state for state in uow.calendars.sync_states()}
-            channels = {key: uow.channels.for_calendar(key) for key in config.calendars}
-            depth = uow.outbox.pending_count()
-            oldest = uow.outbox.oldest_pending_created_at()
+        status = StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after
+                             ).read(datetime.now(ZoneInfo("UTC")), channels=True)
     finally:
         store.close()
-    document = status_document(config, states, channels, depth, oldest, now)
+    document = status_document(config, status)
     if invocation.args.json:
         json.dump(document, invocation.out, indent=2)
         invocation.out.write("\n")
@@ -50,26 +45,17 @@ def run(invocation: Invocation) -> int:
     return 0 if document["ok"] else 1
 
 
-def status_document(
-    config: Config,
-    states: Mapping[str, SyncState],
-    channels: Mapping[str, list[PushChannel]],
-    outbox_depth: int,
-    outbox_oldest: datetime | None,
-    now: datetime,
-) -> dict[str, Any]:
-    stale_after = config.sync.stale_after
-    flagged = {entry.calendar: entry.reason
-               for entry in staleness(states, config.calendars, now=now, stale_after=stale_after)}
+def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
+    now = status.now
     calendars = []
-    for key in config.calendars:
-        state = states.get(key)
+    for key in status.calendars:
+        state = status.states.get(key)
         success = state.last_success_at if state is not None else None
-        live = [channel for channel in channels.get(key, []) if channel.expires_at > now]
+        live = [channel for channel in status.channels.get(key, []) if channel.expires_at > now]
         channel = live[-1] if live else None  # the one that lasts longest
         calendars.append({
             "calendar": key,
-            "state": flagged.get(key, "ok"),
+            "state": status.state_of(key),
             "last_synced": _instant(success),
             "last_attempt": _instant(state.last_attempt_at if state is not None else None),
             "age_seconds": None if success is None else round((now - success).total_seconds()),
@@ -79,14 +65,14 @@ def status_document(
             "last_error_at": _instant(state.last_error_at if state is not None else None),
         })
     return {
-        "ok": not flagged,
+        "ok": not status.flagged,
         "checked_at": _instant(now),
-        "stale_after_seconds": round(stale_after.total_seconds()),
+        "stale_after_seconds": round(config.sync.stale_after.total_seconds()),
         "calendars": calendars,
         "outbox": {
-            "depth": outbox_depth,
-            "oldest_age_seconds": None if outbox_oldest is None
-            else round((now - outbox_oldest).total_seconds()),
+            "depth": status.outbox_depth,
+            "oldest_age_seconds": None if status.outbox_oldest is None
+            else round((now - status.outbox_oldest).total_seconds()),
         },
     }
 

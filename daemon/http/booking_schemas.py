@@ -15,10 +15,9 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from daemon.commands.book import REASONS
 from daemon.http.problems import Problem, ProblemType, invalid, problem, register_problem_type
 from daemon.http.slot_query import parse_time
-from engine.services.booking import InvalidBooking, ProviderUnavailable, SlotUnavailable
+from engine.services.booking import BookingOutcome, Result
 
 SLOT_UNAVAILABLE = register_problem_type(ProblemType(
     "/problems/slot-unavailable", 409, "Slot unavailable",
@@ -111,17 +110,26 @@ def unknown_event_type(key: str, known: Iterable[str]) -> Problem:
                                       f"(known: {', '.join(known) or 'none'})")
 
 
-def refused(exc: InvalidBooking | SlotUnavailable | ProviderUnavailable,
-            what: str = "the slot cannot be booked") -> Problem:
-    """The problem for a booking the service refused: a 422 naming the
-    field, a 409 ``slot-unavailable`` whose detail begins with ``what``, or
-    a 503 to retry."""
-    if isinstance(exc, InvalidBooking):
-        return body_problem(exc.field, exc.detail)
-    if isinstance(exc, SlotUnavailable):
-        return problem(SLOT_UNAVAILABLE.uri, f"{what}: {REASONS[exc.reason]}",
-                       reason=exc.reason.value)
-    return problem(PROVIDER_UNAVAILABLE.uri, str(exc), headers={"Retry-After": "30"})
+def refusal(outcome: BookingOutcome, what: str = "the slot cannot be booked") -> Problem:
+    """The problem of an attempt refused before anything was reserved: a
+    422 naming the field, a 409 ``slot-unavailable`` whose detail begins
+    with ``what``, or a 503 to retry."""
+    if outcome.result is Result.INVALID:
+        return body_problem(outcome.field or "body", outcome.detail)
+    if outcome.result is Result.REFUSED:
+        assert outcome.reason is not None
+        return problem(SLOT_UNAVAILABLE.uri, f"{what}: {outcome.detail}",
+                       reason=outcome.reason.value)
+    assert outcome.result is Result.UNAVAILABLE, outcome.result
+    return problem(PROVIDER_UNAVAILABLE.uri, outcome.detail, headers={"Retry-After": "30"})
+
+
+def failure(outcome: BookingOutcome, document: dict[str, Any], *, then: str = "",
+            headers: dict[str, str] | None = None) -> Problem:
+    """The 502 of a booking that was reserved and then failed; ``then``
+    adds what follows for the client (a link that can be used again)."""
+    detail = f"booking {document['id']} failed: {outcome.failure_cause}{then}"
+    return problem(BOOKING_FAILED.uri, detail, headers=headers, booking=document)
 
 
 def request_body_schema() -> dict[str, Any]:

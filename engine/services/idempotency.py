@@ -20,10 +20,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from engine.core.model import Booking
 from engine.store import IdempotencyOutcome, IdempotencyState, Store, UnitOfWork
+
+log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
@@ -87,3 +92,86 @@ class IdempotencyKeys:
         with self._store.unit_of_work() as uow:
             uow.idempotency.abandon(client, key)
             uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    """An answer as first given and as replayed: its status and body."""
+
+    status: int
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class KeyedAnswer:
+    answer: StoredAnswer
+    replayed: bool
+
+
+class KeyReused(Exception):
+    """The key was used before with another request."""
+
+
+class KeyInFlight(Exception):
+    """The first request with the key still runs."""
+
+
+Hold = Callable[[UnitOfWork, Booking], None]
+"""What the attempt calls inside the reservation's transaction."""
+
+
+class IdempotentRequests:
+    """Runs a request under an idempotency key (the module docstring's
+    life of a key): a new key runs ``attempt``, a known one replays its
+    answer or is refused.  Every answer below 500 is kept; so is any answer
+    of a request that reserved a booking (its held answer stands for it);
+    other 5xx answers and exceptions release the key for a retry."""
+
+    def __init__(self, keys: IdempotencyKeys) -> None:
+        self._keys = keys
+
+    def run(
+        self,
+        client: str,
+        key: str,
+        fingerprint: str,
+        attempt: Callable[[Hold], StoredAnswer],
+        held: Callable[[UnitOfWork, Booking], str],
+    ) -> KeyedAnswer:
+        """``attempt(hold)`` runs the request; it passes ``hold`` to the
+        booking service as ``on_reserved``, and ``held(uow, booking)``
+        renders the answer a retry gets should this process die before it
+        answers.  Raises :class:`KeyReused` and :class:`KeyInFlight`."""
+        begun = self._keys.begin(client, key, fingerprint)
+        if begun.state is IdempotencyState.MISMATCH:
+            raise KeyReused(key)
+        if begun.state is IdempotencyState.IN_PROGRESS:
+            raise KeyInFlight(key)
+        if begun.state is IdempotencyState.REPLAY:
+            assert begun.status is not None and begun.body is not None
+            return KeyedAnswer(StoredAnswer(begun.status, begun.body), replayed=True)
+        reserved = False
+
+        def hold(uow: UnitOfWork, booking: Booking) -> None:
+            nonlocal reserved
+            self._keys.hold(uow, client, key, held(uow, booking))
+            reserved = True
+
+        try:
+            answer = attempt(hold)
+        except BaseException:
+            self._release(client, key)
+            raise
+        if answer.status < 500 or reserved:
+            self._keys.finish(client, key, answer.status, answer.body)
+        else:
+            self._release(client, key)
+        return KeyedAnswer(answer, replayed=False)
+
+    def _release(self, client: str, key: str) -> None:
+        try:
+            self._keys.abandon(client, key)
+        except Exception as exc:  # the answer stands whatever the release did
+            # The claim then ends when a retry finds it older than the
+            # request could have run (IdempotencyKeys.begin takes it over).
+            log.warning("could not release Idempotency-Key %r: %s", key, exc)

@@ -30,13 +30,13 @@ from __future__ import annotations
 import hashlib
 import re
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from engine.core.model import Attendee, Booking, as_utc
 from engine.services.booking import (
-    BookingError,
+    BookingOutcome,
     BookingService,
     InvalidBooking,
     UnknownEventType,
@@ -111,10 +111,11 @@ class IssuedLink:
 class LinkService:
     """Creates, lists, revokes and books through one-time links."""
 
-    def __init__(self, store: Store, bookings: BookingService, *,
-                 default_expiry: timedelta) -> None:
+    def __init__(self, store: Store, bookings: BookingService, event_types: Mapping[str, object],
+                 *, default_expiry: timedelta) -> None:
         self._store = store
         self._bookings = bookings
+        self._event_types = event_types
         self._default_expiry = default_expiry
 
     def create(
@@ -125,7 +126,7 @@ class LinkService:
         (default: the configured expiry), optionally for ``attendee``.
         Raises :class:`~engine.services.booking.UnknownEventType` and
         :class:`InvalidLink`."""
-        if event_type not in self._bookings.catalog.event_types:
+        if event_type not in self._event_types:
             raise UnknownEventType(event_type)
         expires_in = self._default_expiry if expires_in is None else expires_in
         if expires_in <= timedelta(0):
@@ -191,12 +192,12 @@ class LinkService:
         now: datetime,
         *,
         confirm_within: timedelta,
-    ) -> Booking:
+    ) -> BookingOutcome:
         """Book ``start`` through the link and wait like
-        :meth:`BookingService.book_and_wait`.  ``attendee`` is required
-        unless the link names one, and refused when it does
-        (:class:`InvalidLink`).  Raises the link errors and the booking
-        service's; a failed booking is returned (its link is usable again)."""
+        :meth:`BookingService.attempt`.  ``attendee`` is required unless the
+        link names one, and refused when it does (:class:`InvalidLink`).
+        Raises the link errors and :class:`UnknownEventType`; a failed
+        booking is an outcome like any other (its link is usable again)."""
         link = self.open(token, now)
         if link.attendee is not None and attendee is not None:
             raise InvalidLink("attendee", "this link is for a named attendee; send no attendee")
@@ -205,15 +206,13 @@ class LinkService:
         who = link.attendee or attendee
         assert who is not None
         spend = self._spender(link.token_sha256, now)
-        try:
-            return self._bookings.book_and_wait(
-                link.event_type, start, who, notes, now, confirm_within=confirm_within,
-                on_reserved=spend)
-        except BookingError as refused:
+        outcome = self._bookings.attempt(link.event_type, start, who, notes, now,
+                                         confirm_within=confirm_within, on_reserved=spend)
+        if not outcome.result.booked:
             # A racer that lost the link may have lost the slot first (to
             # the winner's booking): then the link's state is the answer.
-            self._check_usable(self._current(link.token_sha256, refused), now, refused)
-            raise
+            self._check_usable(self._current(link.token_sha256), now)
+        return outcome
 
     # ---- internals --------------------------------------------------------------------------
 
@@ -229,11 +228,11 @@ class LinkService:
 
         return spend
 
-    def _current(self, digest: str, refused: Exception) -> Link:
+    def _current(self, digest: str) -> Link:
         with self._store.reader() as uow:
             link = uow.links.get(digest)
         if link is None:
-            raise LinkNotFound() from refused
+            raise LinkNotFound()
         return link
 
     def _check_usable(self, link: Link, now: datetime, cause: Exception | None = None) -> None:
@@ -244,5 +243,5 @@ class LinkService:
             raise LinkExpired(link, "the link was revoked") from cause
         if now >= link.expires_at:
             raise LinkExpired(link, "the link has expired") from cause
-        if link.event_type not in self._bookings.catalog.event_types:
+        if link.event_type not in self._event_types:
             raise LinkExpired(link, "the link's event type is no longer offered") from cause

@@ -32,6 +32,9 @@ from engine.services.availability import BusyCache
 from engine.services.booking import (
     BookingError,
     BookingNotFound,
+    BookingOutcome,
+    InvalidBooking,
+    SlotUnavailable,
     check_daily_limit,
     check_slot,
     hold_rooms,
@@ -89,6 +92,17 @@ class RescheduleService:
         if drain:
             self._outbox.drain(now, booking_id=booking.id)
         return self._get(booking_id)
+
+    def attempt(self, booking_id: str, start: datetime, now: datetime) -> BookingOutcome:
+        """:meth:`reschedule` as a :class:`BookingOutcome`: the moved
+        booking as it stands, or why it cannot move there.  Raises
+        :class:`BookingNotFound` and :class:`BookingNotReschedulable`."""
+        try:
+            moved = self.reschedule(booking_id, start, now)
+        except (InvalidBooking, SlotUnavailable) as refused:
+            return BookingOutcome.refusal(refused)
+        with self._store.reader() as uow:
+            return BookingOutcome.of_booking(moved, uow.bookings.history(booking_id))
 
     # ---- internals --------------------------------------------------------------------------
 

@@ -14,14 +14,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.exc import SQLAlchemyError
 
 from daemon.documents import booking_document
 from daemon.http.auth import Client, require_scope
@@ -36,26 +34,26 @@ from daemon.http.booking_schemas import (
     BookingDocument,
     BookingRequest,
     BookingsDocument,
-    body_problem,
     body_start,
-    refused,
+    failure,
+    refusal,
     request_body_schema,
     unknown_event_type,
 )
-from daemon.http.context import CalpoolApp, request_id
+from daemon.http.context import CalpoolApp
 from daemon.http.problems import MEDIA_TYPE, Problem, invalid, problem, problem_responses
 from daemon.http.slot_query import TIME_EXAMPLES, parse_time
 from daemon.wiring import App
 from engine.core.model import Attendee, Booking, BookingStatus
-from engine.services.booking import (
-    BookingNotFound,
-    InvalidBooking,
-    ProviderUnavailable,
-    SlotUnavailable,
-    UnknownEventType,
+from engine.services.booking import BookingNotFound, Result
+from engine.services.idempotency import (
+    Hold,
+    KeyInFlight,
+    KeyReused,
+    StoredAnswer,
+    request_fingerprint,
 )
-from engine.services.idempotency import IdempotencyKeys, request_fingerprint
-from engine.store import IdempotencyState, UnitOfWork
+from engine.store import UnitOfWork
 
 log = logging.getLogger("calpool.http")
 
@@ -64,9 +62,6 @@ router = APIRouter(prefix="/v1/bookings", tags=["bookings"])
 BookClient = Annotated[Client, Depends(require_scope("book"))]
 AUTH_PROBLEMS = ("/problems/unauthorized", "/problems/forbidden")
 REPLAYED = "Idempotent-Replayed"
-# A request with a key has surely died when its claim is this much older
-# than the longest it could wait for the providers.
-ABANDONED_AFTER = timedelta(minutes=2)
 
 
 async def raw_body(request: Request) -> bytes:
@@ -125,37 +120,25 @@ def create_booking(
     like a start that is malformed or off the event type's slot grid."""
     if idempotency_key is None:
         return _book(app, body).response()
-    keys = IdempotencyKeys(app.store, clock=app.clock,
-                           abandon_after=2 * app.config.http.confirm_within + ABANDONED_AFTER)
-    outcome = keys.begin(client.name, idempotency_key,
-                         request_fingerprint("POST", request.url.path, body))
-    if outcome.state is IdempotencyState.MISMATCH:
-        raise problem(KEY_REUSED.uri, "this Idempotency-Key was used before with another "
-                                      "request body; use a new key for a new request")
-    if outcome.state is IdempotencyState.IN_PROGRESS:
-        raise problem(KEY_IN_FLIGHT.uri, "the first request with this Idempotency-Key is "
-                                         "still running", headers={"Retry-After": "1"})
-    if outcome.state is IdempotencyState.REPLAY:
-        assert outcome.status is not None and outcome.body is not None
-        return Answer(outcome.status, outcome.body, _location(outcome.body)).response(
-            **{REPLAYED: "true"})
 
-    held: list[str] = []
+    def held(uow: UnitOfWork, booking: Booking) -> str:
+        return _encode(_document(app, booking, uow.bookings.history(booking.id)))
 
-    def hold(uow: UnitOfWork, booking: Booking) -> None:
-        held.append(_encode(_document(app, booking, uow.bookings.history(booking.id))))
-        keys.hold(uow, client.name, idempotency_key, held[0])
-
-    try:
+    def attempt(hold: Hold) -> StoredAnswer:
         answer = _book(app, body, on_reserved=hold)
-    except BaseException:
-        _abandon(keys, client.name, idempotency_key, request)
-        raise
-    if answer.status < 500 or held:
-        keys.finish(client.name, idempotency_key, answer.status, answer.body)
-    else:
-        _abandon(keys, client.name, idempotency_key, request)
-    return answer.response()
+        return StoredAnswer(answer.status, answer.body)
+
+    fingerprint = request_fingerprint("POST", request.url.path, body)
+    try:
+        keyed = app.keyed.run(client.name, idempotency_key, fingerprint, attempt, held)
+    except KeyReused:
+        raise problem(KEY_REUSED.uri, "this Idempotency-Key was used before with another "
+                                      "request body; use a new key for a new request") from None
+    except KeyInFlight:
+        raise problem(KEY_IN_FLIGHT.uri, "the first request with this Idempotency-Key is "
+                                         "still running", headers={"Retry-After": "1"}) from None
+    answer = Answer(keyed.answer.status, keyed.answer.body, _location(keyed.answer.body))
+    return answer.response(**({REPLAYED: "true"} if keyed.replayed else {}))
 
 
 @router.get(
@@ -227,8 +210,7 @@ def cancel_booking(app: CalpoolApp, _client: BookClient, booking_id: str) -> Any
 # ---- booking ----------------------------------------------------------------------------------
 
 
-def _book(app: App, body: bytes,
-          on_reserved: Callable[[UnitOfWork, Booking], None] | None = None) -> Answer:
+def _book(app: App, body: bytes, on_reserved: Hold | None = None) -> Answer:
     """Book what ``body`` asks for; every refusal is an ``Answer`` too,
     except a 5xx one other than a failed booking (raised, never stored)."""
     try:
@@ -238,44 +220,22 @@ def _book(app: App, body: bytes,
             raise unknown_event_type(request.event_type, app.config.event_types)
         start = body_start(request.start, app.config.calendars[event_type.owner].timezone)
         attendee = Attendee(request.attendee.name.strip(), request.attendee.email.strip())
-        booking = _reserve_and_wait(app, event_type.key, start, attendee, request.notes,
-                                    on_reserved)
-    except Problem as refusal:
-        if refusal.status >= 500:
-            raise
-        return Answer.of_problem(refusal)
-    document = _document(app, booking, app.bookings.history(booking.id))
-    location = {"Location": f"/v1/bookings/{booking.id}"}
-    if booking.status is BookingStatus.FAILED:
-        detail = document["history"][-1]["detail"] if document["history"] else "a write failed"
-        return Answer.of_problem(problem(BOOKING_FAILED.uri,
-                                         f"booking {booking.id} failed: {detail}",
-                                         headers=location, booking=document))
-    status = 201 if booking.status is BookingStatus.CONFIRMED else 202
-    return Answer(status, _encode(document), location)
-
-
-def _reserve_and_wait(app: App, event_type: str, start: datetime, attendee: Attendee,
-                      notes: str, on_reserved: Callable[[UnitOfWork, Booking], None] | None
-                      ) -> Booking:
-    try:
-        return app.bookings.book_and_wait(
-            event_type, start, attendee, notes, app.clock(),
+        outcome = app.bookings.attempt(
+            event_type.key, start, attendee, request.notes, app.clock(),
             confirm_within=app.config.http.confirm_within, on_reserved=on_reserved)
-    except UnknownEventType as exc:
-        raise body_problem("event_type", str(exc)) from exc
-    except (InvalidBooking, SlotUnavailable, ProviderUnavailable) as exc:
-        raise refused(exc) from exc
-
-
-def _abandon(keys: IdempotencyKeys, client: str, key: str, request: Request) -> None:
-    try:
-        keys.abandon(client, key)
-    except SQLAlchemyError as exc:
-        # The claim then ends when a retry finds it older than the request
-        # could have run (IdempotencyKeys.begin takes it over).
-        log.warning("could not release Idempotency-Key %r: %s", key, exc,
-                    extra={"request_id": request_id(request)})
+        if not outcome.result.booked:
+            raise refusal(outcome)
+    except Problem as refused:
+        if refused.status >= 500:
+            raise
+        return Answer.of_problem(refused)
+    assert outcome.booking is not None
+    document = _document(app, outcome.booking, list(outcome.history))
+    location = {"Location": f"/v1/bookings/{outcome.booking.id}"}
+    if outcome.result is Result.FAILED:
+        return Answer.of_problem(failure(outcome, document, headers=location))
+    status = 201 if outcome.result is Result.CONFIRMED else 202
+    return Answer(status, _encode(document), location)
 
 
 # ---- documents --------------------------------------------------------------------------------

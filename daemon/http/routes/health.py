@@ -16,8 +16,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import problem, problem_responses
 from daemon.http.schemas import CalendarSyncDocument, HealthDocument, ReadinessDocument
-from daemon.wiring import App
-from engine.services.availability import staleness
 from engine.store import StoreError, SyncState
 
 log = logging.getLogger("calpool.http")
@@ -40,36 +38,29 @@ def readyz(app: CalpoolApp) -> ReadinessDocument:
     (with ``database``: ``ok`` or ``unreachable`` and ``waiting_for``: the
     calendars never tried yet) otherwise."""
     try:
-        with app.store.reader() as uow:
-            states = {state.calendar: state for state in uow.calendars.sync_states()}
+        status = app.status.read(app.clock())
     except (StoreError, SQLAlchemyError, OSError) as exc:
         log.warning("readiness: the database does not answer: %s", exc)
         raise problem(
             "/problems/not-ready", "the database does not answer",
             database="unreachable", waiting_for=list(app.config.calendars),
         ) from None
-    keys = list(app.config.calendars)
-    waiting = [key for key in keys if key not in states or states[key].last_attempt_at is None]
+    waiting = status.never_tried
     if waiting:
         raise problem(
             "/problems/not-ready",
-            f"{len(waiting)} of {len(keys)} calendars have no sync attempt yet: "
+            f"{len(waiting)} of {len(status.calendars)} calendars have no sync attempt yet: "
             + ", ".join(waiting),
             database="ok", waiting_for=waiting,
         )
-    return _ready(app, states)
-
-
-def _ready(app: App, states: dict[str, SyncState]) -> ReadinessDocument:
-    flagged = staleness(states, list(app.config.calendars), now=app.clock(),
-                        stale_after=app.config.sync.stale_after)
     # Every calendar was tried, so one that never succeeded failed.
-    failed = [entry.calendar for entry in flagged if entry.reason in ("failed", "never_synced")]
-    stale = [entry.calendar for entry in flagged if entry.reason == "stale"]
+    failed = [entry.calendar for entry in status.flagged
+              if entry.reason in ("failed", "never_synced")]
+    stale = [entry.calendar for entry in status.flagged if entry.reason == "stale"]
     return ReadinessDocument(
         status="ready",
-        failed=[_sync_document(states[key]) for key in failed],
-        stale=[_sync_document(states[key]) for key in stale],
+        failed=[_sync_document(status.states[key]) for key in failed],
+        stale=[_sync_document(status.states[key]) for key in stale],
     )
 
 

@@ -33,7 +33,8 @@ from daemon.http.booking_schemas import (
     StartText,
     body_problem,
     body_start,
-    refused,
+    failure,
+    refusal,
     unknown_event_type,
 )
 from daemon.http.context import CalpoolApp
@@ -47,19 +48,13 @@ from daemon.http.problems import (
 from daemon.http.schemas import SlotsDocument
 from daemon.http.slot_query import TIME_EXAMPLES, slot_range
 from daemon.wiring import App
-from engine.core.model import Attendee, BookingStatus
-from engine.services.booking import (
-    InvalidBooking,
-    ProviderUnavailable,
-    SlotUnavailable,
-    UnknownEventType,
-)
+from engine.core.model import Attendee
+from engine.services.booking import Result, UnknownEventType
 from engine.services.links import (
     InvalidLink,
     LinkError,
     LinkExpired,
     LinkNotFound,
-    LinkService,
     LinkUsed,
 )
 from engine.store import Link
@@ -148,7 +143,7 @@ def create_link(app: CalpoolApp, _client: AdminClient, body: LinkRequest) -> Any
             raise body_problem("expires_in", str(exc)) from None
     attendee = _attendee(body.attendee)
     try:
-        issued = _links(app).create(body.event_type, app.clock(), expires_in=expires_in,
+        issued = app.links.create(body.event_type, app.clock(), expires_in=expires_in,
                                     attendee=attendee)
     except UnknownEventType:
         raise unknown_event_type(body.event_type, app.config.event_types) from None
@@ -168,7 +163,7 @@ def create_link(app: CalpoolApp, _client: AdminClient, body: LinkRequest) -> Any
     responses=problem_responses(*AUTH_PROBLEMS),
 )
 def list_links(app: CalpoolApp, _client: AdminClient) -> Any:
-    return {"links": [_link_document(app, link) for link in _links(app).unused(app.clock())]}
+    return {"links": [_link_document(app, link) for link in app.links.unused(app.clock())]}
 
 
 @router.delete(
@@ -183,7 +178,7 @@ def revoke_link(app: CalpoolApp, _client: AdminClient, token: str) -> Response:
     """Idempotent: revoking a revoked or expired link answers 204 again.  A
     used link stays with its booking (410): cancel the booking instead."""
     try:
-        _links(app).revoke(token, app.clock())
+        app.links.revoke(token, app.clock())
     except LinkError as exc:
         raise _link_problem(exc) from None
     return Response(status_code=204)
@@ -241,33 +236,26 @@ def book_through_link(app: CalpoolApp, token: str, body: LinkBookingRequest) -> 
     zone = app.config.calendars[app.config.event_types[link.event_type].owner].timezone
     start = body_start(body.start, zone)
     try:
-        booking = _links(app).book(token, start, _attendee(body.attendee), body.notes,
-                                   app.clock(), confirm_within=app.config.http.confirm_within)
+        outcome = app.links.book(token, start, _attendee(body.attendee), body.notes,
+                                 app.clock(), confirm_within=app.config.http.confirm_within)
     except LinkError as exc:
         raise _link_problem(exc) from None
-    except (InvalidBooking, SlotUnavailable, ProviderUnavailable) as exc:
-        raise refused(exc) from None
-    document = booking_document(booking, app.bookings.history(booking.id), zone)
-    if booking.status is BookingStatus.FAILED:
-        detail = document["history"][-1]["detail"] if document["history"] else "a write failed"
-        raise problem(BOOKING_FAILED.uri, f"the booking failed: {detail}; the link can be "
-                                          "used again", booking=document)
-    status = 201 if booking.status is BookingStatus.CONFIRMED else 202
+    if not outcome.result.booked:
+        raise refusal(outcome)
+    assert outcome.booking is not None
+    document = booking_document(outcome.booking, list(outcome.history), zone)
+    if outcome.result is Result.FAILED:
+        raise failure(outcome, document, then="; the link can be used again")
+    status = 201 if outcome.result is Result.CONFIRMED else 202
     return JSONResponse(document, status_code=status)
 
 
 # ---- plumbing -----------------------------------------------------------------------------------
 
 
-def _links(app: App) -> LinkService:
-    # Built per request from the App's parts: it holds nothing of its own,
-    # and a reload that replaces the App is picked up at once.
-    return LinkService(app.store, app.bookings, default_expiry=app.config.links.default_expiry)
-
-
 def _open(app: App, token: str) -> Link:
     try:
-        return _links(app).open(token, app.clock())
+        return app.links.open(token, app.clock())
     except LinkError as exc:
         raise _link_problem(exc) from None
 

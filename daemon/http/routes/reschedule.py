@@ -23,12 +23,12 @@ from daemon.http.booking_schemas import (
     BookingDocument,
     StartText,
     body_start,
-    refused,
+    refusal,
 )
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import ProblemType, problem, problem_responses, register_problem_type
-from engine.services.booking import BookingNotFound, InvalidBooking, SlotUnavailable
-from engine.services.reschedule import BookingNotReschedulable, RescheduleService
+from engine.services.booking import BookingNotFound
+from engine.services.reschedule import BookingNotReschedulable
 
 NOT_RESCHEDULABLE = register_problem_type(ProblemType(
     "/problems/booking-not-reschedulable", 409, "Booking not reschedulable",
@@ -69,14 +69,14 @@ def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
     owner = app.config.calendars.get(booking.owner)
     zone = owner.timezone if owner is not None else app.config.daemon.timezone
     start = body_start(body.start, zone)
-    mover = RescheduleService(app.store, app.cache, app.bookings.catalog, app.bookings.outbox)
     try:
-        moved = mover.reschedule(booking_id, start, app.clock())
+        outcome = app.reschedule.attempt(booking_id, start, app.clock())
     except BookingNotFound:
         raise problem(BOOKING_NOT_FOUND.uri, f"there is no booking {booking_id!r}",
                       booking_id=booking_id) from None
     except BookingNotReschedulable as exc:
         raise problem(NOT_RESCHEDULABLE.uri, exc.detail, booking_id=booking_id) from None
-    except (InvalidBooking, SlotUnavailable) as exc:
-        raise refused(exc, "the booking cannot move there") from None
-    return booking_document(moved, app.bookings.history(booking_id), zone)
+    if not outcome.result.booked:
+        raise refusal(outcome, "the booking cannot move there")
+    assert outcome.booking is not None
+    return booking_document(outcome.booking, list(outcome.history), zone)

@@ -22,6 +22,7 @@ from daemon.http.problems import MEDIA_TYPE, PROBLEM_TYPES
 from daemon.wiring import App, build
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.services.availability import SlotService
+from engine.services.status import StatusQuery
 from tests.support.sites import migrated_config
 
 # Thursday before the spring-forward change in Berlin (Sunday 2027-03-28):
@@ -229,5 +230,6 @@ def unreachable_site(site: Site) -> TestClient:
     config = site.app.config
     slots = SlotService(store, site.app.cache, calendars=config.calendars, pools=config.pools,
                         event_types=config.event_types, stale_after=config.sync.stale_after)
-    api = create_app(replace(site.app, store=store, slots=slots))
+    status = StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after)
+    api = create_app(replace(site.app, store=store, slots=slots, status=status))
     return TestClient(api, raise_server_exceptions=False)

@@ -81,7 +81,7 @@ def test_calendars_removed_from_the_config_leave_the_cache_not_the_bookings(
     smaller = Reloader(lambda: load_config(built.path)).prepare(built.app)
     assert smaller is not None
 
-    with caplog.at_level(logging.INFO, "daemon.scheduler"):
+    with caplog.at_level(logging.INFO):
         assert forget_removed_calendars(smaller) == ["room-b"]
 
     with built.app.store.reader() as uow:
@@ -103,7 +103,8 @@ def test_a_broken_reload_keeps_the_running_app(
 
     assert "reload refused, the running configuration stays" in caplog.text
     assert "event_types.x" in caplog.text
-    assert built.app.metrics.current_app() is built.app
+    watched = built.app.metrics.watched()
+    assert watched is not None and watched.status is built.app.status
 
 
 def test_a_reload_whose_token_cannot_be_read_is_refused(

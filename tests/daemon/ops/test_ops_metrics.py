@@ -77,13 +77,30 @@ def test_sync_outcomes_and_provider_errors_reach_the_metrics(
     assert value(families, "calpool_syncs_total", calendar="room-a", outcome="failed") == 1
     assert value(families, "calpool_sync_duration_seconds_count",
                  calendar="alice", outcome="synced") == 2
-    assert value(families, "calpool_provider_requests_total", provider="caldav", status="ok") == 2
-    assert value(families, "calpool_provider_requests_total",
-                 provider="caldav", status="RateLimited") == 1
+    # These syncs sent no HTTP request (the connector is scripted): none is counted.
+    assert families["calpool_provider_requests"] == []
     assert value(families, "calpool_provider_errors_total",
                  provider="caldav", kind="RateLimited") == 1
     assert value(families, "calpool_calendar_failed", calendar="room-a") == 1
     assert value(families, "calpool_calendar_failed", calendar="alice") == 0
+
+
+def test_every_http_request_of_a_connector_is_counted_by_account_and_outcome(
+    build_app: Callable[..., Built],
+) -> None:
+    """The config's CalDAV account points at ``dav.invalid``: each request
+    the real connector sends (its retries too) ends without an answer."""
+    built = build_app()
+    report = built.app.sync.sync_calendar("room-a")
+    assert report.failed
+
+    families = scrape(built)
+
+    errors = value(families, "calpool_provider_requests_total",
+                   provider="caldav", account="dav", outcome="error")
+    assert errors >= 1
+    assert [labels for _, labels, _ in families["calpool_provider_requests"]
+            if labels.get("outcome") != "error"] == []
 
 
 def test_store_state_is_read_at_scrape_time(build_app: Callable[..., Built]) -> None:

@@ -51,7 +51,8 @@ def test_ready_comes_once_the_listener_answers_then_watchdog_and_stopping(
 
     synced = "calpool_syncs_total[('calendar', 'alice'), ('outcome', 'synced')]"
     wait_for(lambda: scraped().get(synced) == 1, timeout=30, what="alice's sync in /metrics")
-    requests = "calpool_provider_requests_total[('provider', 'caldav'), ('status', 'ok')]"
+    requests = ("calpool_provider_requests_total"
+                "[('account', 'dav'), ('outcome', '2xx'), ('provider', 'caldav')]")
     assert scraped()[requests] >= 1
     daemon.process.send_signal(signal.SIGTERM)
     assert notify_socket.next_with("STOPPING", timeout=10)["STOPPING"] == "1"

@@ -15,7 +15,7 @@ import pytest
 
 from engine.core.model import Attendee, Booking, BookingStatus
 from engine.core.slots import SlotRejection
-from engine.services.booking import SlotUnavailable, UnknownEventType
+from engine.services.booking import BookingOutcome, UnknownEventType
 from engine.services.links import (
     InvalidLink,
     LinkError,
@@ -36,12 +36,24 @@ BEA = Attendee("Bea Prefilled", "bea@example.com")
 
 
 def links_of(site: Site) -> LinkService:
-    return LinkService(site.store, site.bookings, default_expiry=timedelta(days=7))
+    return LinkService(site.store, site.bookings, site.event_types,
+                       default_expiry=timedelta(days=7))
+
+
+class Refused(Exception):
+    """The link was fine, the booking attempt was refused (no booking)."""
+
+    def __init__(self, outcome: BookingOutcome) -> None:
+        super().__init__(outcome.detail)
+        self.outcome = outcome
 
 
 def book(links: LinkService, token: str, start=SLOT,  # type: ignore[no-untyped-def]
          attendee: Attendee | None = ANN, now=NOW) -> Booking:
-    return links.book(token, start, attendee, "", now, confirm_within=WAIT)
+    outcome = links.book(token, start, attendee, "", now, confirm_within=WAIT)
+    if outcome.booking is None:
+        raise Refused(outcome)
+    return outcome.booking
 
 
 def race(requests: list[Callable[[], Booking]]) -> tuple[list[Booking], list[Exception]]:
@@ -52,7 +64,7 @@ def race(requests: list[Callable[[], Booking]]) -> tuple[list[Booking], list[Exc
         barrier.wait()
         try:
             return request()
-        except (LinkError, SlotUnavailable) as refused:
+        except (LinkError, Refused) as refused:
             return refused
 
     with ThreadPoolExecutor(len(requests)) as pool:
@@ -212,10 +224,10 @@ def test_a_refused_slot_leaves_the_link_usable(radicale: Server, store: Store) -
     token = links.create("consult", NOW).token
     site.bookings.book("consult", SLOT, Attendee("Someone Else", "else@example.com"), "", NOW)
 
-    with pytest.raises(SlotUnavailable) as refused:
+    with pytest.raises(Refused) as refused:
         book(links, token)
 
-    assert refused.value.reason is SlotRejection.OWNER_BUSY
+    assert refused.value.outcome.reason is SlotRejection.OWNER_BUSY
     assert links.open(token, NOW).used_at is None
     assert book(links, token, start=SLOT + timedelta(hours=1)).status is BookingStatus.CONFIRMED
 

@@ -24,28 +24,37 @@ from __future__ import annotations
 
 import contextlib
 import random
-import secrets
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as WaitedLongEnough
 from datetime import datetime, timedelta
-from typing import TypeVar
-from zoneinfo import ZoneInfo
 
 from engine.core.model import Attendee, Booking, BookingStatus, EventType, Interval, as_utc
-from engine.core.slots import SlotRejection, check_start
+from engine.core.slots import SlotRejection
 from engine.errors import ConnectorError
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
+from engine.services.booking.errors import (
+    BookingNotFound,
+    InvalidBooking,
+    ProviderUnavailable,
+    SlotUnavailable,
+    UnknownEventType,
+)
+from engine.services.booking.outcome import BookingOutcome
+from engine.services.booking.rules import (
+    check_attendee,
+    check_daily_limit,
+    check_slot,
+    hold_rooms,
+    new_booking_id,
+)
 from engine.services.drafts import DELETE, WRITE, Catalog, targets
 from engine.services.outbox import OutboxWorker
-from engine.services.rooms import choose_room
-from engine.store import ReservationConflict, StatusChange, Store, UnitOfWork
+from engine.store import StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
-# What a reservation returns through hold_rooms: a new booking, a moved one.
-Held = TypeVar("Held")
 # Called inside the reservation's unit of work, before its commit: whatever
 # it writes there is committed with the booking or not at all.
 OnReserved = Callable[[UnitOfWork, Booking], None]
@@ -56,49 +65,6 @@ _POLL = 0.05
 # Provider writes that book_and_wait runs off the caller's thread, so that a
 # stalled provider cannot hold the answer past ``confirm_within``.
 _WRITERS = 8
-
-
-class BookingError(Exception):
-    """A booking request cannot be served; the subclass says why."""
-
-
-class UnknownEventType(BookingError):
-    def __init__(self, key: str) -> None:
-        super().__init__(f"unknown event type {key!r}")
-        self.key = key
-
-
-class InvalidBooking(BookingError):
-    """The request is malformed (HTTP 422): ``field`` names what is wrong."""
-
-    def __init__(self, field: str, detail: str) -> None:
-        super().__init__(detail)
-        self.field = field
-        self.detail = detail
-
-
-class SlotUnavailable(BookingError):
-    """The start cannot be booked (HTTP 409): ``reason`` is one of
-    interface.md's reasons (``past`` … ``daily_limit``)."""
-
-    def __init__(self, reason: SlotRejection, detail: str = "") -> None:
-        super().__init__(detail or f"the slot is not available: {reason.value}")
-        self.reason = reason
-
-
-class ProviderUnavailable(BookingError):
-    """The live re-check could not ask a provider (``detail`` says which)."""
-
-
-class BookingNotFound(BookingError):
-    def __init__(self, booking_id: str) -> None:
-        super().__init__(f"no booking {booking_id!r}")
-        self.booking_id = booking_id
-
-
-def new_booking_id() -> str:
-    """Random and URL-safe; the provider ids are derived from it."""
-    return secrets.token_hex(16)
 
 
 class BookingService:
@@ -162,13 +128,48 @@ class BookingService:
         booking = self.book(event_type_key, start, attendee, notes, now, on_reserved=on_reserved)
         deadline = time.monotonic() + confirm_within.total_seconds()
         while True:
-            drain = self._writers.submit(self.outbox.drain, self._clock(), booking_id=booking.id)
+            try:
+                drain = self._writers.submit(self.outbox.drain, self._clock(),
+                                             booking_id=booking.id)
+            except RuntimeError:  # closed by a reload or stop meanwhile
+                return self.get(booking.id)
             with contextlib.suppress(WaitedLongEnough):
                 drain.result(timeout=max(0.0, deadline - time.monotonic()))
             booking = self.get(booking.id)
             if booking.status is not BookingStatus.PENDING or time.monotonic() >= deadline:
                 return booking
             time.sleep(min(_POLL, max(0.0, deadline - time.monotonic())))
+
+    def attempt(
+        self,
+        event_type_key: str,
+        start: datetime,
+        attendee: Attendee,
+        notes: str,
+        now: datetime,
+        *,
+        confirm_within: timedelta,
+        on_reserved: OnReserved | None = None,
+    ) -> BookingOutcome:
+        """:meth:`book_and_wait` as one :class:`BookingOutcome`: the booking
+        as it stands, or the refusal.  Raises only :class:`UnknownEventType`
+        (the caller names its own input) and store errors."""
+        try:
+            booking = self.book_and_wait(event_type_key, start, attendee, notes, now,
+                                         confirm_within=confirm_within, on_reserved=on_reserved)
+        except (InvalidBooking, SlotUnavailable, ProviderUnavailable) as refused:
+            return BookingOutcome.refusal(refused)
+        return self.outcome(booking)
+
+    def outcome(self, booking: Booking) -> BookingOutcome:
+        """``booking`` as it stands, with its history."""
+        return BookingOutcome.of_booking(booking, self.history(booking.id))
+
+    def close(self) -> None:
+        """Take no more provider writes off callers' threads (on reload and
+        stop).  A write running goes on to its end; a waiting caller gets its
+        booking pending, and the outbox finishes it."""
+        self._writers.shutdown(wait=False, cancel_futures=True)
 
     def cancel(self, booking_id: str, now: datetime) -> Booking:
         """Cancel: release the reservations and remove the events from every
@@ -314,119 +315,3 @@ class BookingService:
         return busy
 
 
-def check_slot(
-    store: Store,
-    cache: BusyCache,
-    catalog: Catalog,
-    event_type: EventType,
-    start: datetime,
-    *,
-    now: datetime,
-    moving: str | None = None,
-) -> Mapping[str, tuple[str, ...]]:
-    """The free members of each pool for ``start``, by the busy cache
-    (refreshed first, so another process's commits count); raises
-    :class:`InvalidBooking` for a start off the slot grid and
-    :class:`SlotUnavailable` for any other rejection.  ``moving`` is a
-    booking being rescheduled: its own reservation does not block it."""
-    cache.refresh(store)
-    snapshot = cache.snapshot()
-    bookings = snapshot.bookings
-    if moving is not None:
-        bookings = tuple(other for other in bookings if other.id != moving)
-    verdict = check_start(
-        event_type,
-        start,
-        calendars=catalog.calendars,
-        pools=catalog.pools,
-        busy=snapshot.busy,
-        bookings=bookings,
-        now=now,
-    )
-    if verdict.reason is SlotRejection.OFF_GRID:
-        raise InvalidBooking("start", "the start is not on the event type's slot grid")
-    if verdict.reason is not None:
-        raise SlotUnavailable(verdict.reason)
-    return verdict.rooms_available
-
-
-def hold_rooms(
-    uow: UnitOfWork,
-    catalog: Catalog,
-    event_type: EventType,
-    rooms_available: Mapping[str, Sequence[str]],
-    hold: Callable[[dict[str, str]], Held],
-    *,
-    now: datetime,
-    rng: random.Random,
-    keep: Mapping[str, str] | None = None,
-) -> Held:
-    """Assign one room per pool among ``rooms_available`` and return
-    ``hold(rooms)``, the reservation in ``uow``.  A room in ``keep`` stays
-    when it is free; otherwise the pool's method chooses.  A room lost to a
-    concurrent booking (``hold`` raises :class:`ReservationConflict`: the
-    cache had not seen it yet) is replaced by the next free member of its
-    pool; a person lost, or a pool left without a member, raises
-    :class:`SlotUnavailable`."""
-    candidates = {pool: list(members) for pool, members in rooms_available.items()}
-
-    def choose(pool: str, current: str | None = None) -> str:
-        if current is not None and current in candidates[pool]:
-            return current
-        return choose_room(uow, catalog.pools[pool], candidates[pool], now=now, rng=rng)
-
-    rooms = {pool: choose(pool, (keep or {}).get(pool)) for pool in candidates}
-    while True:
-        try:
-            return hold(rooms)
-        except ReservationConflict as conflict:
-            pool = _lost(conflict.calendar_key, event_type, rooms)
-            candidates[pool].remove(conflict.calendar_key)
-            if not candidates[pool]:
-                raise SlotUnavailable(SlotRejection.NO_ROOM) from conflict
-            rooms = {**rooms, pool: choose(pool)}
-
-
-def _lost(calendar: str, event_type: EventType, rooms: Mapping[str, str]) -> str:
-    """The pool whose room a concurrent booking took; a person taken ends
-    the attempt with that person's reason."""
-    if calendar == event_type.owner:
-        raise SlotUnavailable(SlotRejection.OWNER_BUSY)
-    if calendar in event_type.with_:
-        raise SlotUnavailable(SlotRejection.PERSON_BUSY)
-    return next(pool for pool, room in rooms.items() if room == calendar)
-
-
-def check_daily_limit(uow: UnitOfWork, catalog: Catalog, event_type: EventType, start: datetime,
-                      *, moving: str | None = None) -> None:
-    """The daily limit again, inside the write transaction: the cache
-    check cannot see a booking of another slot committed meanwhile.
-    ``moving`` is a booking being rescheduled: it does not count against
-    its own new day."""
-    if event_type.max_per_day <= 0:
-        return
-    zone = ZoneInfo(catalog.calendars[event_type.owner].timezone)
-    day = start.astimezone(zone).date()
-    midnight = datetime(day.year, day.month, day.day, tzinfo=zone)
-    window = Interval(midnight, datetime.combine(day + timedelta(days=1), midnight.time(),
-                                                 tzinfo=zone))
-    same_day = [
-        booking
-        for booking in uow.bookings.active_touching(window, event_type.owner)
-        if booking.event_type == event_type.key
-        and booking.owner == event_type.owner
-        and booking.start.astimezone(zone).date() == day
-        and booking.id != moving
-    ]
-    if len(same_day) >= event_type.max_per_day:
-        raise SlotUnavailable(SlotRejection.DAILY_LIMIT)
-
-
-def check_attendee(attendee: Attendee) -> None:
-    """Raise :class:`InvalidBooking` for an attendee without a name or an
-    email address (links check a prefilled attendee with it too)."""
-    if not attendee.name.strip():
-        raise InvalidBooking("attendee.name", "the attendee's name must not be empty")
-    local, at, domain = attendee.email.strip().partition("@")
-    if not (local and at and domain) or any(c.isspace() for c in attendee.email.strip()):
-        raise InvalidBooking("attendee.email", f"{attendee.email!r} is not an email address")

@@ -6,13 +6,12 @@ for (slots) or the owner's zone (bookings).
 A slots answer lists hundreds of instants and tens of thousands of room
 names, and clients ask the same answer again and again: :class:`IsoWriter`
 formats each instant once, from pieces formatted once, and
-:func:`slots_json` keeps the encoded slot list of recent answers.
+:func:`slots_json` keeps the encoded slot list with the slot service's
+kept answer.
 """
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -143,32 +142,19 @@ def _slot_items(slots: Iterable[Slot], writer: IsoWriter, *,
     ]
 
 
-# Encoded slot lists of recent answers, by the identity of the answer's slot
-# tuple (held here, so the identity cannot be reused) and the zone: the
-# SlotService hands out one tuple per kept answer.  A week of a 100-room pool
-# encodes to ~460 KiB; a few cover the default window of each event type.
-ENCODED_KEPT = 8
-_encoded: OrderedDict[tuple[int, str], tuple[tuple[Slot, ...], orjson.Fragment]] = OrderedDict()
-_encoded_lock = threading.Lock()
-
-
 def slots_json(answer: SlotAnswer, zone: str) -> bytes:
     """``orjson.dumps(slots_document(answer, zone))``, with the slot list
-    encoded once per answer (what the HTTP hook sends)."""
-    key = (id(answer.slots), zone)
-    with _encoded_lock:
-        kept = _encoded.get(key)
-        if kept is not None and kept[0] is answer.slots:
-            _encoded.move_to_end(key)
+    encoded once per kept answer and zone (what the HTTP hook sends): the
+    encoding is kept in the answer's ``renderings``, which live as long as
+    the slot service keeps the answer.  A week of a 100-room pool encodes
+    to ~460 KiB."""
     writer = IsoWriter(zone)
-    if kept is None or kept[0] is not answer.slots:
-        kept = (answer.slots,
-                orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer, for_json=True))))
-        with _encoded_lock:
-            _encoded[key] = kept
-            while len(_encoded) > ENCODED_KEPT:
-                _encoded.popitem(last=False)
-    return orjson.dumps(_slots_document(answer, zone, kept[1], writer))
+    key = f"json:{zone}"
+    encoded = answer.renderings.get(key)
+    if not isinstance(encoded, orjson.Fragment):
+        encoded = orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer, for_json=True)))
+        answer.renderings[key] = encoded
+    return orjson.dumps(_slots_document(answer, zone, encoded, writer))
 
 
 def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:

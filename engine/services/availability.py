@@ -153,10 +153,16 @@ class StaleCalendar:
 
 @dataclass(frozen=True, slots=True)
 class SlotAnswer:
+    """``renderings`` is where a front end keeps what it made of ``slots``
+    (the HTTP hook: the encoded slot list per zone).  It belongs to the
+    kept answer, so a rendering lives exactly as long as the slot service
+    keeps the slots it was made of: one cache, not one per front end."""
+
     event_type: EventType
     window: Interval
     slots: tuple[Slot, ...]
     stale_calendars: tuple[StaleCalendar, ...]
+    renderings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 def staleness(
@@ -209,7 +215,9 @@ class SlotService:
         self.pools = pools
         self.event_types = event_types
         self._stale_after = stale_after
-        self._answers: OrderedDict[tuple[object, ...], tuple[Slot, ...]] = OrderedDict()
+        # Per kept answer: its slots and what front ends rendered of them.
+        self._answers: OrderedDict[tuple[object, ...],
+                                   tuple[tuple[Slot, ...], dict[str, object]]] = OrderedDict()
         self._answers_lock = threading.Lock()
 
     def slots(self, event_type_key: str, window: Interval, *, now: datetime) -> SlotAnswer:
@@ -227,11 +235,11 @@ class SlotService:
         key = (event_type_key, int(starts[0]), int(starts[-1]), snapshot.bookings_content,
                tuple([contents.get(k, 0) for k in keys]))
         with self._answers_lock:
-            slots = self._answers.get(key)
-            if slots is not None:
+            kept = self._answers.get(key)
+            if kept is not None:
                 self._answers.move_to_end(key)
-        if slots is None:
-            slots = tuple(find_slots(
+        if kept is None:
+            kept = (tuple(find_slots(
                 event_type,
                 calendars=self.calendars,
                 pools=self.pools,
@@ -239,9 +247,10 @@ class SlotService:
                 bookings=snapshot.bookings,
                 window=window,
                 now=now,
-            ))
+            )), {})
             with self._answers_lock:
-                self._answers[key] = slots
+                self._answers[key] = kept
                 while len(self._answers) > ANSWERS_KEPT:
                     self._answers.popitem(last=False)
-        return SlotAnswer(event_type, window, slots, stale)
+        slots, renderings = kept
+        return SlotAnswer(event_type, window, slots, stale, renderings)

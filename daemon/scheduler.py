@@ -121,16 +121,9 @@ def drain_outbox(app: App) -> None:
 
 
 def roll_window_forward(app: App) -> None:
-    moved = 0
-    window = app.sync.window_at(app.clock())
-    with app.store.reader() as uow:
-        states = {state.calendar: state for state in uow.calendars.sync_states()}
-    for key in app.config.calendars:
-        state = states.get(key)
-        if state is not None and state.window is not None and state.window != window:
-            app.sync.sync_calendar(key)
-            moved += 1
-    log.info("sync window is now %s to %s (%d calendars relisted)", window.start, window.end, moved)
+    window, moved = app.sync.roll_window_forward()
+    log.info("sync window is now %s to %s (%d calendars relisted)",
+             window.start, window.end, len(moved))
 
 
 def purge_expired(app: App) -> Purged:

@@ -22,7 +22,7 @@ from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.delivery import CalendarSource, invitation_delivery, known_addresses
 from engine.services.drafts import Catalog
-from engine.services.housekeeping import RetentionPeriods
+from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
 from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
@@ -144,9 +144,7 @@ def build(
             built.get(source.account),
             unavailable.get(source.account, ""),
         )
-    with store.unit_of_work() as uow:
-        uow.calendars.ensure(config.calendars)
-        uow.commit()
+    register_calendars(store, config.calendars)
     cache = BusyCache(config.calendars)
     if load_cache:
         cache.reload(store, list(config.calendars))

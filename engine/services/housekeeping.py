@@ -5,7 +5,7 @@ configuration no longer names.  The scheduler only calls these."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -49,6 +49,14 @@ def purge_expired(store: Store, periods: RetentionPeriods, now: datetime) -> Pur
         )
         uow.commit()
     return purged
+
+
+def register_calendars(store: Store, calendars: Iterable[str]) -> None:
+    """Make sure the store has a row for each configured calendar (its sync
+    state and cache hang off it)."""
+    with store.unit_of_work() as uow:
+        uow.calendars.ensure(calendars)
+        uow.commit()
 
 
 def forget_removed_calendars(store: Store, configured: Collection[str]) -> list[str]:

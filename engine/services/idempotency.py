@@ -21,12 +21,12 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from engine.core.model import Booking
-from engine.store import IdempotencyOutcome, IdempotencyState, Store, UnitOfWork
+from engine.store import IdempotencyOutcome, IdempotencyState, StatusChange, Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -136,10 +136,10 @@ class IdempotentRequests:
         key: str,
         fingerprint: str,
         attempt: Callable[[Hold], StoredAnswer],
-        held: Callable[[UnitOfWork, Booking], str],
+        held: Callable[[Booking, Sequence[StatusChange]], str],
     ) -> KeyedAnswer:
         """``attempt(hold)`` runs the request; it passes ``hold`` to the
-        booking service as ``on_reserved``, and ``held(uow, booking)``
+        booking service as ``on_reserved``, and ``held(booking, history)``
         renders the answer a retry gets should this process die before it
         answers.  Raises :class:`KeyReused` and :class:`KeyInFlight`."""
         begun = self._keys.begin(client, key, fingerprint)
@@ -154,7 +154,7 @@ class IdempotentRequests:
 
         def hold(uow: UnitOfWork, booking: Booking) -> None:
             nonlocal reserved
-            self._keys.hold(uow, client, key, held(uow, booking))
+            self._keys.hold(uow, client, key, held(booking, uow.bookings.history(booking.id)))
             reserved = True
 
         try:

@@ -124,6 +124,22 @@ class SyncService:
     def window_at(self, now: datetime) -> Interval:
         return self._window.at(now)
 
+    def roll_window_forward(self) -> tuple[Interval, list[str]]:
+        """Sync every calendar whose cache was listed for another window than
+        today's (the window is whole UTC days: after midnight a listing
+        drops the day that left it and picks up the day that entered).
+        Returns today's window and the calendars relisted."""
+        window = self.window_at(self._clock())
+        with self._store.reader() as uow:
+            states = {state.calendar: state for state in uow.calendars.sync_states()}
+        moved = []
+        for key in self._bindings:
+            state = states.get(key)
+            if state is not None and state.window is not None and state.window != window:
+                self.sync_calendar(key)
+                moved.append(key)
+        return window, moved
+
     def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False) -> SyncReport:
         """One sync of calendar ``key``; see the module docstring.
         ``reconcile`` lists the whole window and logs how the cache differed."""

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Annotated, Any
@@ -53,7 +54,7 @@ from engine.services.idempotency import (
     StoredAnswer,
     request_fingerprint,
 )
-from engine.store import UnitOfWork
+from engine.store import StatusChange
 
 log = logging.getLogger("calpool.http")
 
@@ -121,8 +122,8 @@ def create_booking(
     if idempotency_key is None:
         return _book(app, body).response()
 
-    def held(uow: UnitOfWork, booking: Booking) -> str:
-        return _encode(_document(app, booking, uow.bookings.history(booking.id)))
+    def held(booking: Booking, history: Sequence[StatusChange]) -> str:
+        return _encode(_document(app, booking, list(history)))
 
     def attempt(hold: Hold) -> StoredAnswer:
         answer = _book(app, body, on_reserved=hold)

@@ -18,6 +18,7 @@ from sqlalchemy import Connection, Row, Select, delete, exists, func, select, up
 from sqlalchemy.exc import DBAPIError
 
 from engine.core.model import Attendee, Booking, BookingStatus, Interval, as_utc
+from engine.core.report import RoomStint, StintEnd, StintStart
 from engine.store.calendars import CalendarRepository
 from engine.store.dialects import insert_many, is_exclusion_violation, is_postgresql
 from engine.store.errors import BookingExists, ReservationConflict, StoreError, UnknownBooking
@@ -28,6 +29,7 @@ from engine.store.schema import (
     booking_with,
     bookings,
     reservations,
+    room_assignments,
 )
 
 _ACTIVE = [status.value for status in BookingStatus if status.is_active]
@@ -68,6 +70,7 @@ class BookingRepository:
                 ],
             )
             self._insert_rooms(booking.id, booking.rooms)
+            self._begin_stints(booking.id, booking.rooms, booking.booked_at, StintStart.BOOKED)
             self._add_history(booking.id, booking.booked_at, booking.status, detail)
             self._hold(booking.id, keys, booking.interval, active=booking.status.is_active)
 
@@ -96,6 +99,7 @@ class BookingRepository:
                 .returning(reservations.c.calendar_key)
             ).scalars()
             self._calendars.bump_versions(list(held))
+            self._end_stints(booking_id, None, at, StintEnd(status.value))
         return self._require(booking_id)
 
     def move(
@@ -133,6 +137,10 @@ class BookingRepository:
                 .values(start_at=interval.start, end_at=interval.end)
             )
             self._insert_rooms(booking_id, rooms)
+            swapped = {pool: room for pool, room in rooms.items() if before.rooms.get(pool) != room}
+            for pool in swapped:
+                self._end_stints(booking_id, pool, at, StintEnd.REASSIGNED)
+            self._begin_stints(booking_id, swapped, at, StintStart.REASSIGNED)
             self._add_history(booking_id, at, status, detail)
             self._hold(booking_id, keys, interval, active=True)
         return self._require(booking_id)
@@ -242,7 +250,55 @@ class BookingRepository:
         # max() keeps the column's type, so values arrive as aware datetimes.
         return {room: last for room, last in rows}
 
+    def stints(self, pool: str, cycle: Interval) -> list[RoomStint]:
+        """The rooms of ``pool`` held by any booking that began or ended
+        within ``cycle``, oldest first."""
+        within = (room_assignments.c.assigned_at >= cycle.start) & (
+            room_assignments.c.assigned_at < cycle.end)
+        ended = (room_assignments.c.ended_at >= cycle.start) & (
+            room_assignments.c.ended_at < cycle.end)
+        rows = self._connection.execute(
+            select(room_assignments.c.booking_id, room_assignments.c.room,
+                   room_assignments.c.assigned_at, room_assignments.c.how,
+                   room_assignments.c.ended_at, room_assignments.c.ended_how)
+            .where(room_assignments.c.pool == pool, within | ended)
+            .order_by(room_assignments.c.assigned_at, room_assignments.c.id)
+        )
+        return [RoomStint(booking_id, room, assigned_at, StintStart(how), ended_at,
+                          StintEnd(ended_how) if ended_how is not None else None)
+                for booking_id, room, assigned_at, how, ended_at, ended_how in rows]
+
+    def last_assigned_before(self, pool: str, before: datetime) -> Mapping[str, datetime]:
+        """Each room's latest assignment in ``pool`` (booked or swapped in,
+        any status) before ``before``; rooms never assigned are absent."""
+        rows = self._connection.execute(
+            select(room_assignments.c.room, func.max(room_assignments.c.assigned_at))
+            .where(room_assignments.c.pool == pool,
+                   room_assignments.c.assigned_at < as_utc(before))
+            .group_by(room_assignments.c.room)
+        )
+        return {room: last for room, last in rows}
+
     # ---- internals -------------------------------------------------------------------------
+
+    def _begin_stints(self, booking_id: str, rooms: Mapping[str, str], at: datetime,
+                      how: StintStart) -> None:
+        insert_many(
+            self._connection,
+            room_assignments,
+            [{"booking_id": booking_id, "pool": pool, "room": room, "assigned_at": at,
+              "how": how.value} for pool, room in rooms.items()],
+        )
+
+    def _end_stints(self, booking_id: str, pool: str | None, at: datetime,
+                    how: StintEnd) -> None:
+        """End the booking's open stints (of ``pool``, or all)."""
+        condition = (room_assignments.c.booking_id == booking_id) & (
+            room_assignments.c.ended_at.is_(None))
+        if pool is not None:
+            condition = condition & (room_assignments.c.pool == pool)
+        self._connection.execute(
+            update(room_assignments).where(condition).values(ended_at=at, ended_how=how.value))
 
     def _hold(
         self, booking_id: str, keys: Sequence[str], interval: Interval, *, active: bool

@@ -164,6 +164,33 @@ booking_rooms = Table(
     Index(None, "pool", "calendar_key"),
 )
 
+# Every room a booking held: from when, how it came (booked, reassigned),
+# and when and why it ended (reassigned away, cancelled, failed).  Written by
+# the booking repository only, in the transaction that changes the rooms.
+room_assignments = Table(
+    "room_assignments",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column(
+        "booking_id",
+        String(64),
+        ForeignKey("bookings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("pool", String(200), nullable=False),
+    Column("room", String(200), nullable=False),
+    Column("assigned_at", UTCInstant, nullable=False),
+    Column("how", String(16), nullable=False),
+    Column("ended_at", UTCInstant, nullable=True),
+    Column("ended_how", String(16), nullable=True),
+    CheckConstraint("how IN ('booked', 'reassigned')", name="how"),
+    CheckConstraint("ended_how IS NULL OR ended_how IN ('reassigned', 'cancelled', 'failed')",
+                    name="ended_how"),
+    Index(None, "pool", "assigned_at"),
+    Index(None, "pool", "ended_at"),
+    Index(None, "booking_id"),
+)
+
 booking_history = Table(
     "booking_history",
     metadata,

@@ -13,10 +13,11 @@ from sqlalchemy import inspect, text
 from engine.core.model import Interval
 from engine.store import SchemaNotCurrent, Store, StoreError, migrate
 from engine.store.database import create_store_engine, redacted
-from engine.store.schema import metadata
+from engine.store.schema import booking_history, booking_rooms, bookings, metadata
 from tests.engine.store.samples import WINDOW, at, changes, event, make_booking
 
 SYNC_TABLES = {"calendars", "sync_leases", "busy_events", "push_channels"}
+ASSIGNMENT_TABLES = {"room_assignments"}
 BOOKING_TABLES = {
     "bookings",
     "booking_with",
@@ -37,16 +38,16 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_revisions_are_the_two_documented_ones() -> None:
-    assert migrate.revisions() == ["0001", "0002"]
-    assert migrate.head_revision() == "0002"
+def test_revisions_are_the_documented_ones() -> None:
+    assert migrate.revisions() == ["0001", "0002", "0003"]
+    assert migrate.head_revision() == "0003"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0002"
-    assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES
+    assert migrate.current_revision(empty_url) == "0003"
+    assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
 
 
 def test_migrated_schema_matches_the_metadata_the_code_queries(db_url: str) -> None:
@@ -95,20 +96,20 @@ def test_downgrade_to_previous_keeps_sync_cache_and_to_base_empties(db_url: str)
     migrate.downgrade(db_url, "base")
     assert tables(db_url) == set()
     migrate.upgrade(db_url)
-    assert tables(db_url) == SYNC_TABLES | BOOKING_TABLES
+    assert tables(db_url) == SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
 
 
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0002")
+    assert (refused.value.current, refused.value.expected) == (None, "0003")
     assert "\n" not in str(refused.value)
 
 
 def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
-        SchemaNotCurrent, match=r"revision 0001 .* needs 0002; run `calpool db upgrade`"
+        SchemaNotCurrent, match=r"revision 0001 .* needs 0003; run `calpool db upgrade`"
     ):
         Store.open(empty_url)
 
@@ -174,3 +175,32 @@ def test_unreachable_database_is_one_sentence(tmp_path: Path) -> None:
     assert "\n" not in str(refused.value)
     with pytest.raises(StoreError, match="cannot use the database"):
         migrate.upgrade("postgresql+psycopg://calpool:pw@/db?host=/nonexistent-socket-dir")
+
+
+def test_upgrade_to_0003_logs_the_rooms_existing_bookings_hold(empty_url: str) -> None:
+    migrate.upgrade(empty_url, "0002")
+    # Written as revision 0002's code wrote them: no room_assignments yet.
+    engine = create_store_engine(empty_url)
+    with engine.begin() as connection:
+        for booking_id, room, booked_at, status in [("kept", "room-a", at(-5), "confirmed"),
+                                                    ("gone", "room-b", at(-4), "cancelled")]:
+            connection.execute(bookings.insert(), {
+                "id": booking_id, "event_type": "consultation", "start_at": at(1),
+                "end_at": at(2), "owner": "alice", "status": status, "booked_at": booked_at})
+            connection.execute(booking_rooms.insert(), {
+                "booking_id": booking_id, "pool": "berlin", "calendar_key": room})
+            connection.execute(booking_history.insert(), {
+                "booking_id": booking_id, "at": booked_at, "status": "pending"})
+        connection.execute(booking_history.insert(), {
+            "booking_id": "gone", "at": at(-1), "status": "cancelled"})
+    engine.dispose()
+
+    migrate.upgrade(empty_url)
+
+    with Store.open(empty_url) as store, store.reader() as uow:
+        stints = uow.bookings.stints("berlin", Interval(at(-10), at(10)))
+    assert [(s.booking_id, s.room, s.assigned_at, s.how.value, s.ended_at,
+             s.ended_how.value if s.ended_how else None) for s in stints] == [
+        ("kept", "room-a", at(-5), "booked", None, None),
+        ("gone", "room-b", at(-4), "booked", at(-1), "cancelled"),
+    ]

@@ -12,14 +12,15 @@ kept answer.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
 
-from engine.core.model import Booking, Slot
+from engine.core.model import Booking, Calendar, Pool, Slot
+from engine.core.report import PoolReport
 from engine.services.availability import SlotAnswer
 from engine.store import StatusChange
 
@@ -155,6 +156,43 @@ def slots_json(answer: SlotAnswer, zone: str) -> bytes:
         encoded = orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer, for_json=True)))
         answer.renderings[key] = encoded
     return orjson.dumps(_slots_document(answer, zone, encoded, writer))
+
+
+def pools_document(pools: Mapping[str, Pool], calendars: Mapping[str, Calendar]
+                   ) -> dict[str, Any]:
+    """``GET /v1/pools``: each pool with its members in priority order."""
+    return {"pools": [
+        {
+            "key": pool.key,
+            "members": [{"key": member, "name": calendars[member].name or member,
+                         "capacity": calendars[member].capacity} for member in pool.members],
+            "assignment": pool.assignment.value,
+            "reporting_cycle": pool.reporting_cycle.value,
+            "timezone": pool.timezone,
+        }
+        for pool in pools.values()
+    ]}
+
+
+def pool_report_document(report: PoolReport) -> dict[str, Any]:
+    """``GET /v1/pools/{key}/report`` and ``calpool pools report --json``;
+    instants in the pool's zone, ``busy_ratio`` rounded to 4 places."""
+    zone = report.pool.timezone
+    return {
+        "pool": report.pool.key,
+        "assignment": report.pool.assignment.value,
+        "cycle": {"unit": report.pool.reporting_cycle.value,
+                  "start": local_iso(report.cycle.start, zone),
+                  "end": local_iso(report.cycle.end, zone)},
+        "members": [
+            {"room": member.room, "received": member.received, "removed": member.removed,
+             "reassigned_away": member.reassigned_away, "reassigned_to": member.reassigned_to,
+             "last_assigned_at": local_iso(member.last_assigned_at, zone),
+             "busy_ratio": round(member.busy_ratio, 4)}
+            for member in report.members
+        ],
+        "total": {"received": report.received, "removed": report.removed},
+    }
 
 
 def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:

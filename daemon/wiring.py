@@ -26,6 +26,7 @@ from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
 from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
+from engine.services.pools import PoolReports
 from engine.services.reschedule import RescheduleService
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
@@ -79,6 +80,7 @@ class App:
     outbox: OutboxWorker
     reschedule: RescheduleService
     links: LinkService
+    pools: PoolReports
     keyed: IdempotentRequests
     status: StatusQuery
     retention: RetentionPeriods
@@ -195,6 +197,7 @@ def build(
         reschedule=RescheduleService(store, cache, catalog, outbox),
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
+        pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),

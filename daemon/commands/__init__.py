@@ -97,7 +97,15 @@ def _token_new(parser: argparse.ArgumentParser) -> None:
                         help="a scope for the printed entry (repeatable; default slots and book)")
 
 
+def _pools_report(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("pool", metavar="POOL", help="key of a [pools] entry")
+    parser.add_argument("--cycle", metavar="C", default="current",
+                        help="current (default), previous, or an ISO date in the cycle wanted")
+    _json(parser)
+
+
 GROUPS = {
+    "pools": "resource pools",
     "link": "one-time booking links",
     "token": "API tokens for the HTTP hook",
     "db": "the database schema",
@@ -120,6 +128,9 @@ COMMANDS: tuple[Command, ...] = (
             handler="daemon.commands.status:run"),
     Command(("link", "create"), "print a one-time booking link", _link_create,
             handler="daemon.commands.link:create"),
+    Command(("pools", "report"), "per room of a pool: bookings received and removed in a "
+            "reporting cycle, swaps, busy share", _pools_report,
+            handler="daemon.commands.pools:report"),
     Command(("token", "new"), "print a new random API token and its sha256", _token_new,
             handler="daemon.commands.token:new", uses_config=False),
     Command(("db", "upgrade"), "apply the schema migrations",

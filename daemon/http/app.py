@@ -26,13 +26,14 @@ from daemon.http.problems import (
     install_problem_handlers,
     problem,
 )
-from daemon.http.routes import bookings, event_types, health, links, reschedule
+from daemon.http.routes import bookings, event_types, health, links, pools, reschedule
 from daemon.http.routes import metrics as metrics_routes
 from daemon.wiring import App
 
 log = logging.getLogger("calpool.http")
 
-ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router)
+ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router,
+           pools.router)
 
 DESCRIPTION = """\
 The HTTP hook of calpool: pooled-availability slots, bookings and one-time links.

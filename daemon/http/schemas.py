@@ -77,3 +77,49 @@ class ReadinessDocument(BaseModel):
     stale: list[CalendarSyncDocument] = Field(
         description="calendars not synced successfully within sync.stale_after"
     )
+
+
+class PoolDocument(BaseModel):
+    key: str
+    members: list[RoomDocument] = Field(description="in priority (config) order")
+    assignment: str = Field(description="longest_idle, priority, round_robin, least_booked "
+                                        "or random")
+    reporting_cycle: str = Field(description="day, week or month, in the pool's zone")
+    timezone: str
+
+
+class PoolsDocument(BaseModel):
+    pools: list[PoolDocument]
+
+
+class CycleDocument(BaseModel):
+    unit: str = Field(description="day, week or month")
+    start: datetime = Field(description="local midnight in the pool's zone (inclusive)")
+    end: datetime = Field(description="the next cycle's start (exclusive)")
+
+
+class MemberReportDocument(BaseModel):
+    room: str
+    received: int = Field(description="bookings assigned this room when they were booked in "
+                                      "the cycle (booking time, as the assignment methods "
+                                      "count)")
+    removed: int = Field(description="its bookings cancelled in the cycle")
+    reassigned_away: int = Field(description="swapped out for another member in the cycle")
+    reassigned_to: int = Field(description="swapped in for another member in the cycle")
+    last_assigned_at: datetime | None = Field(
+        description="its latest assignment before the cycle's end")
+    busy_ratio: float = Field(description="share of the cycle's working time it was busy "
+                                          "(cached events and bookings), 0 to 1")
+
+
+class TotalDocument(BaseModel):
+    received: int
+    removed: int
+
+
+class PoolReportDocument(BaseModel):
+    pool: str
+    assignment: str
+    cycle: CycleDocument
+    members: list[MemberReportDocument]
+    total: TotalDocument

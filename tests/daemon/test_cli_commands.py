@@ -32,9 +32,10 @@ INTERFACE = {
     ("link", "create"): ["consult", "--expires", "7d", "--name", "Ann", "--email", "a@b.c"],
     ("token", "new"): [],
     ("db", "upgrade"): [],
+    ("pools", "report"): ["rooms", "--cycle", "previous", "--json"],
 }
 BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",),
-         ("demo",), ("book",), ("bookings",), ("status",), ("link", "create")}
+         ("demo",), ("book",), ("bookings",), ("status",), ("link", "create"), ("pools", "report")}
 
 
 def run(argv: list[str], commands: tuple[Command, ...] = COMMANDS) -> tuple[int, str, str]:

@@ -249,10 +249,11 @@ def build_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     monkeypatch.setenv(TOKEN_ENV, API_TOKEN)
     made: list[Built] = []
 
-    def make(site: SiteConfig | None = None) -> Built:
+    def make(site_config: SiteConfig | None = None) -> Built:
+        """An app built over ``site_config`` (default :func:`app_config`)."""
         folder = tmp_path / f"app-{len(made)}"
         folder.mkdir()
-        config = (site or app_config()).migrated(folder)
+        config = (site_config or app_config()).migrated(folder)
         clock = [NOW]
         built = Built(build(config, clock=lambda: clock[0]), config.path, clock)
         made.append(built)

@@ -14,7 +14,8 @@ import pytest
 
 from tests.engine.services.conftest import fresh_calendar
 from tests.support.caldav_servers import Server, start_radicale
-from tests.support.sites import calendar_sections, run_calpool, write_config
+from tests.support.config_builder import SiteConfig
+from tests.support.sites import run_calpool
 
 BERLIN = ZoneInfo("Europe/Berlin")
 TOMORROW = date.today() + timedelta(days=1)
@@ -51,14 +52,17 @@ def make_site(tmp_path: Path, server: Server, *, missing_room: bool = False) -> 
     ``missing_room``: every write there fails)."""
     calendars = {"alice": fresh_calendar(server, "alice")}
     calendars["room-a"] = "never-made/" if missing_room else fresh_calendar(server, "room-a")
-    lines = ['[daemon]', 'database = "sqlite:///calpool.db"', 'timezone = "UTC"', "",
-             "[sync]", 'window_future = "210d"', "",
-             "[accounts.dav]", 'provider = "caldav"', f'url = "{server.home}"']
-    lines += calendar_sections(calendars, persons={"alice"}, extra=['timezone = "Europe/Berlin"'])
-    lines += ["", "[pools.rooms]", 'members = ["room-a"]',
-              "", "[event_types.consultation]", 'title = "Consultation with {attendee_name}"',
-              'duration = "30m"', 'owner = "alice"', 'pools = ["rooms"]', 'horizon = "200d"']
-    config = write_config(tmp_path, "\n".join(lines) + "\n")
+    config = (
+        SiteConfig()
+        .daemon(database="sqlite:///calpool.db", timezone="UTC")
+        .sync(window_future="210d")
+        .caldav_account("dav", url=server.home)
+        .calendars(calendars, persons={"alice"}, timezone="Europe/Berlin")
+        .pool("rooms", members=["room-a"])
+        .event_type("consultation", title="Consultation with {attendee_name}", duration="30m",
+                    owner="alice", pools=["rooms"], horizon="200d")
+        .write(tmp_path)
+    )
     site = Site(config, calendars, server)
     assert calpool(site, "db", "upgrade").returncode == 0
     return site

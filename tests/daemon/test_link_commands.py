@@ -17,47 +17,26 @@ from daemon.cli import dispatch
 from engine.core.model import Attendee
 from engine.services.links import token_digest
 from engine.store import Link, Store
-from tests.support.sites import CALPOOL, migrated_config
+from tests.support.config_builder import SiteConfig
+from tests.support.sites import CALPOOL
 
-CONFIG = """\
-[daemon]
-database = "sqlite:///calpool.db"
-
-[http]
-public_url = "https://book.example.com"
-
-[links]
-default_expiry = "3d"
-
-[accounts.dav]
-provider = "caldav"
-url = "https://dav.invalid/dav/"
-
-[calendars.alice]
-account = "dav"
-id = "alice/"
-kind = "person"
-timezone = "Europe/Berlin"
-
-[calendars.room-a]
-account = "dav"
-id = "rooms/a/"
-kind = "room"
-
-[pools.rooms]
-members = ["room-a"]
-
-[event_types.consult]
-title = "Consultation with {attendee_name}"
-duration = "30m"
-owner = "alice"
-pools = ["rooms"]
-"""
+CONFIG = (
+    SiteConfig()
+    .daemon(database="sqlite:///calpool.db")
+    .http(public_url="https://book.example.com")
+    .links(default_expiry="3d")
+    .caldav_account("dav", url="https://dav.invalid/dav/")
+    .calendar("alice", account="dav", id="alice/", kind="person", timezone="Europe/Berlin")
+    .calendar("room-a", account="dav", id="rooms/a/", kind="room")
+    .pool("rooms", members=["room-a"])
+    .event_type("consult", title="Consultation with {attendee_name}", duration="30m",
+                owner="alice", pools=["rooms"])
+)
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    return migrated_config(tmp_path, CONFIG).path
+    return CONFIG.migrated(tmp_path).path
 
 
 def link_create(config: Path, *argv: str) -> tuple[int, str, str]:
@@ -120,8 +99,7 @@ def test_bad_input_is_one_sentence_and_exit_2(config: Path, argv: list[str],
 
 
 def test_as_a_process_on_an_unmigrated_database(tmp_path: Path) -> None:
-    path = tmp_path / "calpool.toml"
-    path.write_text(CONFIG, encoding="utf-8")
+    path = CONFIG.write(tmp_path)
     env = {k: v for k, v in os.environ.items() if k not in ("CALPOOL_CONFIG", "CALPOOL_TRACEBACK")}
 
     result = subprocess.run([str(CALPOOL), "link", "create", "consult", "--config", str(path)],

@@ -16,7 +16,8 @@ import pytest
 from engine.store import Store
 from tests.engine.services.conftest import event_ics, fresh_calendar, put_event
 from tests.support.caldav_servers import Server, free_port, start_radicale
-from tests.support.sites import CALPOOL, calendar_sections, run_calpool, write_config
+from tests.support.config_builder import SiteConfig
+from tests.support.sites import CALPOOL, run_calpool
 
 
 @pytest.fixture(scope="module")
@@ -39,36 +40,28 @@ def calpool(site: Site, *argv: str, timeout: float = 90) -> subprocess.Completed
     return run_calpool(site.config, *argv, timeout=timeout)
 
 
-def make_site(tmp_path: Path, server: Server, *, extra: str = "", dead: bool = False) -> Site:
+def make_site(tmp_path: Path, server: Server, *, dead: bool = False,
+              alice_hours: dict[str, str] | None = None) -> Site:
+    """alice and two rooms on ``server``; with ``dead``, a third room on an
+    account whose server refuses connections."""
     calendars = {key: fresh_calendar(server, key) for key in ("alice", "room-a", "room-b")}
-    lines = [
-        "[daemon]",
-        'database = "sqlite:///calpool.db"',
-        'timezone = "Europe/Berlin"',
-        "",
-        "[sync]",
-        'window_future = "210d"',
-        "",
-        "[accounts.dav]",
-        'provider = "caldav"',
-        f'url = "{server.home}"',
-        "",
-        "[accounts.gone]",
-        'provider = "caldav"',
-        f'url = "http://127.0.0.1:{free_port()}/dav/"',
-    ]
-    lines += calendar_sections(calendars, persons={"alice"})
+    config = (
+        SiteConfig()
+        .daemon(database="sqlite:///calpool.db", timezone="Europe/Berlin")
+        .sync(window_future="210d")
+        .caldav_account("dav", url=server.home)
+        .caldav_account("gone", url=f"http://127.0.0.1:{free_port()}/dav/")
+        .calendars(calendars, persons={"alice"})
+        .calendar("alice", working_hours=alice_hours)
+    )
+    members = ["room-a", "room-b"]
     if dead:
-        lines += ["", "[calendars.room-dead]", 'account = "gone"', 'id = "rooms/dead/"',
-                  'kind = "room"']
-    members = '"room-a", "room-b"' + (', "room-dead"' if dead else "")
-    lines += [
-        "", "[pools.rooms]", f"members = [{members}]",
-        "", "[event_types.consultation]", 'title = "Consultation"', 'duration = "30m"',
-        'owner = "alice"', 'pools = ["rooms"]', 'horizon = "200d"',
-    ]
-    config = write_config(tmp_path, "\n".join(lines) + "\n" + extra)
-    site = Site(config, calendars, tmp_path / "calpool.db")
+        config.calendar("room-dead", account="gone", id="rooms/dead/", kind="room")
+        members.append("room-dead")
+    config.pool("rooms", members=members)
+    config.event_type("consultation", title="Consultation", duration="30m", owner="alice",
+                      pools=["rooms"], horizon="200d")
+    site = Site(config.write(tmp_path), calendars, tmp_path / "calpool.db")
     assert calpool(site, "db", "upgrade").returncode == 0
     return site
 
@@ -146,10 +139,7 @@ def test_slots_json_on_radicale_across_dst_with_recurring_exceptions(
     01:00, 01:30 (CET) and 03:00, 03:30 (CEST).  Room A has a weekly
     Sunday 00:00Z event with 2027-03-21 excluded and the 03-28 instance
     moved to 01:00Z; room B is busy all day on 03-28 (an all-day event)."""
-    site = make_site(tmp_path, radicale, extra="")
-    text = site.config.read_text().replace(
-        '[calendars.alice]\n', '[calendars.alice]\nworking_hours = { mon-sun = "01:00-04:00" }\n')
-    site.config.write_text(text)
+    site = make_site(tmp_path, radicale, alice_hours={"mon-sun": "01:00-04:00"})
     weekly = (
         "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool tests//EN\r\n"
         "BEGIN:VEVENT\r\nUID:weekly\r\nDTSTAMP:20260101T000000Z\r\n"

@@ -29,8 +29,8 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALPOOL, environment
-from tests.support import sites
 from tests.support.caldav_servers import Server, free_port, start_radicale
+from tests.support.config_builder import SiteConfig
 
 TOKEN = "crash-test-token"
 CLAIM_HOLD = 3  # seconds: daemon.outbox_claim_hold, so the restarted daemon retries soon
@@ -121,54 +121,21 @@ def write_config(folder: Path, server: Server, proxy: StallingProxy, listen: int
     for name in ("alice", "room-a", "room-b"):
         server.make_calendar(name)
     home = server.home.replace(server.url, "/")
-    text = f"""\
-[daemon]
-database = "sqlite:///calpool.db"
-outbox_claim_hold = "{CLAIM_HOLD}s"
-
-[http]
-listen = "127.0.0.1:{listen}"
-confirm_within = "1s"
-
-[[api.tokens]]
-name = "desk"
-sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["book"]
-
-[accounts.people]
-provider = "caldav"
-url = "{server.home}"
-
-[accounts.rooms]
-provider = "caldav"
-url = "http://127.0.0.1:{proxy.port}{home}"
-
-[calendars.alice]
-account = "people"
-id = "alice/"
-kind = "person"
-
-[calendars.room-a]
-account = "rooms"
-id = "room-a/"
-kind = "room"
-
-[calendars.room-b]
-account = "rooms"
-id = "room-b/"
-kind = "room"
-
-[pools.rooms]
-members = ["room-a", "room-b"]
-assignment = "priority"
-
-[event_types.consult]
-title = "Consultation with {{attendee_name}}"
-duration = "30m"
-owner = "alice"
-pools = ["rooms"]
-"""
-    path = sites.write_config(folder, text)
+    path = (
+        SiteConfig()
+        .daemon(database="sqlite:///calpool.db", outbox_claim_hold=f"{CLAIM_HOLD}s")
+        .http(listen=f"127.0.0.1:{listen}", confirm_within="1s")
+        .api_token("desk", sha256=hashlib.sha256(TOKEN.encode()).hexdigest(), scopes=["book"])
+        .caldav_account("people", url=server.home)
+        .caldav_account("rooms", url=f"http://127.0.0.1:{proxy.port}{home}")
+        .calendar("alice", account="people", id="alice/", kind="person")
+        .calendar("room-a", account="rooms", id="room-a/", kind="room")
+        .calendar("room-b", account="rooms", id="room-b/", kind="room")
+        .pool("rooms", members=["room-a", "room-b"], assignment="priority")
+        .event_type("consult", title="Consultation with {attendee_name}", duration="30m",
+                    owner="alice", pools=["rooms"])
+        .write(folder)
+    )
     upgraded = subprocess.run([str(CALPOOL), "--config", str(path), "db", "upgrade"],
                               capture_output=True, text=True, env=environment(), timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr

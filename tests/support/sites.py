@@ -1,13 +1,14 @@
 """Config sites for tests that run calpool over a config file on disk: the
-console script as a process, the TOML sections of calendars that live on a
-test server, and a config written and its database migrated in-process."""
+console script as a process, and a config written and its database migrated
+in-process.  Tests build the config text with
+``tests.support.config_builder.SiteConfig``."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 from daemon.config import load_config
@@ -36,19 +37,6 @@ def run_calpool(config: Path, *argv: str, timeout: float = 90,
     )
     assert "Traceback" not in result.stdout + result.stderr
     return result
-
-
-def calendar_sections(calendars: Mapping[str, str], *, persons: Collection[str],
-                      account: str = "dav", extra: Sequence[str] = ()) -> list[str]:
-    """TOML lines of one ``[calendars.KEY]`` section per calendar (key to
-    its id on the server) of ``account``: a person where the key is in
-    ``persons``, else a room; ``extra`` lines go into each section."""
-    lines: list[str] = []
-    for key, calendar_id in calendars.items():
-        kind = "person" if key in persons else "room"
-        lines += ["", f"[calendars.{key}]", f'account = "{account}"', f'id = "{calendar_id}"',
-                  f'kind = "{kind}"', *extra]
-    return lines
 
 
 def write_config(folder: Path, text: str) -> Path:

@@ -14,6 +14,7 @@ import pytest
 
 from tests.daemon.http.conftest import CONFIG, TOKENS, MakeSite, Site
 from tests.support.caldav_servers import Server, free_port, start_radicale
+from tests.support.config_builder import SiteConfig
 
 CALENDAR_IDS = {"alice": "alice/", "bob": "bob/", "room-a": "rooms/a/", "room-b": "rooms/b/",
                 "room-c": "rooms/c/"}
@@ -74,35 +75,39 @@ class DavSite:
         return sorted(found)
 
 
-def dav_config(server: Server, *, confirm_within: str = "5s", extra: str = "") -> tuple[
-        str, dict[str, str]]:
-    """The hook tests' config with every calendar fresh on ``server``."""
-    text = CONFIG.replace('url = "https://dav.invalid/dav/"', f'url = "{server.home}"')
-    text = text.replace("[sync]\n", f'[http]\nconfirm_within = "{confirm_within}"\n\n[sync]\n')
+def dav_config(server: Server, *, confirm_within: str = "5s") -> tuple[
+        SiteConfig, dict[str, str]]:
+    """The hook tests' config (``CONFIG``) with every calendar fresh on
+    ``server``, and the calendars' ids there."""
+    config = (SiteConfig.from_toml(CONFIG)
+              .caldav_account("dav", url=server.home)
+              .http(confirm_within=confirm_within))
     ids = {}
-    for key, old in CALENDAR_IDS.items():
+    for key in CALENDAR_IDS:
         name = f"{key}-{next(_names)}"
         server.make_calendar(name)
         ids[key] = f"{name}/"
-        text = text.replace(f'id = "{old}"', f'id = "{ids[key]}"')
-    return text + extra, ids
+        config.calendar(key, id=ids[key])
+    return config, ids
 
 
 def make_dav_site(make_site: MakeSite, server: Server, **options: Any) -> DavSite:
-    text, ids = dav_config(server, **options)
-    return DavSite(make_site(text), server, ids)
+    config, ids = dav_config(server, **options)
+    return DavSite(make_site(config.text()), server, ids)
 
 
 def uid_of(booking_id: str) -> str:
     return f"calpool-{booking_id}@calpool"
 
 
-def down_room_config(dav: DavSite, *, live_recheck: bool = False) -> str:
-    """room-c on an account whose server refuses connections."""
-    text = dav.site.app.config.path.read_text()
-    text = text.replace("[calendars.room-c]\naccount = \"dav\"",
-                        "[calendars.room-c]\naccount = \"down\"")
-    text += f'\n[accounts.down]\nprovider = "caldav"\nurl = "http://127.0.0.1:{free_port()}/"\n'
+def down_room_config(dav: DavSite, *, live_recheck: bool = False) -> SiteConfig:
+    """``dav``'s config with room-c on an account whose server refuses
+    connections, provider writes confirmed within 1s, and the team meeting
+    rechecked live when ``live_recheck``."""
+    config = (SiteConfig.read(dav.site.app.config.path)
+              .caldav_account("down", url=f"http://127.0.0.1:{free_port()}/")
+              .calendar("room-c", account="down")
+              .http(confirm_within="1s"))
     if live_recheck:
-        text = text.replace('with = ["bob"]', 'with = ["bob"]\nlive_recheck = true')
-    return text.replace('confirm_within = "5s"', 'confirm_within = "1s"')
+        config.event_type("team", live_recheck=True)
+    return config

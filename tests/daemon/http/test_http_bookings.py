@@ -185,7 +185,7 @@ def test_a_failed_booking_is_502_and_cannot_be_cancelled(make_site: MakeSite,
 def test_writes_not_done_within_confirm_within_answer_202_pending(
         make_site: MakeSite, radicale: Server) -> None:  # noqa: F811
     dav = make_dav_site(make_site, radicale)
-    dav = DavSite(make_site(down_room_config(dav)), radicale, dav.ids)
+    dav = DavSite(make_site(down_room_config(dav).text()), radicale, dav.ids)
 
     response = dav.post({**CONSULT, "event_type": "team"})
 
@@ -201,7 +201,7 @@ def test_writes_not_done_within_confirm_within_answer_202_pending(
 def test_live_recheck_that_cannot_reach_a_provider_is_503(make_site: MakeSite,
                                                          radicale: Server) -> None:  # noqa: F811
     dav = make_dav_site(make_site, radicale)
-    dav = DavSite(make_site(down_room_config(dav, live_recheck=True)), radicale, dav.ids)
+    dav = DavSite(make_site(down_room_config(dav, live_recheck=True).text()), radicale, dav.ids)
 
     response = dav.post({**CONSULT, "event_type": "team"})
 

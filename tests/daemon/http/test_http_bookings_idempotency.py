@@ -31,19 +31,13 @@ from tests.support.caldav_servers import Server
 
 CONSULT = {"event_type": "consult", "start": SLOT, "attendee": ANN}
 KIOSK = "kiosk-token-also-with-book"
-KIOSK_ENTRY = f"""
-[[api.tokens]]
-name = "kiosk"
-sha256 = "{hashlib.sha256(KIOSK.encode()).hexdigest()}"
-scopes = ["book"]
-"""
 
 
 @pytest.fixture
 def dav(make_site: MakeSite, radicale: Server) -> DavSite:  # noqa: F811
-    text, ids = dav_config(radicale)
-    return DavSite(make_site(text.replace("[accounts.dav]", KIOSK_ENTRY + "\n[accounts.dav]")),
-                   radicale, ids)
+    config, ids = dav_config(radicale)
+    config.api_token("kiosk", sha256=hashlib.sha256(KIOSK.encode()).hexdigest(), scopes=["book"])
+    return DavSite(make_site(config.text()), radicale, ids)
 
 
 def keys_of(dav: DavSite) -> IdempotencyKeys:
@@ -157,7 +151,7 @@ def test_a_request_that_died_after_reserving_answers_the_retry_with_its_booking(
 
 def test_a_5xx_answer_is_not_stored(make_site: MakeSite, radicale: Server) -> None:  # noqa: F811
     dav = make_dav_site(make_site, radicale)
-    dav = DavSite(make_site(down_room_config(dav, live_recheck=True)), radicale, dav.ids)
+    dav = DavSite(make_site(down_room_config(dav, live_recheck=True).text()), radicale, dav.ids)
     team = {**CONSULT, "event_type": "team"}
     assert_problem(dav.post(team, key="k-8"), 503, "/problems/provider-unavailable")
     fingerprint = request_fingerprint("POST", "/v1/bookings",

@@ -10,7 +10,7 @@ import subprocess
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,7 +21,8 @@ from daemon.wiring import App, build
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from tests.engine.services.conftest import fresh_calendar
 from tests.support.caldav_servers import Server, free_port, start_radicale
-from tests.support.sites import CALPOOL, migrated_config, run_calpool
+from tests.support.config_builder import SiteConfig
+from tests.support.sites import CALPOOL, run_calpool
 
 DAV_USER, DAV_PASSWORD = "calpool", "dav-password-that-must-not-leak"
 API_TOKEN = "api-token-that-must-not-leak-0123456789"
@@ -55,28 +56,23 @@ class Site:
         return f"http://127.0.0.1:{self.port}"
 
     def write(self, *, port: int | None = None, event_types: tuple[str, ...] = (),
-              daemon: str = "") -> None:
+              daemon: Mapping[str, str] | None = None) -> None:
         """(Re)write the config: ``event_types`` adds event types beside
-        ``consultation``; ``daemon`` adds lines to ``[daemon]``."""
-        lines = [
-            "[daemon]", 'database = "sqlite:///calpool.db"', 'timezone = "Europe/Berlin"', daemon,
-            "", "[http]", f'listen = "127.0.0.1:{port or self.port}"',
-            "", "[sync]", 'window_future = "120d"',
-            "", "[[api.tokens]]", 'name = "ops"', f'token_env = "{TOKEN_ENV}"',
-            'scopes = ["slots", "book"]',
-            "", "[accounts.dav]", 'provider = "caldav"', f'url = "{self.home}"',
-            f'username = "{DAV_USER}"', f'password_env = "{PASSWORD_ENV}"',
-        ]
-        for key, calendar_id in self.calendars.items():
-            kind = "person" if key == "alice" else "room"
-            lines += ["", f"[calendars.{key}]", 'account = "dav"', f'id = "{calendar_id}"',
-                      f'kind = "{kind}"']
-        lines += ["", "[pools.rooms]", 'members = ["room-a", "room-b"]']
+        ``consultation``; ``daemon`` adds keys to ``[daemon]``."""
+        config = (
+            SiteConfig()
+            .daemon(database="sqlite:///calpool.db", timezone="Europe/Berlin", **(daemon or {}))
+            .http(listen=f"127.0.0.1:{port or self.port}")
+            .sync(window_future="120d")
+            .api_token("ops", token_env=TOKEN_ENV, scopes=["slots", "book"])
+            .caldav_account("dav", url=self.home, username=DAV_USER, password_env=PASSWORD_ENV)
+            .calendars(self.calendars, persons={"alice"})
+            .pool("rooms", members=["room-a", "room-b"])
+        )
         for key in ("consultation", *event_types):
-            lines += ["", f"[event_types.{key}]", f'title = "{key} with {{attendee_name}}"',
-                      'duration = "30m"', 'owner = "alice"', 'pools = ["rooms"]',
-                      'horizon = "100d"']
-        self.config.write_text("\n".join(lines) + "\n", encoding="utf-8")
+            config.event_type(key, title=f"{key} with {{attendee_name}}", duration="30m",
+                              owner="alice", pools=["rooms"], horizon="100d")
+        self.config.write_text(config.text(), encoding="utf-8")
 
 
 def environment(**extra: str) -> dict[str, str]:
@@ -207,51 +203,22 @@ def wait_for(condition: Callable[[], bool], timeout: float = 30, what: str = "")
 
 NOW = datetime(2027, 3, 1, 9, 0, tzinfo=UTC)
 
-APP_CONFIG = f"""\
-[daemon]
-database = "sqlite:///calpool.db"
-timezone = "Europe/Berlin"
-
-[sync]
-stale_after = "15m"
-
-[retention]
-bookings = "30d"
-idempotency_keys = "24h"
-
-[[api.tokens]]
-name = "ops"
-token_env = "{TOKEN_ENV}"
-scopes = ["slots", "book"]
-
-[accounts.dav]
-provider = "caldav"
-url = "https://dav.invalid/dav/"
-
-[calendars.alice]
-account = "dav"
-id = "alice@example.com"
-kind = "person"
-
-[calendars.room-a]
-account = "dav"
-id = "rooms/a/"
-kind = "room"
-
-[calendars.room-b]
-account = "dav"
-id = "rooms/b/"
-kind = "room"
-
-[pools.rooms]
-members = ["room-a", "room-b"]
-
-[event_types.consult]
-title = "Consultation"
-duration = "30m"
-owner = "alice"
-pools = ["rooms"]
-"""
+def app_config(token_env: str = TOKEN_ENV) -> SiteConfig:
+    """The in-process app's config (its API token read from ``token_env``);
+    a test that needs a variant changes the builder it gets."""
+    return (
+        SiteConfig()
+        .daemon(database="sqlite:///calpool.db", timezone="Europe/Berlin")
+        .sync(stale_after="15m")
+        .retention(bookings="30d", idempotency_keys="24h")
+        .api_token("ops", token_env=token_env, scopes=["slots", "book"])
+        .caldav_account("dav", url="https://dav.invalid/dav/")
+        .calendars({"alice": "alice@example.com", "room-a": "rooms/a/", "room-b": "rooms/b/"},
+                   persons={"alice"})
+        .pool("rooms", members=["room-a", "room-b"])
+        .event_type("consult", title="Consultation", duration="30m", owner="alice",
+                    pools=["rooms"])
+    )
 
 
 @dataclass
@@ -282,10 +249,11 @@ def build_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Calla
     monkeypatch.setenv(TOKEN_ENV, API_TOKEN)
     made: list[Built] = []
 
-    def make(text: str = APP_CONFIG) -> Built:
+    def make(site_config: SiteConfig | None = None) -> Built:
+        """An app built over ``site_config`` (default :func:`app_config`)."""
         folder = tmp_path / f"app-{len(made)}"
         folder.mkdir()
-        config = migrated_config(folder, text)
+        config = (site_config or app_config()).migrated(folder)
         clock = [NOW]
         built = Built(build(config, clock=lambda: clock[0]), config.path, clock)
         made.append(built)

@@ -19,7 +19,7 @@ from daemon.reload import Reloader
 from daemon.scheduler import forget_removed_calendars, purge_expired
 from engine.core.model import Attendee, Booking, BookingStatus
 from engine.store import IdempotencyState, Link, PushChannel
-from tests.daemon.ops.conftest import API_TOKEN, APP_CONFIG, NOW, TOKEN_ENV, Built
+from tests.daemon.ops.conftest import API_TOKEN, NOW, Built, app_config
 
 BuildApp = Callable[..., Built]
 
@@ -75,9 +75,8 @@ def test_calendars_removed_from_the_config_leave_the_cache_not_the_bookings(
                                       token_sha256="0" * 64, expires_at=NOW + timedelta(days=2),
                                       created_at=NOW))
         uow.commit()
-    text = APP_CONFIG.replace('members = ["room-a", "room-b"]', 'members = ["room-a"]')
-    text = text.replace('[calendars.room-b]\naccount = "dav"\nid = "rooms/b/"\nkind = "room"\n', "")
-    built.path.write_text(text, encoding="utf-8")
+    smaller_config = app_config().pool("rooms", members=["room-a"]).without("calendars", "room-b")
+    built.path.write_text(smaller_config.text(), encoding="utf-8")
     smaller = Reloader(lambda: load_config(built.path)).prepare(built.app)
     assert smaller is not None
 
@@ -96,7 +95,7 @@ def test_a_broken_reload_keeps_the_running_app(
     build_app: BuildApp, caplog: pytest.LogCaptureFixture
 ) -> None:
     built = build_app()
-    built.path.write_text(APP_CONFIG + '\n[event_types.x]\nowner = "nobody"\n', encoding="utf-8")
+    built.path.write_text(app_config().event_type("x", owner="nobody").text(), encoding="utf-8")
 
     with caplog.at_level(logging.ERROR, "calpool.daemon"):
         assert Reloader(lambda: load_config(built.path)).prepare(built.app) is None
@@ -111,7 +110,7 @@ def test_a_reload_whose_token_cannot_be_read_is_refused(
     build_app: BuildApp, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     built = build_app()
-    built.path.write_text(APP_CONFIG.replace(TOKEN_ENV, "CALPOOL_UNSET_TOKEN"), encoding="utf-8")
+    built.path.write_text(app_config(token_env="CALPOOL_UNSET_TOKEN").text(), encoding="utf-8")
     monkeypatch.delenv("CALPOOL_UNSET_TOKEN", raising=False)
 
     with caplog.at_level(logging.ERROR, "calpool.daemon"):
@@ -126,10 +125,10 @@ def test_a_good_reload_swaps_event_types_and_tokens_over_the_same_store(
     built = build_app()
     api = create_app(built.app)
     monkeypatch.setenv("CALPOOL_NEW_TOKEN", "a-brand-new-token-for-the-desk")
-    text = APP_CONFIG.replace(TOKEN_ENV, "CALPOOL_NEW_TOKEN").replace(
-        'database = "sqlite:///calpool.db"', 'database = "sqlite:///elsewhere.db"')
-    text += '\n[event_types.follow-up]\ntitle = "Follow-up"\nduration = "15m"\nowner = "alice"\n'
-    built.path.write_text(text, encoding="utf-8")
+    changed = (app_config(token_env="CALPOOL_NEW_TOKEN")
+               .daemon(database="sqlite:///elsewhere.db")
+               .event_type("follow-up", title="Follow-up", duration="15m", owner="alice"))
+    built.path.write_text(changed.text(), encoding="utf-8")
     reloader = Reloader(lambda: load_config(built.path))
 
     with caplog.at_level(logging.INFO, "calpool.daemon"):

@@ -20,7 +20,7 @@ from daemon.logs import (
     key_material,
     secrets_of,
 )
-from tests.daemon.ops.conftest import API_TOKEN, APP_CONFIG, TOKEN_ENV
+from tests.daemon.ops.conftest import API_TOKEN, TOKEN_ENV, app_config
 
 
 @pytest.fixture
@@ -84,9 +84,7 @@ def test_configured_secrets_go_and_calendar_addresses_stay(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, captured: Callable[[str, str], io.StringIO]
 ) -> None:
     monkeypatch.setenv(TOKEN_ENV, API_TOKEN)
-    path = tmp_path / "calpool.toml"
-    path.write_text(APP_CONFIG, encoding="utf-8")
-    config = load_config(path)
+    config = load_config(app_config().write(tmp_path))
     assert API_TOKEN in secrets_of(config)
     redactor = Redactor()
     redactor.update(secrets_of(config), ["alice@example.com"])

@@ -140,7 +140,7 @@ def test_logs_carry_no_secret_token_or_attendee_email(
     back, an authorised request.  caldav's debug log prints request and
     response bodies, so the attendee's address reaches the log records and
     must be blanked there."""
-    site.write(daemon='log_format = "json"\nlog_level = "debug"')
+    site.write(daemon={"log_format": "json", "log_level": "debug"})
     email = "jane.customer@example.org"
     tomorrow = (datetime.now(UTC) + timedelta(days=2)).date()
     env = environment()

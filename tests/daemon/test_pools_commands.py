@@ -10,13 +10,13 @@ import pytest
 
 from engine.core.model import Attendee, Booking
 from engine.store import Store
-from tests.daemon.ops.conftest import APP_CONFIG, TOKEN_ENV
-from tests.support.sites import migrated_config, plain_environment, run_calpool
+from tests.daemon.ops.conftest import TOKEN_ENV, app_config
+from tests.support.sites import plain_environment, run_calpool
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> Path:
-    settings = migrated_config(tmp_path, APP_CONFIG)
+    settings = app_config().migrated(tmp_path)
     now = datetime.now(UTC).replace(microsecond=0)
     with Store.open(settings.daemon.database_url) as store, store.unit_of_work() as uow:
         for n, room in enumerate(["room-a", "room-a", "room-b"]):

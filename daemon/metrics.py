@@ -68,6 +68,11 @@ class Metrics:
             "Failed syncs of a calendar by the provider and the error's kind.",
             ["provider", "kind"], registry=self.registry,
         )
+        self.webhook_deliveries = Counter(
+            "calpool_webhook_deliveries",
+            "Webhook delivery attempts by outcome: sent (2xx), retried, failed (given up).",
+            ["outcome"], registry=self.registry,
+        )
         self.outbox_jobs = Counter(
             "calpool_outbox_jobs",
             "Outbox jobs (provider writes of bookings) run, by outcome: "
@@ -118,6 +123,11 @@ class Metrics:
             # A calendar the reloaded config dropped has no provider any more.
             provider = watched.providers.get(report.calendar, "unknown") if watched else "unknown"
             self.provider_errors.labels(provider, report.error_kind or "error").inc()
+
+    def observe_webhooks(self, *, sent: int, retried: int, failed: int) -> None:
+        for outcome, count in (("sent", sent), ("retried", retried), ("failed", failed)):
+            if count:
+                self.webhook_deliveries.labels(outcome).inc(count)
 
     def observe_outbox(self, *, done: int, retried: int, dead: int) -> None:
         for outcome, count in (("done", done), ("retried", retried), ("dead", dead)):
@@ -194,6 +204,13 @@ def _store_families(watched: Watched) -> Iterator[Metric]:
     for name in ("pending", "confirmed", "failed", "cancelled"):
         bookings.add_metric([name], by_status.get(name, 0))
     yield bookings
+    webhooks = GaugeMetricFamily(
+        "calpool_webhook_deliveries_by_state",
+        "Webhook deliveries in the store by state: pending, done, failed (given up).",
+        labels=["state"])
+    for name in ("pending", "done", "failed"):
+        webhooks.add_metric([name], status.webhooks.get(name, 0))
+    yield webhooks
     yield GaugeMetricFamily(
         "calpool_outbox_depth", "Outbox jobs waiting to be done (provider writes).", value=depth)
     yield GaugeMetricFamily(

@@ -85,6 +85,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         next_run_time=now,
     )
     scheduler.add_job(
+        deliver_webhooks,
+        IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="webhooks",
+        name="deliver webhooks",
+        next_run_time=now,
+    )
+    scheduler.add_job(
         purge_expired,
         IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(), timezone=UTC),
         args=[app],
@@ -118,6 +126,11 @@ def drain_outbox(app: App) -> None:
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",
                  report.done, report.retried, report.dead)
+
+
+def deliver_webhooks(app: App) -> None:
+    report = app.webhooks.drain(app.clock())
+    app.metrics.observe_webhooks(sent=report.sent, retried=report.retried, failed=report.failed)
 
 
 def roll_window_forward(app: App) -> None:

@@ -9,14 +9,18 @@ needs; none reaches another through its attributes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
-from daemon.config import resolve_secret
+from connectors.webhook import HttpWebhookSender
+from daemon.config import ConfigError, resolve_secret
 from daemon.config.settings import Account, CaldavAccount, Config
+from daemon.documents import booking_document
 from daemon.metrics import Metrics
+from engine.core.model import Booking
 from engine.ports import CalendarConnector, CalendarRef, RequestObserver
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
@@ -30,7 +34,8 @@ from engine.services.pools import PoolReports
 from engine.services.reschedule import RescheduleService
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
-from engine.store import Store
+from engine.services.webhooks import Endpoint, WebhookDispatcher, decode_secret
+from engine.store import StatusChange, Store
 
 Clock = Callable[[], datetime]
 
@@ -81,6 +86,7 @@ class App:
     reschedule: RescheduleService
     links: LinkService
     pools: PoolReports
+    webhooks: WebhookDispatcher
     keyed: IdempotentRequests
     status: StatusQuery
     retention: RetentionPeriods
@@ -99,6 +105,7 @@ class App:
         """Stop what this app runs beside the store (a reload replaces it;
         the store is shared with the new app)."""
         self.bookings.close()
+        self.webhooks.close()
         for connector in self.connectors.values():
             close = getattr(connector, "close", None)
             if callable(close):
@@ -107,6 +114,24 @@ class App:
     def close(self) -> None:
         self.retire()
         self.store.close()
+
+
+def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatcher:
+    endpoints = []
+    for entry in config.webhooks:
+        try:
+            key = decode_secret(resolve_secret(entry.secret))
+        except ValueError as exc:
+            raise ConfigError([f"{entry.secret.key_path}: {exc}"]) from None
+        endpoints.append(Endpoint(entry.url, key, entry.events, entry.event_types))
+
+    def render(booking: Booking, history: Sequence[StatusChange]) -> Mapping[str, Any]:
+        owner = config.calendars.get(booking.owner)
+        zone = owner.timezone if owner is not None else config.daemon.timezone
+        return booking_document(booking, list(history), zone)
+
+    sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
+    return WebhookDispatcher(store, endpoints, sender, render)
 
 
 def build(
@@ -198,6 +223,7 @@ def build(
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
+        webhooks=_webhooks(config, store, metrics),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),

@@ -206,3 +206,14 @@ class CalendarConnector(Protocol):
         case).  Raises :class:`~engine.errors.PermanentError` for a delivery
         that is not one of this provider's."""
         ...
+
+
+@runtime_checkable
+class WebhookSender(Protocol):
+    """Sends one signed webhook delivery (``engine.services.webhooks``)."""
+
+    def post(self, url: str, body: bytes, headers: Mapping[str, str]) -> int:
+        """POST ``body`` to ``url`` and return the answer's status.  Raises
+        :class:`~engine.errors.TransientError` when no answer came (refused,
+        timeout, TLS)."""
+        ...

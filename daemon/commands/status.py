@@ -69,6 +69,7 @@ def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
         "checked_at": _instant(now),
         "stale_after_seconds": round(config.sync.stale_after.total_seconds()),
         "calendars": calendars,
+        "webhooks": {name: status.webhooks.get(name, 0) for name in ("pending", "done", "failed")},
         "outbox": {
             "depth": status.outbox_depth,
             "oldest_age_seconds": None if status.outbox_oldest is None
@@ -99,6 +100,10 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
     waiting = "" if outbox["oldest_age_seconds"] is None else (
         f", oldest waiting {_age(outbox['oldest_age_seconds'])}")
     print(f"outbox: {outbox['depth']} jobs waiting{waiting}", file=out)
+    webhooks = document["webhooks"]
+    if any(webhooks.values()):
+        print(f"webhooks: {webhooks['pending']} waiting, {webhooks['done']} delivered, "
+              f"{webhooks['failed']} given up", file=out)
     bad = [entry["calendar"] for entry in document["calendars"] if entry["state"] != "ok"]
     if bad:
         limit = _age(document["stale_after_seconds"])

@@ -30,7 +30,7 @@ from daemon.config.settings import Config, LinkSettings, RetentionSettings, Secr
 S = TypeVar("S", bound=schema.Section)
 
 SECTIONS = ("daemon", "http", "sync", "links", "retention", "api", "accounts", "calendars",
-            "pools", "event_types")
+            "pools", "event_types", "webhooks")
 
 
 class ConfigError(Exception):
@@ -110,6 +110,11 @@ def build(checker: Checker) -> Config | None:
         checker, calendars, declared_calendars, pools, declared_pools,
         sync.window_future if sync else None)
 
+    declared_types = document.get("event_types")
+    webhooks = (config_sections.webhooks(
+        checker, document["webhooks"], declared_types if isinstance(declared_types, dict) else {})
+        if "webhooks" in document else ())
+
     if (checker.problems or daemon_settings is None or http_settings is None or sync is None
             or links is None or retention is None):
         return None
@@ -126,6 +131,7 @@ def build(checker: Checker) -> Config | None:
         sources=sources,
         pools=pools,
         event_types=event_types,
+        webhooks=webhooks,
     )
 
 

@@ -132,6 +132,18 @@ class ApiSection(Section):
     tokens: list[ApiTokenSection] = []
 
 
+WebhookEvent = Literal["booking.created", "booking.confirmed", "booking.rescheduled",
+                       "booking.cancelled", "booking.failed", "booking.room_changed"]
+
+
+class WebhookSection(Section):
+    url: Text
+    secret_env: Text | None = None
+    secret_file: Text | None = None
+    events: Annotated[list[WebhookEvent], Field(min_length=1)]
+    event_types: list[Text] = []
+
+
 class AccountSection(Section):
     ca_file: Text | None = None
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import TypeAdapter
 
@@ -17,6 +19,7 @@ from daemon.config.settings import (
     HttpSettings,
     MicrosoftAccount,
     SecretRef,
+    WebhookSettings,
 )
 from daemon.config.values import parse_listen, resolve_database_url
 
@@ -137,3 +140,42 @@ def check_push(checker: Checker, sync: schema.SyncSection, http: HttpSettings,
         checker.problem("sync.push", "push channels of Google and Microsoft accounts "
                         f"({', '.join(pushing)}) need an https http.public_url, not "
                         f"{http.public_url!r}; set one, or set push = false")
+
+
+def webhooks(checker: Checker, entries: object, event_types: Collection[str]
+             ) -> tuple[WebhookSettings, ...]:
+    """``[[webhooks]]``: an https URL (http only to a loopback host), one
+    secret reference, the events, and event types that exist."""
+    if not isinstance(entries, list):
+        checker.problem("webhooks", "must be an array of tables ([[webhooks]])")
+        return ()
+    found: list[WebhookSettings] = []
+    for index, entry in enumerate(entries):
+        path = key_path("webhooks", index)
+        section = checker.validate(schema.WebhookSection.model_validate, entry, path)
+        if section is None:
+            continue
+        problem = webhook_url_problem(section.url)
+        if problem is not None:
+            checker.problem(f"{path}.url", problem)
+        checker.one_of(path, {"secret_env": section.secret_env,
+                              "secret_file": section.secret_file})
+        for name in section.event_types:
+            if name not in event_types:
+                checker.problem(f"{path}.event_types", f"there is no event type {name!r}")
+        ref = secret(checker, f"{path}.secret", section.secret_env, section.secret_file)
+        if ref is not None and problem is None:
+            found.append(WebhookSettings(url=section.url, secret=ref,
+                                         events=frozenset(section.events),
+                                         event_types=frozenset(section.event_types)))
+    return tuple(found)
+
+
+def webhook_url_problem(url: str) -> str | None:
+    parsed = urlsplit(url)
+    if parsed.scheme == "https" and parsed.hostname:
+        return None
+    if parsed.scheme == "http" and parsed.hostname in ("127.0.0.1", "::1", "localhost"):
+        return None
+    return (f"{url!r} must be an https URL (http only to a loopback address such as "
+            "127.0.0.1)")

@@ -149,6 +149,16 @@ class CalendarSource:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookSettings:
+    """One ``[[webhooks]]`` entry; ``event_types`` empty means all."""
+
+    url: str
+    secret: SecretRef
+    events: frozenset[str]
+    event_types: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon is built from.  Mappings keep config order,
     which is meaningful for pool members and harmless elsewhere."""
@@ -165,6 +175,7 @@ class Config:
     sources: Mapping[str, CalendarSource]
     pools: Mapping[str, Pool]
     event_types: Mapping[str, EventType]
+    webhooks: tuple[WebhookSettings, ...] = ()
 
     def account_of(self, calendar: str) -> Account:
         """The account a calendar is read and written through."""

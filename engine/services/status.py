@@ -27,6 +27,8 @@ class SiteStatus:
     bookings_by_status: Mapping[str, int] = field(default_factory=dict)
     channels: Mapping[str, Sequence[PushChannel]] = field(default_factory=dict)
     cached_events: Mapping[str, int] = field(default_factory=dict)
+    webhooks: Mapping[str, int] = field(default_factory=dict)
+    """Webhook deliveries by state: pending, done, failed (given up)."""
 
     def state_of(self, key: str) -> str:
         """``ok``, ``never_synced``, ``failed`` or ``stale``."""
@@ -60,6 +62,7 @@ class StatusQuery:
             open_channels = ({key: uow.channels.for_calendar(key) for key in self._calendars}
                              if channels else {})
             counts = {key: uow.events.count(key) for key in self._calendars} if event_counts else {}
+            webhooks = uow.webhooks.counts()
         flagged = staleness(states, self._calendars, now=now, stale_after=self._stale_after)
         return SiteStatus(now, self._calendars, states, flagged, depth, oldest, by_status,
-                          open_channels, counts)
+                          open_channels, counts, webhooks)

@@ -16,6 +16,7 @@ from engine.store.errors import (
 )
 from engine.store.records import (
     Assignment,
+    BookingEvent,
     IdempotencyOutcome,
     IdempotencyState,
     Link,
@@ -23,11 +24,13 @@ from engine.store.records import (
     PushChannel,
     StatusChange,
     SyncState,
+    WebhookDelivery,
 )
 from engine.store.unit_of_work import Store, UnitOfWork
 
 __all__ = [
     "Assignment",
+    "BookingEvent",
     "BookingExists",
     "IdempotencyOutcome",
     "IdempotencyState",
@@ -42,5 +45,6 @@ __all__ = [
     "SyncState",
     "UnitOfWork",
     "UnknownBooking",
+    "WebhookDelivery",
     "migrate",
 ]

@@ -31,15 +31,23 @@ from engine.store.schema import (
     reservations,
     room_assignments,
 )
+from engine.store.webhooks import WebhookRepository
+
+# The booking events besides the statuses (confirmed, cancelled, failed).
+CREATED = "created"
+RESCHEDULED = "rescheduled"
+ROOM_CHANGED = "room_changed"
 
 _ACTIVE = [status.value for status in BookingStatus if status.is_active]
 _CHUNK = 500
 
 
 class BookingRepository:
-    def __init__(self, connection: Connection, calendars_repo: CalendarRepository) -> None:
+    def __init__(self, connection: Connection, calendars_repo: CalendarRepository,
+                 events: WebhookRepository) -> None:
         self._connection = connection
         self._calendars = calendars_repo
+        self._events = events
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -71,6 +79,7 @@ class BookingRepository:
             )
             self._insert_rooms(booking.id, booking.rooms)
             self._begin_stints(booking.id, booking.rooms, booking.booked_at, StintStart.BOOKED)
+            self._events.record(booking.id, CREATED, booking.booked_at)
             self._add_history(booking.id, booking.booked_at, booking.status, detail)
             self._hold(booking.id, keys, booking.interval, active=booking.status.is_active)
 
@@ -91,6 +100,7 @@ class BookingRepository:
             update(bookings).where(bookings.c.id == booking_id).values(status=status.value)
         )
         self._add_history(booking_id, at, status, detail)
+        self._events.record(booking_id, status.value, at)
         if not status.is_active:
             held = self._connection.execute(
                 update(reservations)
@@ -141,6 +151,10 @@ class BookingRepository:
             for pool in swapped:
                 self._end_stints(booking_id, pool, at, StintEnd.REASSIGNED)
             self._begin_stints(booking_id, swapped, at, StintStart.REASSIGNED)
+            if interval != before.interval:
+                self._events.record(booking_id, RESCHEDULED, at)
+            if swapped:
+                self._events.record(booking_id, ROOM_CHANGED, at)
             self._add_history(booking_id, at, status, detail)
             self._hold(booking_id, keys, interval, active=True)
         return self._require(booking_id)

@@ -113,3 +113,32 @@ class PushChannel:
     token_sha256: str
     expires_at: datetime
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class BookingEvent:
+    """Something that happened to a booking: ``type`` is ``created``,
+    ``confirmed``, ``rescheduled``, ``room_changed``, ``cancelled`` or
+    ``failed``."""
+
+    id: int
+    booking_id: str
+    type: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class WebhookDelivery:
+    """One event's delivery to one endpoint (a digest of its URL)."""
+
+    id: int
+    event_id: int
+    endpoint: str
+    state: str
+    attempts: int
+    booking_id: str
+    type: str
+    at: datetime
+    created_at: datetime
+    body: str | None = None
+    last_error: str | None = None

@@ -26,6 +26,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 from engine.store.instants import UTCInstant
@@ -282,4 +283,53 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=True),
     Column("completed_at", UTCInstant, nullable=True),
     Index(None, "created_at"),
+)
+
+
+# What happened to a booking, written by the booking repository in the
+# transaction of the change: created, confirmed, rescheduled, room_changed,
+# cancelled, failed.  ``dispatched`` once turned into webhook deliveries.
+booking_events = Table(
+    "booking_events",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column(
+        "booking_id",
+        String(64),
+        ForeignKey("bookings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("type", String(32), nullable=False),
+    Column("at", UTCInstant, nullable=False),
+    Column("dispatched", Boolean, nullable=False, server_default=false()),
+    Index(None, "dispatched", "id"),
+    Index(None, "booking_id"),
+)
+
+# One signed POST of one booking event to one endpoint (``endpoint``: a
+# digest of its URL).  ``body`` is rendered at the first attempt and sent
+# unchanged on every retry.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column(
+        "event_id",
+        RowId,
+        ForeignKey("booking_events.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("endpoint", String(64), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", UTCInstant, nullable=False),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_until", UTCInstant, nullable=True),
+    Column("body", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCInstant, nullable=False),
+    Column("finished_at", UTCInstant, nullable=True),
+    UniqueConstraint("event_id", "endpoint"),
+    CheckConstraint("state IN ('pending', 'done', 'failed')", name="state"),
+    Index(None, "state", "due_at"),
 )

@@ -34,6 +34,7 @@ from engine.store.leases import LeaseRepository
 from engine.store.links import LinkRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
+from engine.store.webhooks import WebhookRepository
 
 
 class Store:
@@ -90,6 +91,7 @@ class UnitOfWork:
     links: LinkRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
+    webhooks: WebhookRepository
 
     def __init__(self, engine: Engine, *, read_only: bool) -> None:
         self._engine = engine
@@ -111,7 +113,8 @@ class UnitOfWork:
         self.calendars = CalendarRepository(connection)
         self.events = EventRepository(connection, self.calendars)
         self.leases = LeaseRepository(connection, self.calendars)
-        self.bookings = BookingRepository(connection, self.calendars)
+        self.webhooks = WebhookRepository(connection)
+        self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
         self.outbox = OutboxRepository(connection)
         self.links = LinkRepository(connection)
         self.idempotency = IdempotencyRepository(connection)

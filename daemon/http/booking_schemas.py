@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.commands.book import REASONS
 from daemon.http.problems import Problem, ProblemType, invalid, problem, register_problem_type
-from daemon.http.slot_query import parse_time
+from daemon.inputs import InputError, parse_instant
 from engine.services.booking import InvalidBooking, ProviderUnavailable, SlotUnavailable
 
 SLOT_UNAVAILABLE = register_problem_type(ProblemType(
@@ -99,10 +99,9 @@ def body_start(text: str, zone: str) -> datetime:
     """A body's ``start`` read in ``zone`` (when it has no offset), or a
     validation problem naming the field."""
     try:
-        return parse_time(text, zone)
-    except (ValueError, OverflowError):
-        raise body_problem("start", f"{text!r} is not an ISO 8601 date-time like "
-                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+        return parse_instant(text, zone)
+    except InputError as exc:
+        raise body_problem("start", str(exc)) from None
 
 
 def unknown_event_type(key: str, known: Iterable[str]) -> Problem:

@@ -28,6 +28,18 @@ def check_zone(name: str) -> str:
     return zone_name(name)
 
 
+_SIZE = re.compile(r"(\d+)(B|KiB|MiB|GiB)")
+_SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """The bytes a size string like ``"512B"``, ``"64KiB"`` or ``"1MiB"`` stands for."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size like \"512B\", \"64KiB\" or \"1MiB\"")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
+
+
 def parse_days(spec: str) -> tuple[int, ...]:
     """Weekdays (Monday = 0) of a key like ``"mon-fri"``, ``"sat"`` or ``"mon-sun"``."""
     first, _, last = spec.strip().lower().partition("-")

@@ -20,6 +20,7 @@ from sqlalchemy.exc import OperationalError
 
 from daemon.http.auth import TokenRegistry
 from daemon.http.context import RequestContext, request_id
+from daemon.http.limits import BodyLimit
 from daemon.http.problems import (
     MEDIA_TYPE,
     PROBLEM_TYPES,
@@ -63,6 +64,8 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
     install_problem_handlers(api)
     api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    # Added first, so inside RequestContext: a 413 carries the request id too.
+    api.add_middleware(BodyLimit, max_body=app.config.http.max_body)
     api.add_middleware(RequestContext)
     for router in ROUTERS:
         api.include_router(router)

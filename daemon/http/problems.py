@@ -53,7 +53,13 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("/problems/database-unavailable", 503, "Database unavailable",
                     "the database did not answer; try again later"),
         ProblemType("/problems/http-error", 400, "HTTP error",
-                    "another refusal at the HTTP level (the status is the one sent)"),
+                    "another refusal at the HTTP level (the status is the one sent), such as "
+                    "a malformed request line or header"),
+        ProblemType("/problems/payload-too-large", 413, "Request body too large",
+                    "the request body is larger than http.max_body (`max_body`, bytes); it "
+                    "was not read"),
+        ProblemType("/problems/request-timeout", 408, "Request timeout",
+                    "the request's headers or body took longer than http.client_timeout"),
         ProblemType("/problems/internal", 500, "Internal error",
                     "an unexpected failure; the log holds the details under the request id"),
     )
@@ -185,6 +191,13 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
             "/problems/method-not-allowed",
             f"{request.method} is not allowed on {request.url.path}",
         )
+    elif exc.status_code == 413:
+        found = problem("/problems/payload-too-large", str(exc.detail),
+                        max_body=getattr(exc, "max_body", None))
+    elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's body parsing: the bytes are not UTF-8, so not JSON either.
+        found = invalid([{"in": "body", "name": "body", "pointer": "#/",
+                          "detail": "the body is not UTF-8 encoded JSON"}])
     else:
         # Starlette raises few others (400 for a malformed body); keep the status.
         kind = PROBLEM_TYPES["/problems/http-error"]

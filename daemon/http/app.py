@@ -18,7 +18,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
 
-from daemon.http.auth import TokenRegistry
+from daemon.http.auth import AuthenticateFirst, TokenRegistry
 from daemon.http.context import RequestContext, request_id
 from daemon.http.limits import BodyLimit
 from daemon.http.problems import (
@@ -64,7 +64,11 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
     install_problem_handlers(api)
     api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
-    # Added first, so inside RequestContext: a 413 carries the request id too.
+    # Innermost first: the token is checked before any route reads a body,
+    # the body's size before that (token or not), and both answers carry
+    # the request id of RequestContext, the outermost.
+    api.add_middleware(AuthenticateFirst,
+                       routes=[route for router in ROUTERS for route in router.routes])
     api.add_middleware(BodyLimit, max_body=app.config.http.max_body)
     api.add_middleware(RequestContext)
     for router in ROUTERS:

@@ -17,10 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.routing import Route
 
 from daemon.http.auth import AuthenticateFirst, TokenRegistry
 from daemon.http.context import RequestContext, request_id
 from daemon.http.limits import BodyLimit
+from daemon.http.openapi import describe_checks
 from daemon.http.problems import (
     MEDIA_TYPE,
     PROBLEM_TYPES,
@@ -74,10 +76,16 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     for router in ROUTERS:
         api.include_router(router)
     metrics_routes.install(api)  # GET /metrics, and timing of slot queries
+    # Every route with its methods, for the Allow header of a 405.
+    api.state.method_routes = [
+        route for route in (*api.routes, *(r for router in ROUTERS for r in router.routes))
+        if isinstance(route, Route)
+    ]
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             api.openapi_schema = openapi_document(api)
+            describe_checks(api.openapi_schema, app.config.event_types)
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -187,10 +188,13 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     if exc.status_code == 404:
         found = problem("/problems/not-found", f"there is no route {request.url.path}")
     elif exc.status_code == 405:
+        allowed = allowed_methods(request)
         found = problem(
             "/problems/method-not-allowed",
             f"{request.method} is not allowed on {request.url.path}",
         )
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
     elif exc.status_code == 413:
         found = problem("/problems/payload-too-large", str(exc.detail),
                         max_body=getattr(exc, "max_body", None))
@@ -204,6 +208,18 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
         found = Problem(exc.status_code, kind.uri, kind.title, str(exc.detail))
     found.headers.update(headers)
     return found.response()
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path takes (Starlette names
+    only the first route's that matched the path)."""
+    routes: Sequence[Route] = getattr(request.app.state, "method_routes", ())
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def problem_responses(*types: str) -> dict[int | str, dict[str, Any]]:

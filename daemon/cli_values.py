@@ -7,11 +7,19 @@ error (exit 2) with one sentence, before any command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from daemon.config.durations import parse_duration
-from daemon.inputs import InputError, parse_instant, zone_name
+from daemon.inputs import (
+    InputError,
+    check_email,
+    check_name,
+    check_notes,
+    parse_instant,
+    zone_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,3 +71,19 @@ def cli_port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
     return int(text)
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    def argument(text: str) -> str:
+        try:
+            return check(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    argument.__name__ = check.__name__.removeprefix("check_")  # argparse names it in errors
+    return argument
+
+
+cli_name = _checked(check_name)
+cli_email = _checked(check_email)
+cli_notes = _checked(check_notes)

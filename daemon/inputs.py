@@ -9,6 +9,10 @@
   so that adding a horizon, a buffer or an offset to one can never leave
   the range ``datetime`` holds: ``9999-12-31T23:59:59-14:00`` is refused
   with a sentence, never an ``OverflowError``.
+- **Names and notes** hold no control character (:func:`check_name`,
+  :func:`check_notes`): they are refused, not stripped, before anything is
+  written, so what the client sent is what the provider gets.
+- **Email addresses** are read by ``email-validator`` (:func:`check_email`).
 
 Each check raises :class:`InputError` (a ``ValueError``) with one sentence
 fit for a user; the HTTP hook turns it into a ``/problems/validation``
@@ -17,7 +21,10 @@ naming the field, the CLI into a usage error (exit 2).
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
+
+from email_validator import EmailNotValidError, validate_email
 
 from engine.core.zones import (
     Boundary,
@@ -96,3 +103,49 @@ def parse_instant(text: str, zone: str) -> datetime:
         day = local_day(zone, value.date())
         return check_instant(from_us(day.boundary(wall_us(value.time()), Boundary.FIRST)))
     return check_instant(from_us(local_day(zone, value).start))
+
+
+# Characters refused in names and notes: control characters (C0, DEL, C1:
+# NUL, ESC, VT… end up in the provider's event and in every client that
+# shows it), lone surrogates (not encodable), line and paragraph separators,
+# and the bidirectional overrides and isolates that make a name read
+# otherwise than it is.  Notes keep tab and line breaks.
+_BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+_NOTES_MAY_HOLD = frozenset("\t\n\r")
+
+
+def _refused(char: str, allowed: frozenset[str]) -> bool:
+    if char in allowed:
+        return False
+    return (unicodedata.category(char) in ("Cc", "Cs") or char in _BIDI
+            or char in "\u2028\u2029")
+
+
+def _check_characters(text: str, allowed: frozenset[str]) -> str:
+    for position, char in enumerate(text):
+        if _refused(char, allowed):
+            raise InputError(f"contains the control character U+{ord(char):04X} at position "
+                             f"{position}; send text without it")
+    return text
+
+
+def check_name(text: str) -> str:
+    """A name on one line without control characters (else :class:`InputError`)."""
+    return _check_characters(text, frozenset())
+
+
+def check_notes(text: str) -> str:
+    """Free text: tabs and line breaks, no other control character."""
+    return _check_characters(text, _NOTES_MAY_HOLD)
+
+
+def check_email(text: str) -> str:
+    """The address in its normalized form (the domain in lower case), as
+    ``email-validator`` reads it: no quoted local part, no domain literal,
+    no special-use domain (``.test``, ``.invalid``, ``localhost``), nothing
+    an ``ATTENDEE`` or ``mailto:`` line could be broken with (``;``, ``:``,
+    quotes, spaces, control characters).  DNS is not asked."""
+    try:
+        return str(validate_email(text.strip(), check_deliverability=False).normalized)
+    except EmailNotValidError as exc:
+        raise InputError(f"{shorten(text.strip())!r} is not an email address: {exc}") from None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -161,3 +162,92 @@ def test_the_cli_refuses_the_same_zones(zone: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError) as caught:
         cli_zone(zone)
     assert len(str(caught.value)) < 200
+
+
+# ---- what reaches the provider ----------------------------------------------------------------
+
+BAD_EMAILS = [
+    "ada@example.com;X-EVIL=1:mailto:evil@x", 'a"@b.c', '"a b"@example.com', "a b@example.com",
+    "ann@example.com\r\nATTENDEE:mailto:evil@x", "ann@example.com\x00", "ann@[127.0.0.1]",
+    "ann@localhost", "ann@example.invalid", "ann@exa mple.com", "ann@@example.com",
+    "ann@example..com", "<ann@example.com>", "ann@example.com,bob@example.com", "ann",
+]
+CONTROL = ["\x00", "\x1b[31m", "\x0b", "\x7f", "\x85", "\u2028", "\u202e", "\ud800", "\x08"]
+
+
+def _attempts(site: Site, attendee: dict[str, str], notes: str = "") -> dict[str, Any]:
+    link = _link(site)
+    body = {"start": "2027-03-26T10:00", "attendee": attendee, "notes": notes}
+
+    def post(path: str, document: dict[str, Any], token: str | None = None) -> Any:
+        # json.dumps escapes what is not ASCII, so a lone surrogate travels as \ud800.
+        headers = {"Content-Type": "application/json", **(bearer(token) if token else {})}
+        return site.client.post(path, content=json.dumps(document), headers=headers)
+
+    return {
+        "book": post("/v1/bookings", {"event_type": "consult", **body}, "desk"),
+        "link create": post("/v1/links", {"event_type": "consult", "attendee": attendee}, "ops"),
+        "link booking": post(f"/v1/links/{link}/bookings", body),
+    }
+
+
+def _nothing_written(site: Site) -> None:
+    with site.app.store.reader() as uow:
+        assert uow.bookings.count_by_status() == {}
+        assert uow.outbox.pending_count() == 0
+
+
+@pytest.mark.parametrize("email", BAD_EMAILS)
+def test_an_address_email_validator_refuses_is_a_422_before_anything_is_written(
+    site: Site, email: str,
+) -> None:
+    for what, response in _attempts(site, {"name": "Ann", "email": email}).items():
+        document = assert_problem(response, 422, "/problems/validation")
+        assert "attendee.email" in _names(document), what
+    _nothing_written(site)
+
+
+@pytest.mark.parametrize("char", CONTROL)
+def test_control_characters_in_names_and_notes_are_refused(site: Site, char: str) -> None:
+    for what, response in _attempts(site, {"name": f"Ann{char}Example",
+                                           "email": "ann@example.com"}).items():
+        document = assert_problem(response, 422, "/problems/validation")
+        # pydantic's own JSON reader (POST /v1/bookings) refuses a lone
+        # surrogate as invalid JSON already.
+        assert {"attendee.name", "body"} & set(_names(document)), what
+    answers = _attempts(site, {"name": "Ann", "email": "ann@example.com"}, f"see{char}you")
+    for what in ("book", "link booking"):
+        document = assert_problem(answers[what], 422, "/problems/validation")
+        assert _names(document) in (["notes"], ["body"]), what
+    _nothing_written(site)
+
+
+def test_notes_keep_tabs_and_line_breaks_and_addresses_are_normalized() -> None:
+    from daemon.inputs import check_email, check_name, check_notes
+
+    assert check_notes("line one\r\nline two\tend") == "line one\r\nline two\tend"
+    assert check_name("Zoë Ångström-名前 👩‍👩‍👧") == "Zoë Ångström-名前 👩‍👩‍👧"
+    assert check_email(" Ann@Example.COM ") == "Ann@example.com"
+    with pytest.raises(InputError):
+        check_name("two\nlines")
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("--email", "ada@example.com;X-EVIL=1:mailto:evil@x"), ("--email", 'a"@b.c'),
+    ("--name", "Ann\x1b[2J"), ("--name", "Ann\x00"), ("--notes", "hi\x0bthere"),
+])
+def test_the_cli_refuses_the_same_names_notes_and_addresses(
+    option: str, value: str, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A usage error (exit 2, argparse's sentence naming the option) before
+    the config is even read."""
+    options = {"--name": "Ann", "--email": "a@b.c", "--notes": "hi", option: value}
+    argv = ["book", "consult", "2027-03-29T09:30", "--config", "/nonexistent.toml"]
+    for name, given in options.items():
+        argv += [name, given]
+    assert dispatch(argv, io.StringIO(), io.StringIO()) == 2
+    assert f"argument {option}" in capsys.readouterr().err
+    if option != "--notes":
+        link = ["link", "create", "consult", option, value, "--config", "/nonexistent.toml"]
+        assert dispatch(link, io.StringIO(), io.StringIO()) == 2
+        assert f"argument {option}" in capsys.readouterr().err

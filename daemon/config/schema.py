@@ -108,7 +108,7 @@ class HttpSection(Section):
     confirm_within: Duration = timedelta(seconds=5)
     max_body: Size = 64 * 1024
     client_timeout: PositiveDuration = timedelta(seconds=15)
-    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 200
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 512
 
 
 class SyncSection(Section):

@@ -60,7 +60,7 @@ class HttpSettings:
     client_timeout: timedelta = timedelta(seconds=15)
     """How long a client may take to send a request's headers and body,
     and how long an idle keep-alive connection stays open."""
-    max_connections: int = 200
+    max_connections: int = 512
     """Connections and requests at once; beyond, uvicorn answers 503."""
 
 

@@ -35,7 +35,7 @@ class HttpServer:
         tls_key_file: Path | None = None,
         startup_timeout: float = 15.0,
         client_timeout: float = 15.0,
-        max_connections: int | None = 200,
+        max_connections: int | None = 512,
     ) -> None:
         self._sock = _bind(host, port)
         self.host = host

@@ -61,7 +61,7 @@ class HttpSettings:
     """How long a client may take to send a request's headers and body,
     and how long an idle keep-alive connection stays open."""
     max_connections: int = 512
-    """Connections and requests at once; beyond, uvicorn answers 503."""
+    """Open connections at once; one more gets 503 as it opens."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

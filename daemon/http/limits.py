@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -107,19 +108,23 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-def raw_problem(status: int, reason: str, type_: str, detail: str) -> bytes:
+def raw_problem(status: int, reason: str, type_: str, detail: str, *,
+                retry_after: int | None = None) -> bytes:
     """A whole HTTP/1.1 answer with a problem document, for the protocol
     layer, where no ASGI response exists; it closes the connection."""
     body = json.dumps(problem(type_, detail).document()).encode()
+    retry = f"retry-after: {retry_after}\r\n" if retry_after is not None else ""
     head = (f"HTTP/1.1 {status} {reason}\r\ncontent-type: {MEDIA_TYPE}\r\n"
-            f"content-length: {len(body)}\r\nconnection: close\r\n\r\n")
+            f"content-length: {len(body)}\r\n{retry}connection: close\r\n\r\n")
     return head.encode("latin-1") + body
 
 
 class GuardedH11Protocol(H11Protocol):
     """uvicorn's h11 protocol with a deadline for reading each request."""
 
-    client_timeout: float = 15.0  # set per server by a subclass (see protocol_for)
+    # Set per server by a subclass (see protocol_for).
+    client_timeout: float = 15.0
+    max_connections: int | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -130,6 +135,16 @@ class GuardedH11Protocol(H11Protocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if self.max_connections is not None and len(self.connections) > self.max_connections:
+            # Refused at once, before a byte is read: a flood of idle or slow
+            # connections cannot hold more than max_connections sockets.
+            _log_refusal(len(self.connections) - 1)
+            transport.write(raw_problem(
+                503, "Service Unavailable", "/problems/too-many-connections",
+                f"the server holds http.max_connections ({self.max_connections}) connections; "
+                "try again shortly", retry_after=1))
+            transport.close()
+            return
         self._arm()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -196,8 +211,22 @@ class GuardedH11Protocol(H11Protocol):
         self.transport.close()
 
 
-def protocol_for(client_timeout: float) -> type[GuardedH11Protocol]:
+_refusals = {"count": 0, "logged_at": 0.0}
+
+
+def _log_refusal(open_connections: int) -> None:
+    """One warning per 10 s at most, however many connections a flood brings."""
+    _refusals["count"] += 1
+    now = time.monotonic()
+    if now - _refusals["logged_at"] >= 10:
+        log.warning("refused %d connection(s) at http.max_connections (%d open)",
+                    _refusals["count"], open_connections)
+        _refusals.update(count=0, logged_at=now)
+
+
+def protocol_for(client_timeout: float,
+                 max_connections: int | None = None) -> type[GuardedH11Protocol]:
     """The protocol class for one server (uvicorn takes a class)."""
     return type("GuardedH11Protocol", (GuardedH11Protocol,),
-                {"client_timeout": client_timeout})
+                {"client_timeout": client_timeout, "max_connections": max_connections})
 

@@ -61,6 +61,9 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
                     "was not read"),
         ProblemType("/problems/request-timeout", 408, "Request timeout",
                     "the request's headers or body took longer than http.client_timeout"),
+        ProblemType("/problems/too-many-connections", 503, "Too many connections",
+                    "the server holds http.max_connections connections; retry after "
+                    "`Retry-After`"),
         ProblemType("/problems/internal", 500, "Internal error",
                     "an unexpected failure; the log holds the details under the request id"),
     )

@@ -52,10 +52,12 @@ class HttpServer:
             timeout_graceful_shutdown=10,
             lifespan="off",
             # http.client_timeout: reading a request (GuardedH11Protocol)
-            # and an idle keep-alive connection (uvicorn's own timer).
-            http=protocol_for(client_timeout),
+            # and an idle keep-alive connection (uvicorn's own timer);
+            # http.max_connections: counted by GuardedH11Protocol as each
+            # connection opens (an h11 connection runs one request at a
+            # time, so it bounds the requests in flight too).
+            http=protocol_for(client_timeout, max_connections),
             timeout_keep_alive=max(1, round(client_timeout)),
-            limit_concurrency=max_connections,
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)

@@ -20,6 +20,7 @@ from typing import TextIO, cast
 from daemon.commands import COMMANDS, GROUPS, Command
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.config import ConfigError
+from daemon.inputs import InputError
 
 DEFAULT_CONFIG = Path("/etc/calpool/calpool.toml")
 CONFIG_VARIABLE = "CALPOOL_CONFIG"
@@ -118,6 +119,9 @@ def dispatch(argv: Sequence[str], out: TextIO, err: TextIO,
     except CommandFailed as exc:
         print(f"calpool {name}: {exc.message}", file=err)
         return exc.exit_code
+    except InputError as exc:  # a time that its zone puts out of range (daemon.inputs)
+        print(f"calpool {name}: {exc}", file=err)
+        return EXIT_USAGE
 
 
 def main(argv: Sequence[str] | None = None, commands: Sequence[Command] = COMMANDS) -> int:

@@ -7,12 +7,19 @@ error (exit 2) with one sentence, before any command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
-from zoneinfo import ZoneInfo
+from datetime import date, datetime, timedelta
 
 from daemon.config.durations import parse_duration
-from daemon.config.values import check_zone
+from daemon.inputs import (
+    InputError,
+    check_email,
+    check_name,
+    check_notes,
+    parse_instant,
+    zone_name,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,29 +32,28 @@ class CliTime:
     value: date | datetime
 
     def in_zone(self, zone: str) -> datetime:
-        """The aware instant; a value without an offset is read in ``zone``."""
-        if isinstance(self.value, datetime):
-            if self.value.tzinfo is not None:
-                return self.value
-            return self.value.replace(tzinfo=ZoneInfo(zone))
-        return datetime.combine(self.value, time(0), tzinfo=ZoneInfo(zone))
+        """The aware instant; a value without an offset is read in ``zone``
+        as the HTTP hook reads it (``daemon.inputs.parse_instant``).  Raises
+        ``InputError`` when the zone puts it out of range."""
+        return parse_instant(self.text, zone)
 
 
 def cli_time(text: str) -> CliTime:
-    value: date | datetime
+    """Checked as the HTTP hook checks a time (format and year range; a
+    local time's zone comes later)."""
     try:
-        value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not an ISO 8601 date or date-time like 2027-03-29 or "
-            "2027-03-29T09:30+02:00") from None
+        parse_instant(text, "UTC")
+    except InputError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    text = text.strip()
+    value = date.fromisoformat(text) if len(text) == 10 else datetime.fromisoformat(text)
     return CliTime(text, value)
 
 
 def cli_zone(text: str) -> str:
     try:
-        return check_zone(text)
-    except ValueError as exc:
+        return zone_name(text)
+    except InputError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
@@ -65,3 +71,19 @@ def cli_port(text: str) -> int:
     if not text.isdigit() or not 0 < int(text) < 65536:
         raise argparse.ArgumentTypeError(f"{text!r} is not a TCP port (1-65535)")
     return int(text)
+
+
+def _checked(check: Callable[[str], str]) -> Callable[[str], str]:
+    def argument(text: str) -> str:
+        try:
+            return check(text)
+        except InputError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    argument.__name__ = check.__name__.removeprefix("check_")  # argparse names it in errors
+    return argument
+
+
+cli_name = _checked(check_name)
+cli_email = _checked(check_email)
+cli_notes = _checked(check_notes)

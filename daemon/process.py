@@ -64,6 +64,8 @@ class Daemon:
                 port=settings.port,
                 tls_cert_file=settings.tls_cert_file,
                 tls_key_file=settings.tls_key_file,
+                client_timeout=settings.client_timeout.total_seconds(),
+                max_connections=settings.max_connections,
             )
         self._reloader = Reloader(load_config) if load_config is not None else None
         self.stopping = threading.Event()

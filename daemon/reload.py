@@ -7,8 +7,8 @@ touched.  Any failure on the way is logged with its reasons and leaves the
 old services serving.  The daemon then swaps the new ``App`` in
 (:meth:`Reloader.swap_into`) and reschedules the jobs.
 
-Some keys cannot change under a running process: the listener and the
-database.  A reload keeps the running values of those, and the log names
+Some keys cannot change under a running process: the listener, its
+limits and the database.  A reload keeps the running values of those, and the log names
 each one that changed, to be applied by a restart.
 """
 
@@ -41,6 +41,8 @@ def restart_keys(running: Config, new: Config) -> list[str]:
         changed.append("http.tls_cert_file")
     if running.http.tls_key_file != new.http.tls_key_file:
         changed.append("http.tls_key_file")
+    changed += [f"http.{key}" for key in ("max_body", "client_timeout", "max_connections")
+                if getattr(running.http, key) != getattr(new.http, key)]
     if running.daemon.database_url != new.daemon.database_url:
         changed.append("daemon.database")
     return changed
@@ -51,7 +53,9 @@ def keeping_running_values(running: Config, new: Config) -> Config:
     ``App``'s config says what the process really does."""
     http = replace(new.http, host=running.http.host, port=running.http.port,
                    tls_cert_file=running.http.tls_cert_file,
-                   tls_key_file=running.http.tls_key_file)
+                   tls_key_file=running.http.tls_key_file, max_body=running.http.max_body,
+                   client_timeout=running.http.client_timeout,
+                   max_connections=running.http.max_connections)
     daemon = replace(new.daemon, database_url=running.daemon.database_url)
     return replace(new, http=http, daemon=daemon)
 

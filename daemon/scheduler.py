@@ -122,6 +122,7 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
 
 def drain_outbox(app: App) -> None:
     report = app.outbox.drain(app.clock())
+    app.outbox.settle(app.clock())  # a booking left pending with every write done
     app.metrics.observe_outbox(done=report.done, retried=report.retried, dead=report.dead)
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",

@@ -15,7 +15,15 @@ import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from daemon.cli_values import cli_duration, cli_port, cli_time, cli_zone
+from daemon.cli_values import (
+    cli_duration,
+    cli_email,
+    cli_name,
+    cli_notes,
+    cli_port,
+    cli_time,
+    cli_zone,
+)
 
 Arguments = Callable[[argparse.ArgumentParser], None]
 
@@ -70,9 +78,12 @@ def _book(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event_type", metavar="EVENT_TYPE", help="key of an [event_types] entry")
     parser.add_argument("start", metavar="START", type=cli_time,
                         help="ISO 8601 start of the slot (without offset: the owner's zone)")
-    parser.add_argument("--name", metavar="N", required=True, help="the attendee's name")
-    parser.add_argument("--email", metavar="E", required=True, help="the attendee's email")
-    parser.add_argument("--notes", metavar="S", default="", help="notes for the event")
+    parser.add_argument("--name", metavar="N", required=True, type=cli_name,
+                        help="the attendee's name")
+    parser.add_argument("--email", metavar="E", required=True, type=cli_email,
+                        help="the attendee's email")
+    parser.add_argument("--notes", metavar="S", default="", type=cli_notes,
+                        help="notes for the event")
 
 
 def _bookings(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +96,10 @@ def _link_create(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("event_type", metavar="EVENT_TYPE", help="key of an [event_types] entry")
     parser.add_argument("--expires", metavar="DURATION", type=cli_duration,
                         help="how long the link is valid (default: links.default_expiry)")
-    parser.add_argument("--name", metavar="N", help="prefill the attendee's name")
-    parser.add_argument("--email", metavar="E", help="prefill the attendee's email")
+    parser.add_argument("--name", metavar="N", type=cli_name,
+                        help="prefill the attendee's name")
+    parser.add_argument("--email", metavar="E", type=cli_email,
+                        help="prefill the attendee's email")
 
 
 def _token_new(parser: argparse.ArgumentParser) -> None:

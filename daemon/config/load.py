@@ -66,15 +66,30 @@ def read_document(path: Path) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read the config file ({exc.strerror})"]) from None
     try:
-        return tomllib.loads(data.decode("utf-8"))
+        text = data.decode("utf-8")
+        return tomllib.loads(text)
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
         raise ConfigError(
             [f"{path}: not UTF-8 text (at line {line}, column {column})"]) from None
     except tomllib.TOMLDecodeError as exc:
-        # tomllib's message already ends with "(at line L, column C)".
-        raise ConfigError([f"{path}: not valid TOML: {exc}"]) from None
+        raise ConfigError([f"{path}: not valid TOML: {_placed(str(exc), text)}"]) from None
+
+
+_AT_END = "(at end of document)"
+
+
+def _placed(message: str, text: str) -> str:
+    """tomllib's message, which ends with "(at line L, column C)" except
+    when the document ended too soon: then the place is the end of the last
+    line that holds anything, so every parse error names a line and column."""
+    if not message.endswith(_AT_END):
+        return message
+    content = text.rstrip()
+    line = content.count("\n") + 1
+    column = len(content) - (content.rfind("\n") + 1) + 1
+    return f"{message[: -len(_AT_END)]}(at end of document: line {line}, column {column})"
 
 
 def build(checker: Checker) -> Config | None:

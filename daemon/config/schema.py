@@ -21,13 +21,22 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
 from daemon.config.durations import EXAMPLES, parse_duration
-from daemon.config.values import check_zone, parse_listen
+from daemon.config.values import check_zone, parse_listen, parse_size
 
 
 def _duration(value: Any) -> timedelta:
     if not isinstance(value, str):
         raise ValueError(f"must be a duration string like {EXAMPLES}")
     return parse_duration(value)
+
+
+def _size(value: Any) -> int:
+    if not isinstance(value, str):
+        raise ValueError('must be a size string like "64KiB"')
+    size = parse_size(value)
+    if size <= 0:
+        raise ValueError("must be larger than 0B")
+    return size
 
 
 def _positive(value: timedelta) -> timedelta:
@@ -73,6 +82,7 @@ def check_key(value: str) -> str:
 Duration = Annotated[timedelta, PlainValidator(_duration)]
 PositiveDuration = Annotated[timedelta, PlainValidator(_duration), AfterValidator(_positive)]
 Zone = Annotated[str, AfterValidator(check_zone)]
+Size = Annotated[int, PlainValidator(_size)]
 Text = Annotated[str, Field(min_length=1)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Template = Annotated[str, AfterValidator(_template)]
@@ -96,6 +106,9 @@ class HttpSection(Section):
     tls_cert_file: Text | None = None
     tls_key_file: Text | None = None
     confirm_within: Duration = timedelta(seconds=5)
+    max_body: Size = 64 * 1024
+    client_timeout: PositiveDuration = timedelta(seconds=15)
+    max_connections: Annotated[int, Field(ge=1, le=100_000)] = 512
 
 
 class SyncSection(Section):

@@ -48,7 +48,9 @@ def http_settings(checker: Checker, http: schema.HttpSection) -> HttpSettings:
     return HttpSettings(host=host, port=port, public_url=public_url.rstrip("/"),
                         tls_cert_file=checker.path_of(http.tls_cert_file),
                         tls_key_file=checker.path_of(http.tls_key_file),
-                        confirm_within=http.confirm_within)
+                        confirm_within=http.confirm_within, max_body=http.max_body,
+                        client_timeout=http.client_timeout,
+                        max_connections=http.max_connections)
 
 
 def secret(checker: Checker, path: str, env: str | None, file: str | None) -> SecretRef | None:

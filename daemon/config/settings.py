@@ -55,6 +55,13 @@ class HttpSettings:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     confirm_within: timedelta
+    max_body: int = 64 * 1024
+    """Bytes of a request body; a larger one gets 413 before it is read."""
+    client_timeout: timedelta = timedelta(seconds=15)
+    """How long a client may take to send a request's headers and body,
+    and how long an idle keep-alive connection stays open."""
+    max_connections: int = 512
+    """Open connections at once; one more gets 503 as it opens."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -8,7 +8,6 @@ or raises ``ValueError`` with one sentence that can follow a key path
 from __future__ import annotations
 
 import re
-import zoneinfo
 from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
@@ -16,6 +15,7 @@ from pathlib import Path
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 
+from daemon.inputs import zone_name
 from engine.core.model import LocalRange
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -23,12 +23,21 @@ _TIME = re.compile(r"(\d{2}):(\d{2})")
 
 
 def check_zone(name: str) -> str:
-    """Return ``name`` when it is an IANA time zone known to this machine."""
-    try:
-        zoneinfo.ZoneInfo(name)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{name!r} is not an IANA time zone like 'Europe/Berlin'") from None
-    return name
+    """Return ``name`` when it is an IANA time zone known to this machine
+    (the one check of ``daemon.inputs``, also for the config file)."""
+    return zone_name(name)
+
+
+_SIZE = re.compile(r"(\d+)(B|KiB|MiB|GiB)")
+_SIZE_UNITS = {"B": 1, "KiB": 1024, "MiB": 1024**2, "GiB": 1024**3}
+
+
+def parse_size(text: str) -> int:
+    """The bytes a size string like ``"512B"``, ``"64KiB"`` or ``"1MiB"`` stands for."""
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is not a size like \"512B\", \"64KiB\" or \"1MiB\"")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2)]
 
 
 def parse_days(spec: str) -> tuple[int, ...]:

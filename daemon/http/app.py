@@ -17,9 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import OperationalError
+from starlette.routing import Route
 
-from daemon.http.auth import TokenRegistry
+from daemon.http.auth import AuthenticateFirst, TokenRegistry
 from daemon.http.context import RequestContext, request_id
+from daemon.http.limits import BodyLimit
+from daemon.http.openapi import describe_checks
 from daemon.http.problems import (
     MEDIA_TYPE,
     PROBLEM_TYPES,
@@ -64,14 +67,26 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
     install_problem_handlers(api)
     api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
+    # Innermost first: the token is checked before any route reads a body,
+    # the body's size before that (token or not), and both answers carry
+    # the request id of RequestContext, the outermost.
+    api.add_middleware(AuthenticateFirst,
+                       routes=[route for router in ROUTERS for route in router.routes])
+    api.add_middleware(BodyLimit, max_body=app.config.http.max_body)
     api.add_middleware(RequestContext)
     for router in ROUTERS:
         api.include_router(router)
     metrics_routes.install(api)  # GET /metrics, and timing of slot queries
+    # Every route with its methods, for the Allow header of a 405.
+    api.state.method_routes = [
+        route for route in (*api.routes, *(r for router in ROUTERS for r in router.routes))
+        if isinstance(route, Route)
+    ]
 
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             api.openapi_schema = openapi_document(api)
+            describe_checks(api.openapi_schema, app.config.event_types)
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

@@ -13,10 +13,10 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from daemon.http.problems import Problem, ProblemType, invalid, problem, register_problem_type
-from daemon.http.slot_query import parse_time
+from daemon.inputs import InputError, check_email, check_name, check_notes, parse_instant
 from engine.services.booking import BookingOutcome, Result
 
 SLOT_UNAVAILABLE = register_problem_type(ProblemType(
@@ -51,14 +51,23 @@ Status = Literal["pending", "confirmed", "failed", "cancelled"]
 EventTypeKey = Annotated[str, Field(min_length=1, max_length=200,
                                     description="an event type's key")]
 StartText = Annotated[str, Field(min_length=1, max_length=64)]
-Notes = Annotated[str, Field(max_length=4000)]
+# Names, notes and addresses reach the providers' events: checked here
+# (daemon.inputs), before anything is stored or written.
+Notes = Annotated[str, Field(max_length=4000, description="free text; tabs and line breaks, no "
+                                                          "other control character"),
+                  AfterValidator(check_notes)]
 
 
 class AttendeeInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, max_length=200)
-    email: str = Field(min_length=3, max_length=320, description="an email address")
+    name: Annotated[str, Field(min_length=1, max_length=200,
+                               description="one line, no control character"),
+                    AfterValidator(check_name)]
+    email: Annotated[str, Field(min_length=3, max_length=320,
+                                description="an email address (email-validator; stored "
+                                            "normalized)"),
+                     AfterValidator(check_email)]
 
 
 class BookingRequest(BaseModel):
@@ -98,10 +107,9 @@ def body_start(text: str, zone: str) -> datetime:
     """A body's ``start`` read in ``zone`` (when it has no offset), or a
     validation problem naming the field."""
     try:
-        return parse_time(text, zone)
-    except (ValueError, OverflowError):
-        raise body_problem("start", f"{text!r} is not an ISO 8601 date-time like "
-                                    "2027-03-29T09:30 or 2027-03-29T09:30:00+02:00") from None
+        return parse_instant(text, zone)
+    except InputError as exc:
+        raise body_problem("start", str(exc)) from None
 
 
 def unknown_event_type(key: str, known: Iterable[str]) -> Problem:

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match, Route
 
 MEDIA_TYPE = "application/problem+json"
 
@@ -53,7 +54,16 @@ PROBLEM_TYPES: dict[str, ProblemType] = {
         ProblemType("/problems/database-unavailable", 503, "Database unavailable",
                     "the database did not answer; try again later"),
         ProblemType("/problems/http-error", 400, "HTTP error",
-                    "another refusal at the HTTP level (the status is the one sent)"),
+                    "another refusal at the HTTP level (the status is the one sent), such as "
+                    "a malformed request line or header"),
+        ProblemType("/problems/payload-too-large", 413, "Request body too large",
+                    "the request body is larger than http.max_body (`max_body`, bytes); it "
+                    "was not read"),
+        ProblemType("/problems/request-timeout", 408, "Request timeout",
+                    "the request's headers or body took longer than http.client_timeout"),
+        ProblemType("/problems/too-many-connections", 503, "Too many connections",
+                    "the server holds http.max_connections connections; retry after "
+                    "`Retry-After`"),
         ProblemType("/problems/internal", 500, "Internal error",
                     "an unexpected failure; the log holds the details under the request id"),
     )
@@ -181,16 +191,38 @@ async def _on_http(request: Request, exc: StarletteHTTPException) -> JSONRespons
     if exc.status_code == 404:
         found = problem("/problems/not-found", f"there is no route {request.url.path}")
     elif exc.status_code == 405:
+        allowed = allowed_methods(request)
         found = problem(
             "/problems/method-not-allowed",
             f"{request.method} is not allowed on {request.url.path}",
         )
+        if allowed:
+            headers["Allow"] = ", ".join(allowed)
+    elif exc.status_code == 413:
+        found = problem("/problems/payload-too-large", str(exc.detail),
+                        max_body=getattr(exc, "max_body", None))
+    elif exc.status_code == 400 and isinstance(exc.__cause__, UnicodeDecodeError):
+        # FastAPI's body parsing: the bytes are not UTF-8, so not JSON either.
+        found = invalid([{"in": "body", "name": "body", "pointer": "#/",
+                          "detail": "the body is not UTF-8 encoded JSON"}])
     else:
         # Starlette raises few others (400 for a malformed body); keep the status.
         kind = PROBLEM_TYPES["/problems/http-error"]
         found = Problem(exc.status_code, kind.uri, kind.title, str(exc.detail))
     found.headers.update(headers)
     return found.response()
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of the request's path takes (Starlette names
+    only the first route's that matched the path)."""
+    routes: Sequence[Route] = getattr(request.app.state, "method_routes", ())
+    methods: set[str] = set()
+    for route in routes:
+        match, _ = route.matches(request.scope)
+        if match is not Match.NONE:
+            methods |= route.methods or set()
+    return sorted(methods)
 
 
 def problem_responses(*types: str) -> dict[int | str, dict[str, Any]]:

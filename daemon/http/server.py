@@ -17,6 +17,8 @@ from pathlib import Path
 import uvicorn
 from fastapi import FastAPI
 
+from daemon.http.limits import protocol_for
+
 
 class HttpServerError(RuntimeError):
     """The listener could not be bound or did not come up."""
@@ -32,6 +34,8 @@ class HttpServer:
         tls_cert_file: Path | None = None,
         tls_key_file: Path | None = None,
         startup_timeout: float = 15.0,
+        client_timeout: float = 15.0,
+        max_connections: int | None = 512,
     ) -> None:
         self._sock = _bind(host, port)
         self.host = host
@@ -47,6 +51,13 @@ class HttpServer:
             ssl_keyfile=str(tls_key_file) if tls_key_file else None,
             timeout_graceful_shutdown=10,
             lifespan="off",
+            # http.client_timeout: reading a request (GuardedH11Protocol)
+            # and an idle keep-alive connection (uvicorn's own timer);
+            # http.max_connections: counted by GuardedH11Protocol as each
+            # connection opens (an h11 connection runs one request at a
+            # time, so it bounds the requests in flight too).
+            http=protocol_for(client_timeout, max_connections),
+            timeout_keep_alive=max(1, round(client_timeout)),
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._serve, name="http", daemon=True)

@@ -30,7 +30,7 @@ import enum
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from engine.core.model import as_utc
 
@@ -41,20 +41,54 @@ DAY_US = 86_400 * SECOND_US
 _ORDINAL_EPOCH = date(1970, 1, 1).toordinal()
 
 
+# Names the zone database holds that are not IANA zones: the host's own
+# setting, the POSIX-rules template, the "no zone configured" placeholder
+# and the copies with leap seconds or under POSIX names.
+_NOT_ZONES = frozenset({"localtime", "posixrules", "Factory"})
+_NOT_ZONE_PREFIXES = ("right/", "posix/")
+# No IANA name comes near this ("America/Argentina/ComodRivadavia" is 32).
+ZONE_NAME_MAX = 64
+
+
 class UnknownZoneError(ValueError):
     """The name is not an IANA zone known to this system."""
 
     def __init__(self, zone: str) -> None:
-        super().__init__(f"unknown time zone {zone!r}")
+        super().__init__(f"unknown time zone {shorten(zone)!r}")
         self.zone = zone
 
 
+@lru_cache(maxsize=1)
+def iana_zones() -> frozenset[str]:
+    """The IANA zone names of this system's zone database (or the tzdata
+    package): :func:`zoneinfo.available_timezones` without the entries that
+    are no zone of their own (``localtime``, ``posixrules``, ``Factory``,
+    ``right/…``, ``posix/…``)."""
+    return frozenset(
+        name for name in available_timezones()
+        if name not in _NOT_ZONES and not name.startswith(_NOT_ZONE_PREFIXES)
+    )
+
+
 def zone_info(zone: str) -> ZoneInfo:
-    """The ``ZoneInfo`` for an IANA name; :class:`UnknownZoneError` if none."""
+    """The ``ZoneInfo`` for an IANA name; :class:`UnknownZoneError` if none.
+    The name is looked up in :func:`iana_zones` before any file is opened,
+    so a directory of the database, a path or an overlong name is refused
+    the same way as a misspelt zone."""
+    if len(zone) > ZONE_NAME_MAX or zone not in iana_zones():
+        raise UnknownZoneError(zone)
     try:
         return ZoneInfo(zone)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise UnknownZoneError(zone) from exc
+
+
+def shorten(text: str, limit: int = ZONE_NAME_MAX) -> str:
+    """``text`` as a message may quote it: cut after ``limit`` characters,
+    saying how long it was."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}… ({len(text)} characters)"
 
 
 def to_us(value: datetime) -> int:

@@ -12,7 +12,9 @@ and its outcome recorded in another:
   booking holds it, the room is swapped for another free member of its pool
   (reserve the new, release the old: one unit of work, with a history
   entry); no free member left → the booking fails.  When every write of a
-  booking is done, it is ``confirmed``.
+  booking is done, it is ``confirmed``, in the transaction that records the
+  last write done; :meth:`OutboxWorker.settle` confirms any booking found
+  pending with every write done all the same.
 - ``delete-event``: the booking's event out of the job's calendar
   (cancellation, compensation, the room swapped away).
 
@@ -206,39 +208,66 @@ class OutboxWorker:
     # ---- outcomes ---------------------------------------------------------------------------
 
     def _finish(self, job: OutboxJob, now: datetime, *, written: Booking | None = None) -> None:
-        """Complete ``job``; after a write, confirm the booking when it was
-        the last one, or take the event back out when the booking stopped
-        being active while it was written."""
+        """Complete ``job`` and, in the same transaction, what follows from
+        it: after a write, confirm the booking when it was the last one, or
+        take the event back out when the booking stopped being active while
+        it was written.  One transaction, so a crash cannot leave the last
+        write done and its booking ``pending`` (:meth:`settle` heals what
+        older code or another path left so)."""
         with self._store.unit_of_work() as uow:
+            # The booking's row first: two workers finishing its last two
+            # writes at once (PostgreSQL, read committed) take turns here,
+            # and the later one then sees the other's completion committed.
+            status = uow.bookings.lock(job.booking_id) if job.booking_id is not None else None
             uow.outbox.complete(job.id, self.name, now)
             if written is not None:
-                current = uow.bookings.get(written.id)
-                if current is None or not current.status.is_active:
+                if status is None or not status.is_active:
                     # Cancel or failure ran while this write was in flight:
                     # their deletes may have run before it, so delete again.
                     uow.outbox.enqueue(DELETE, dict(job.payload), due_at=now, now=now,
                                        booking_id=written.id)
+                elif status is BookingStatus.PENDING:
+                    self._confirm_if_written(uow, written.id, now)
             uow.commit()
-        if written is None:
-            return
-        # Checked after the completion is committed: two workers finishing
-        # the last two writes at once (PostgreSQL, read committed) would
-        # each see the other's job still pending inside their own
-        # transaction; afterwards at least the later one sees both done.
-        with self._store.unit_of_work() as uow:
-            current = uow.bookings.get(written.id)
-            if (current is not None and current.status is BookingStatus.PENDING
-                    and _all_written(uow, written.id)):
-                count = len(targets(current, self._catalog.delivers))
-                uow.bookings.set_status(written.id, BookingStatus.CONFIRMED, now,
-                                        detail=f"written to {count} calendar(s)")
-                uow.commit()
+
+    def settle(self, now: datetime) -> list[str]:
+        """Confirm every booking still ``pending`` although all its writes
+        are done, and return their ids.  :meth:`_finish` confirms in the
+        transaction of the last write, so this finds only what a crash of
+        older code, or a path that forgot, left behind; the scheduler runs
+        it with every drain so such a booking never stays pending for good."""
+        with self._store.reader() as uow:
+            found = uow.outbox.bookings_done_in(WRITE, BookingStatus.PENDING.value)
+        settled = []
+        for booking_id in found:
+            with self._store.unit_of_work() as uow:
+                if (uow.bookings.lock(booking_id) is BookingStatus.PENDING
+                        and self._confirm_if_written(uow, booking_id, now)):
+                    uow.commit()
+                    settled.append(booking_id)
+        if settled:
+            log.warning("confirmed %d booking(s) left pending with every write done: %s",
+                        len(settled), ", ".join(settled))
+        return settled
+
+    def _confirm_if_written(self, uow: UnitOfWork, booking_id: str, now: datetime) -> bool:
+        """Confirm a pending booking (its row locked by the caller) whose
+        writes are all done; ``False`` when one is not."""
+        booking = uow.bookings.get(booking_id)
+        if booking is None or not _all_written(uow, booking_id):
+            return False
+        count = len(targets(booking, self._catalog.delivers))
+        uow.bookings.set_status(booking_id, BookingStatus.CONFIRMED, now,
+                                detail=f"written to {count} calendar(s)")
+        return True
 
     def _give_up(self, job: OutboxJob, now: datetime, detail: str) -> None:
         """A permanent failure: the job is dead; a write failure fails its
         booking and compensates every calendar the booking was written to."""
         log.warning("outbox job %d gave up: %s", job.id, detail)
         with self._store.unit_of_work() as uow:
+            if job.booking_id is not None:
+                uow.bookings.lock(job.booking_id)  # the booking before its job, as in _finish
             uow.outbox.fail(job.id, self.name, detail, retry_at=None)
             if job.kind == WRITE and job.booking_id is not None:
                 self._fail_booking(uow, job.booking_id, now, detail)

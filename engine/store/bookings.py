@@ -159,6 +159,17 @@ class BookingRepository:
             self._hold(booking_id, keys, interval, active=True)
         return self._require(booking_id)
 
+    def lock(self, booking_id: str) -> BookingStatus | None:
+        """The booking's status, its row locked until the transaction ends
+        (PostgreSQL; a SQLite writer holds the database's write lock
+        anyway), or ``None`` when there is no such booking.  Whoever changes
+        a booking because of its outbox jobs locks it first, so two workers
+        finishing its last two jobs take turns and the later one sees both."""
+        try:
+            return self._status_for_update(booking_id)
+        except UnknownBooking:
+            return None
+
     def purge_ended_before(self, cutoff: datetime) -> int:
         """Delete bookings (with attendee data, history, reservations and
         outbox jobs) that ended before ``cutoff``; returns how many."""

@@ -14,12 +14,12 @@ from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, exists, func, or_, select, update
 
 from engine.core.model import as_utc
 from engine.store.dialects import is_postgresql
 from engine.store.records import OutboxJob
-from engine.store.schema import outbox
+from engine.store.schema import bookings, outbox
 
 MAX_ERROR_LENGTH = 2000
 
@@ -118,6 +118,23 @@ class OutboxRepository:
             select(outbox).where(outbox.c.booking_id == booking_id).order_by(outbox.c.id)
         )
         return [(row.state, _job(row)) for row in rows]
+
+    def bookings_done_in(self, kind: str, status: str) -> list[str]:
+        """Ids of the bookings in ``status`` that have jobs of ``kind`` and
+        every one of them ``done`` (oldest booking first): after a write,
+        a booking still ``pending`` with all its writes done was left
+        behind by a crash or a path that forgot to confirm it."""
+        jobs_of = outbox.c.booking_id == bookings.c.id
+        query = (
+            select(bookings.c.id)
+            .where(
+                bookings.c.status == status,
+                exists().where(jobs_of, outbox.c.kind == kind),
+                ~exists().where(and_(jobs_of, outbox.c.kind == kind, outbox.c.state != "done")),
+            )
+            .order_by(bookings.c.booked_at, bookings.c.id)
+        )
+        return [str(found) for found in self._connection.scalars(query)]
 
     def pending_count(self) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.state == "pending")

@@ -4,6 +4,7 @@ relative paths, conversion into the engine's model, secrets, the example."""
 from __future__ import annotations
 
 import os
+import re
 from datetime import date, time, timedelta
 from pathlib import Path
 
@@ -234,3 +235,28 @@ def test_check_config_does_not_need_the_secrets(write_config, base: str,
     assert isinstance(account, CaldavAccount) and account.password is not None
     with pytest.raises(ConfigError):
         resolve_secret(account.password)
+
+
+@pytest.mark.parametrize(("text", "place"), [
+    ("a = [1,", "line 1, column 8"),
+    ("a = [1,\n", "line 1, column 8"),
+    ('[daemon]\ntimezone = "UTC', "line 2, column 16"),
+    ("[daemon]\r\nlog_level = \r\n\r\n", None),  # tomllib names the line break itself
+    ("[daemon", "line 1, column 8"),
+    ('a = """abc\nmore\n', "line 2, column 5"),
+    ("a = {b = 1,", "line 1, column 12"),
+    ("x = 1\n[sync]\npoll_interval =   \n\n\n", None),
+    ('a = "x', "line 1, column 7"),
+    ("a = 1\nb = ", "line 2, column 4"),
+])
+def test_a_toml_error_at_the_end_names_the_last_line(write_config, text: str,
+                                                     place: str | None) -> None:
+    """Regression (issue 23): tomllib says only "at end of document" there.
+    Every parse error names a line and a column."""
+    path = write_config("")
+    path.write_bytes(text.encode())
+    problem = _one_problem(path)
+    assert problem.startswith(f"{path}: not valid TOML: ")
+    assert re.search(r"line \d+, column \d+\)$", problem), problem
+    if place is not None:
+        assert problem.endswith(f"(at end of document: {place})"), problem

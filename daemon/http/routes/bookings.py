@@ -279,10 +279,8 @@ def _query_time(name: str, text: str | None, zone: str,
         return None
     try:
         return parse_time(text, zone)
-    except (ValueError, OverflowError):
-        errors.append({"in": "query", "name": name,
-                       "detail": f"{text!r} is not an ISO 8601 date or date-time like "
-                                 f"{TIME_EXAMPLES}"})
+    except ValueError as exc:  # daemon.inputs.InputError: malformed or out of range
+        errors.append({"in": "query", "name": name, "detail": str(exc)})
         return None
 
 

@@ -121,3 +121,29 @@ def test_jobs_of_a_booking_are_listed(store: Store) -> None:
 def test_payload_must_be_json(store: Store) -> None:
     with store.unit_of_work() as uow, pytest.raises(TypeError):
         uow.outbox.enqueue("write", {"when": at(0)}, due_at=at(0), now=at(0))
+
+
+def test_bookings_whose_jobs_of_a_kind_are_all_done_are_found(store: Store) -> None:
+    """What ``OutboxWorker.settle`` looks for: a pending booking with every
+    write done; one with a write pending or dead, or without writes, or in
+    another status, is not listed."""
+    with store.unit_of_work() as uow:
+        for number, (name, states) in enumerate([
+            ("all-done", ["done", "done"]), ("one-pending", ["done", "pending"]),
+            ("one-dead", ["done", "dead"]), ("none", []), ("confirmed", ["done"]),
+        ]):
+            uow.bookings.reserve(make_booking(name, 2 * number, 2 * number + 1))
+            for state in states:
+                job = uow.outbox.enqueue("write", {}, due_at=at(0), now=at(0), booking_id=name)
+                uow.outbox.claim("w", at(0), hold_for=TTL, booking_id=name)
+                if state == "done":
+                    uow.outbox.complete(job, "w", at(0))
+                elif state == "dead":
+                    uow.outbox.fail(job, "w", "gone", retry_at=None)
+        uow.outbox.enqueue("delete", {}, due_at=at(0), now=at(0), booking_id="all-done")
+        uow.bookings.set_status("confirmed", BookingStatus.CONFIRMED, at(0))
+        uow.commit()
+        assert uow.outbox.bookings_done_in("write", "pending") == ["all-done"]
+        assert uow.outbox.bookings_done_in("write", "confirmed") == ["confirmed"]
+        assert uow.bookings.lock("all-done") is BookingStatus.PENDING
+        assert uow.bookings.lock("no-such-booking") is None

@@ -84,6 +84,10 @@ class MemoryConnector:
                 with self._provider.lock:
                     self._provider.admit(self._account, operation)
                     return work()
+            except ConnectorError as raised_here:  # mapped by ``work`` itself: not retried
+                if not raised_here.calendar:
+                    raised_here.calendar = calendar
+                raise
             except ProviderFailure as failure:
                 error = to_connector_error(failure, calendar=calendar)
                 if attempt < self._attempts and _retry_now(error):

@@ -174,9 +174,7 @@ def event_from_draft(draft: EventDraft) -> MemoryEvent:
         summary=draft.title,
         description=draft.description,
         location=draft.location,
-        organizer=(
-            _participant(organizer, Role.ORGANIZER, Answer.ACCEPTED) if organizer else None
-        ),
+        organizer=(_participant(organizer, Role.ORGANIZER, Answer.ACCEPTED) if organizer else None),
         attendees=people + rooms,
         booking_id=draft.booking_id,
         sequence=draft.sequence,

@@ -318,9 +318,7 @@ class MemoryProvider:
         calendar = self._existing(calendar_id)
         return tuple(calendar.objects.values()), self._cursor(calendar, calendar_id)
 
-    def changes(
-        self, calendar_id: str, cursor: str
-    ) -> tuple[dict[str, StoredObject | None], str]:
+    def changes(self, calendar_id: str, cursor: str) -> tuple[dict[str, StoredObject | None], str]:
         """The objects changed since ``cursor`` (``None``: deleted) and the
         next cursor; 410 for a cursor this calendar did not issue or the
         provider has forgotten."""

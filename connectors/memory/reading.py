@@ -20,7 +20,15 @@ from connectors.memory.events import MemoryEvent, When
 from connectors.memory.provider import StoredObject
 from engine.core.intervals import merge
 from engine.core.model import Interval, RemoteEvent
+from engine.errors import PermanentError
 from engine.ports import instance_key
+
+
+def calendar_zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError, OSError) as exc:  # invalid key, unknown zone, unreadable tzdata
+        raise PermanentError(f"calendar zone {name!r} is not an IANA zone") from exc
 
 
 def instant(value: When, zone: ZoneInfo) -> datetime:
@@ -33,8 +41,9 @@ def instant(value: When, zone: ZoneInfo) -> datetime:
 def instances_in_window(
     stored: StoredObject, *, window: Interval, zone: str
 ) -> tuple[RemoteEvent, ...]:
-    """The instances of one stored object that overlap ``window``, sorted."""
-    local = ZoneInfo(zone)
+    """The instances of one stored object that overlap ``window``, sorted;
+    :class:`PermanentError` when the calendar's zone is not an IANA zone."""
+    local = calendar_zone(zone)
     found = [e for e in _instances(stored, local) if _inside(e, window)]
     return tuple(sorted(found, key=lambda e: (e.start, e.uid, e.instance)))
 

@@ -6,8 +6,11 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+import pytest
+
 from connectors.memory import MemoryEvent, Occurrence
 from engine.core.model import Interval
+from engine.errors import PermanentError
 from engine.ports import instance_key
 from tests.connectors.memory.memory_fixtures import CAL, WINDOW, at, connected, meeting
 
@@ -127,3 +130,12 @@ def test_listing_reports_etag_uid_and_booking() -> None:
     (event,) = connector.list_window(CAL, WINDOW).objects["m"]
     assert (event.source, event.uid, event.etag, event.booking_id) == ("m", "m", stored.etag, None)
     assert event.start == datetime(2027, 3, 2, 9, tzinfo=UTC)
+
+
+def test_calendar_in_a_zone_that_does_not_exist_is_a_permanent_error() -> None:
+    provider, connector = connected()
+    provider.put(CAL.id, "m", meeting("m"))
+    nowhere = CAL.__class__(CAL.id, "Nowhere/Atlantis")
+    with pytest.raises(PermanentError) as caught:
+        connector.list_window(nowhere, WINDOW)
+    assert caught.value.calendar == CAL.id

@@ -1,4 +1,11 @@
-"""Fixtures for the services: a Radicale on loopback, a migrated SQLite store."""
+"""Fixtures for the services: an in-memory calendar provider (fresh per
+test; see :mod:`tests.engine.services.memory_calendars`) and a migrated
+SQLite store.
+
+The Radicale helpers below (``fresh_calendar``, ``event_ics``,
+``put_event``, ``delete_event`` on a :class:`Server`) no longer serve the
+service tests; they stay because ``tests/daemon`` imports them from here.
+"""
 
 from __future__ import annotations
 
@@ -9,17 +16,16 @@ from pathlib import Path
 
 import pytest
 
+from connectors.memory import MemoryProvider
 from engine.store import Store, migrate
-from tests.support.caldav_servers import Server, start_radicale
+from tests.support.caldav_servers import Server
 
 _names = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_radicale(tmp_path_factory.mktemp("services-radicale"))
-    yield server
-    server.stop()
+@pytest.fixture
+def provider() -> MemoryProvider:
+    return MemoryProvider()
 
 
 @pytest.fixture

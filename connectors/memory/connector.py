@@ -76,6 +76,10 @@ class MemoryConnector:
     def push_supported(self) -> bool:
         return True
 
+    def close(self) -> None:
+        """Nothing to close (no sessions); here for parity with the CalDAV
+        connector, which the daemon closes at shutdown."""
+
     # -- plumbing ----------------------------------------------------------------
 
     def _request(self, operation: Operation, calendar: str, work: Callable[[], T]) -> T:

@@ -35,6 +35,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
+from typing import Concatenate, ParamSpec, TypeVar
 
 from connectors.memory import push
 from connectors.memory.events import MemoryEvent
@@ -43,6 +44,26 @@ from engine.ports import Notification, NotificationKind, PushChannel
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def _locked(
+    method: Callable[Concatenate[MemoryProvider, P], R],
+) -> Callable[Concatenate[MemoryProvider, P], R]:
+    """Run a protocol-side request under the provider's lock.  The connector
+    holds the lock across a whole call already (the lock is re-entrant);
+    this keeps a request whole for any other caller too."""
+
+    def locked(self: MemoryProvider, *args: P.args, **kwargs: P.kwargs) -> R:
+        with self.lock:
+            return method(self, *args, **kwargs)
+
+    # By hand, not functools.wraps: mypy types wraps' result as another callable.
+    locked.__name__, locked.__doc__ = method.__name__, method.__doc__
+    return locked
 
 
 # -- how the provider refuses ----------------------------------------------------
@@ -293,12 +314,17 @@ class MemoryProvider:
     def take_deliveries(self, address: str | None = None) -> tuple[push.Delivery, ...]:
         """The POSTs made so far (to ``address``, or all), removing them."""
         with self.lock:
-            taken = [d for d in self._deliveries if address is None or d.address == address]
-            self._deliveries = [d for d in self._deliveries if d not in taken]
+            taken: list[push.Delivery] = []
+            kept: list[push.Delivery] = []
+            for delivery in self._deliveries:
+                wanted = address is None or delivery.address == address
+                (taken if wanted else kept).append(delivery)
+            self._deliveries = kept
             return tuple(taken)
 
     # == protocol side: what the connector requests ================================
 
+    @_locked
     def admit(self, account: str, operation: Operation) -> None:
         """Let a request in, or answer it as the provider is now: not at all,
         with an injected fault, or 401 for credentials it does not know."""
@@ -313,11 +339,13 @@ class MemoryProvider:
         if account not in self._accounts:
             raise Refused(401, f"account {account!r} is not known here")
 
+    @_locked
     def listing(self, calendar_id: str) -> tuple[tuple[StoredObject, ...], str]:
         """Every object of the calendar and a cursor for what follows."""
         calendar = self._existing(calendar_id)
         return tuple(calendar.objects.values()), self._cursor(calendar, calendar_id)
 
+    @_locked
     def changes(self, calendar_id: str, cursor: str) -> tuple[dict[str, StoredObject | None], str]:
         """The objects changed since ``cursor`` (``None``: deleted) and the
         next cursor; 410 for a cursor this calendar did not issue or the
@@ -334,6 +362,7 @@ class MemoryProvider:
         }
         return changed, self._cursor(calendar, calendar_id)
 
+    @_locked
     def create(self, calendar_id: str, object_id: str, event: MemoryEvent) -> StoredObject:
         """Store a new object; 412 when ``object_id`` is taken (answering with
         its etag), 409 when another object holds the UID."""
@@ -344,6 +373,7 @@ class MemoryProvider:
         self._refuse_uid_elsewhere(calendar, object_id, event.uid)
         return self._store(calendar, calendar_id, object_id, event)
 
+    @_locked
     def replace(
         self, calendar_id: str, object_id: str, event: MemoryEvent, *, if_match: str | None
     ) -> StoredObject:
@@ -358,11 +388,13 @@ class MemoryProvider:
         self._refuse_uid_elsewhere(calendar, object_id, event.uid)
         return self._store(calendar, calendar_id, object_id, event)
 
+    @_locked
     def remove(self, calendar_id: str, object_id: str) -> None:
         """Delete ``object_id``; an absent one is no error (as a 404 on DELETE)."""
         self._existing(calendar_id)
         self.delete(calendar_id, object_id)
 
+    @_locked
     def open_channel(
         self, calendar_id: str, *, address: str, token: str, ttl: timedelta
     ) -> PushChannel:
@@ -382,6 +414,7 @@ class MemoryProvider:
         self._notify(record, NotificationKind.SYNC)
         return channel
 
+    @_locked
     def extend_channel(self, channel_id: str, resource_id: str, *, ttl: timedelta) -> PushChannel:
         """Push a live channel's expiry out; 404 for one closed or expired."""
         record = self._live_channel(channel_id, resource_id)
@@ -391,6 +424,7 @@ class MemoryProvider:
         record.channel = replace(record.channel, expires_at=expires_at)
         return record.channel
 
+    @_locked
     def close_channel(self, channel_id: str, resource_id: str) -> None:
         """Close a channel; one already gone is no error."""
         record = self._channels.get(channel_id)

@@ -57,9 +57,9 @@ def _locked(
     holds the lock across a whole call already (the lock is re-entrant);
     this keeps a request whole for any other caller too."""
 
-    def locked(self: MemoryProvider, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.lock:
-            return method(self, *args, **kwargs)
+    def locked(provider: MemoryProvider, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        with provider.lock:
+            return method(provider, *args, **kwargs)
 
     # By hand, not functools.wraps: mypy types wraps' result as another callable.
     locked.__name__, locked.__doc__ = method.__name__, method.__doc__

@@ -16,6 +16,7 @@ case.
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -40,18 +41,24 @@ class CalDAVDriver:
     """Raw HTTP PUT/DELETE of iCalendar text into the collection, one
     ``<uid>.ics`` per event."""
 
-    unsupported: Mapping[Capability, str] = {
-        Capability.EXPIRE_CURSOR: "no server here forgets its sync tokens on demand, "
-        "and an etag cursor carries its own state",
-        Capability.PUSH_DELIVERY: "CalDAV has no push channels (the daemon polls)",
-        Capability.ROOM_DECLINE: "rooms that answer invitations come with the delivery issue",
-    }
-
-    def __init__(self, server: Server, calendar_url: str, account_url: str) -> None:
+    def __init__(
+        self, server: Server, calendar_url: str, account_url: str, *, method: SyncMethod
+    ) -> None:
         self._server = server
         self._url = calendar_url
         self._account_url = account_url
+        self._method = method
         self._specs: dict[str, EventSpec] = {}  # what was put, for move()
+        self.unsupported: dict[Capability, str] = {
+            Capability.PUSH_DELIVERY: "CalDAV has no push channels (the daemon polls)",
+            Capability.ROOM_DECLINE: "rooms that answer invitations come with the delivery issue",
+        }
+        if method is SyncMethod.ETAG:
+            self.unsupported[Capability.EXPIRE_CURSOR] = "an etag cursor carries its own state"
+        elif server.kind != "radicale":
+            self.unsupported[Capability.EXPIRE_CURSOR] = (
+                f"{server.kind} keeps every sync token it issued (Xandikos' name git commits)"
+            )
 
     def _href(self, name: str) -> str:
         return f"{self._url}{name}.ics"
@@ -80,7 +87,16 @@ class CalDAVDriver:
         return self._put_text(uid, MALFORMED_ICS.format(uid=uid))
 
     def expire_cursor(self) -> None:
-        raise AssertionError("unsupported: the case should have skipped")
+        """Radicale keeps one file per issued sync token in the collection's
+        ``.Radicale.cache/sync-token`` and forgets those older than
+        ``max_sync_token_age``; removing the folder forgets them all now."""
+        assert self._server.kind == "radicale", "unsupported: the case should have skipped"
+        # start_radicale keeps its storage beside its log (tests/support/caldav_servers.py).
+        collections = self._server.log_path.parent / "collections" / "collection-root"
+        path = self._url.removeprefix(self._server.url).strip("/")
+        tokens = collections / path / ".Radicale.cache" / "sync-token"
+        assert tokens.is_dir(), f"no sync tokens at {tokens}"
+        shutil.rmtree(tokens)
 
     def decline_as_room(self, source: str) -> None:
         raise AssertionError("unsupported: the case should have skipped")
@@ -167,7 +183,7 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
     yield Harness(
         connector=connector,
         calendar=CalendarRef(f"{name}/", ZONE),
-        driver=CalDAVDriver(server, calendar_url, server.home),
+        driver=CalDAVDriver(server, calendar_url, server.home, method=method),
         label=f"{server_name}-{method.value}",
         unauthorized=unauthorized if server_name == "radicale" else None,
         unreachable=unreachable,

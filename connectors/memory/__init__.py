@@ -11,7 +11,8 @@ from connectors.memory.events import (
     booking_object_id,
     booking_uid,
 )
-from connectors.memory.provider import Fault, FaultKind, MemoryProvider, Operation, StoredObject
+from connectors.memory.faults import Fault, FaultKind, Operation
+from connectors.memory.provider import MemoryProvider, StoredObject
 from connectors.memory.push import Delivery
 
 __all__ = [

@@ -19,7 +19,8 @@ from typing import TypeVar
 
 from connectors.memory import push
 from connectors.memory.events import booking_object_id, event_from_draft, same_booking
-from connectors.memory.provider import MemoryProvider, Operation, ProviderFailure, Refused
+from connectors.memory.faults import Operation, ProviderFailure, Refused
+from connectors.memory.provider import MemoryProvider
 from connectors.memory.reading import busy_in_window, instances_in_window
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import (

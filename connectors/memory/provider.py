@@ -15,7 +15,7 @@ Two kinds of callers:
 - the connector, through the protocol side (:meth:`admit`, :meth:`listing`,
   :meth:`changes`, :meth:`create`, :meth:`replace`, :meth:`remove`, the
   channel calls), which answers like a server: with a
-  :class:`ProviderFailure` carrying an HTTP-like status where a server
+  :class:`~connectors.memory.faults.ProviderFailure` carrying an HTTP-like status where a server
   would refuse (the connector maps it onto :mod:`engine.errors`);
 - tests and demos, through the provider side (:meth:`put`, :meth:`delete`,
   :meth:`expire_cursors`, :meth:`inject`, :meth:`end_channel`, …), as a
@@ -28,7 +28,6 @@ on many threads, and a test editing meanwhile, see each call whole.
 
 from __future__ import annotations
 
-import enum
 import itertools
 import secrets
 import threading
@@ -39,6 +38,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 
 from connectors.memory import push
 from connectors.memory.events import MemoryEvent
+from connectors.memory.faults import Fault, Operation, Refused, Unreachable
 from engine.ports import Notification, NotificationKind, PushChannel
 
 
@@ -64,82 +64,6 @@ def _locked(
     # By hand, not functools.wraps: mypy types wraps' result as another callable.
     locked.__name__, locked.__doc__ = method.__name__, method.__doc__
     return locked
-
-
-# -- how the provider refuses ----------------------------------------------------
-
-
-class ProviderFailure(Exception):
-    """What a server answers instead of a result."""
-
-
-class Unreachable(ProviderFailure):
-    """Nothing answered: connection refused, timed out."""
-
-
-class Refused(ProviderFailure):
-    """The provider answered with an error ``status`` (HTTP's meaning:
-    400 bad request, 401 credentials, 404 absent, 409 UID taken, 410 cursor
-    forgotten, 412 version mismatch, 429 throttled, 503 unavailable)."""
-
-    def __init__(
-        self, status: int, detail: str, *, retry_after: float | None = None, actual: str = ""
-    ) -> None:
-        super().__init__(f"{status}: {detail}")
-        self.status = status
-        self.detail = detail
-        self.retry_after = retry_after
-        self.actual = actual  # the etag the provider holds, where the refusal is about one
-
-
-# -- faults a test injects -----------------------------------------------------------
-
-
-class Operation(enum.StrEnum):
-    """The protocol-side requests, for aiming a :class:`Fault`."""
-
-    LIST = "list"
-    CHANGES = "changes"
-    FREE_BUSY = "free_busy"
-    CREATE = "create"
-    UPDATE = "update"
-    DELETE = "delete"
-    START_CHANNEL = "start_channel"
-    RENEW_CHANNEL = "renew_channel"
-    STOP_CHANNEL = "stop_channel"
-
-
-class FaultKind(enum.StrEnum):
-    UNREACHABLE = "unreachable"  # no answer at all
-    UNAVAILABLE = "unavailable"  # 503
-    THROTTLED = "throttled"  # 429, with the fault's retry_after
-    UNAUTHORIZED = "unauthorized"  # 401: credentials refused
-    BAD_REQUEST = "bad_request"  # 400: refused as sent
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Fault:
-    """The next ``times`` requests (of ``operations``; empty: of any kind)
-    fail with ``kind``.  Faults queue: the oldest matching one answers."""
-
-    kind: FaultKind
-    times: int = 1
-    operations: frozenset[Operation] = frozenset()
-    retry_after: float | None = None
-
-    def applies_to(self, operation: Operation) -> bool:
-        return not self.operations or operation in self.operations
-
-    def failure(self) -> ProviderFailure:
-        if self.kind is FaultKind.UNREACHABLE:
-            return Unreachable("injected: the provider does not answer")
-        status = {
-            FaultKind.UNAVAILABLE: 503,
-            FaultKind.THROTTLED: 429,
-            FaultKind.UNAUTHORIZED: 401,
-            FaultKind.BAD_REQUEST: 400,
-        }[self.kind]
-        return Refused(status, f"injected {self.kind.value}", retry_after=self.retry_after)
 
 
 # -- what it stores ----------------------------------------------------------------------

@@ -1,28 +1,36 @@
 """Fixtures of the connector contract suite.
 
 Each case gets a :class:`Harness`: a connector under test, a fresh calendar
-of it, and a :class:`ServerDriver` that edits that calendar directly on the
-provider (behind the connector's back), the way a person with another client
-would.  Cases speak iCalendar to the driver; a driver of a provider that
-stores JSON (the Google and Graph fakes) translates.
+of it, and a :class:`ProviderSide` driver that edits that calendar directly
+on the provider (behind the connector's back), the way a person with another
+client would.  Cases speak :class:`EventSpec` to the driver, which
+translates: the CalDAV driver renders iCalendar, the memory driver builds
+memory events.
 
-Parametrization: CalDAV on Radicale and on Xandikos, each with
-``sync_method`` ``sync-collection`` and ``etag``.  Servers start once per
-session on loopback.
+Parametrization: CalDAV on every server of :data:`CALDAV_SERVERS`, each
+with ``sync_method`` ``sync-collection`` and ``etag`` (servers start once per
+session on loopback); and the in-memory connector, on a fresh provider per
+case.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+import shutil
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
+from connectors.memory import MemoryConnector, MemoryProvider
 from engine.ports import CalendarConnector, CalendarRef
-from tests.contract.calendar_data import MALFORMED_ICS, WINDOW, ZONE
-from tests.contract.harness import Harness
+from tests.contract.calendar_data import WINDOW, ZONE, EventSpec, When
+from tests.contract.harness import Capability, Harness
+from tests.contract.ical_text import MALFORMED_ICS, render
+from tests.contract.memory_driver import MemoryDriver
 from tests.support.caldav_servers import Server, free_port, start_radicale, start_xandikos
 
 FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
@@ -30,29 +38,72 @@ _names = itertools.count(1)
 
 
 class CalDAVDriver:
-    """Raw HTTP PUT/DELETE of iCalendar text into the collection."""
+    """Raw HTTP PUT/DELETE of iCalendar text into the collection, one
+    ``<uid>.ics`` per event."""
 
-    def __init__(self, server: Server, calendar_url: str, account_url: str) -> None:
+    def __init__(
+        self, server: Server, calendar_url: str, account_url: str, *, method: SyncMethod
+    ) -> None:
         self._server = server
         self._url = calendar_url
         self._account_url = account_url
+        self._method = method
+        self._specs: dict[str, EventSpec] = {}  # what was put, for move()
+        self.unsupported: dict[Capability, str] = {
+            Capability.PUSH_DELIVERY: "CalDAV has no push channels (the daemon polls)",
+            Capability.ROOM_DECLINE: "rooms that answer invitations come with the delivery issue",
+        }
+        if method is SyncMethod.ETAG:
+            self.unsupported[Capability.EXPIRE_CURSOR] = "an etag cursor carries its own state"
+        elif server.kind != "radicale":
+            # Xandikos' tokens name git commits, which it keeps.
+            self.unsupported[Capability.EXPIRE_CURSOR] = (
+                f"the suite has no way to make {server.kind} forget its sync tokens"
+            )
 
     def _href(self, name: str) -> str:
         return f"{self._url}{name}.ics"
 
-    def put(self, name: str, ics: str) -> str:
+    def _put_text(self, name: str, ics: str) -> str:
         status, _, body = self._server.request(
             "PUT", self._href(name), ics.encode(), {"Content-Type": "text/calendar"}
         )
         assert status in (201, 204), f"PUT {name}: {status} {body[:300]!r}"
         return self._href(name).removeprefix(self._server.url.rstrip("/"))
 
-    def delete(self, name: str) -> None:
-        status, _, _ = self._server.request("DELETE", self._href(name))
-        assert status in (200, 204), f"DELETE {name}: {status}"
+    def put(self, event: EventSpec) -> str:
+        self._specs[event.uid] = event
+        return self._put_text(event.uid, render(event))
 
-    def put_malformed(self, name: str) -> str:
-        return self.put(name, MALFORMED_ICS.format(uid=name))
+    def move(self, uid: str, start: When, end: When) -> str:
+        spec = self._specs[uid]
+        assert spec.recurrence is None, f"{uid} is a series; put it anew instead"
+        return self.put(replace(spec, start=start, end=end))
+
+    def delete(self, uid: str) -> None:
+        status, _, _ = self._server.request("DELETE", self._href(uid))
+        assert status in (200, 204), f"DELETE {uid}: {status}"
+
+    def put_unreadable(self, uid: str) -> str:
+        return self._put_text(uid, MALFORMED_ICS.format(uid=uid))
+
+    def expire_cursor(self) -> None:
+        """Radicale keeps one file per issued sync token in the collection's
+        ``.Radicale.cache/sync-token`` and forgets those older than
+        ``max_sync_token_age``; removing the folder forgets them all now."""
+        assert self._server.kind == "radicale", "unsupported: the case should have skipped"
+        # start_radicale keeps its storage beside its log (tests/support/caldav_servers.py).
+        collections = self._server.log_path.parent / "collections" / "collection-root"
+        path = self._url.removeprefix(self._server.url).strip("/")
+        tokens = collections / path / ".Radicale.cache" / "sync-token"
+        assert tokens.is_dir(), f"no sync tokens at {tokens}"
+        shutil.rmtree(tokens)
+
+    def decline_as_room(self, source: str) -> None:
+        raise AssertionError("unsupported: the case should have skipped")
+
+    def pushes(self, address: str) -> list[tuple[Mapping[str, str], bytes]]:
+        return []  # CalDAV delivers nothing
 
     def foreign_cursor(self) -> str:
         other = self._server.make_calendar(f"other-{next(_names)}")
@@ -90,16 +141,23 @@ def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
+# The CalDAV servers of the suite: each names its session fixture above.
+CALDAV_SERVERS = ["radicale", "xandikos"]
+
 CALDAV_VARIANTS = [
     pytest.param((server, method), id=f"{server}-{method.value}")
-    for server in ("radicale", "xandikos")
+    for server in CALDAV_SERVERS
     for method in (SyncMethod.SYNC_COLLECTION, SyncMethod.ETAG)
 ]
+MEMORY = "memory"
 
 
-@pytest.fixture(params=CALDAV_VARIANTS)
+@pytest.fixture(params=[*CALDAV_VARIANTS, pytest.param((MEMORY, None), id=MEMORY)])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     server_name, method = request.param
+    if server_name == MEMORY:
+        yield memory_harness()
+        return
     server: Server = request.getfixturevalue(server_name)
     name = f"cal-{next(_names)}"
     calendar_url = server.make_calendar(name)
@@ -126,9 +184,33 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
     yield Harness(
         connector=connector,
         calendar=CalendarRef(f"{name}/", ZONE),
-        driver=CalDAVDriver(server, calendar_url, server.home),
+        driver=CalDAVDriver(server, calendar_url, server.home, method=method),
         label=f"{server_name}-{method.value}",
         unauthorized=unauthorized if server_name == "radicale" else None,
         unreachable=unreachable,
+        now=lambda: datetime.now(UTC),
     )
     connector.close()
+
+
+def memory_harness() -> Harness:
+    """The in-memory connector on a fresh provider of its own."""
+    provider = MemoryProvider(accounts=("calpool",))
+    calendar = CalendarRef(f"cal-{next(_names)}", ZONE)
+    provider.add_calendar(calendar.id)
+
+    def unreachable() -> CalendarConnector:
+        down = MemoryProvider()
+        down.reachable = False
+        return MemoryConnector(down)
+
+    return Harness(
+        connector=MemoryConnector(provider),
+        calendar=calendar,
+        driver=MemoryDriver(provider, calendar),
+        label=MEMORY,
+        # An account the provider does not know: its credentials are refused.
+        unauthorized=lambda: MemoryConnector(provider, account="intruder"),
+        unreachable=unreachable,
+        now=lambda: datetime.now(UTC),
+    )

@@ -1,5 +1,5 @@
 """The connector contract, reading: listing, changes since a cursor, refused
-cursors, malformed objects.  Every connector, against its real (or
+cursors, cursors the provider forgot, malformed objects.  Every connector, against its real (or
 faithfully faked) provider, behaves the same through the protocol.
 
 Expected values are worked out here from the events the case stores (Berlin
@@ -9,41 +9,38 @@ is UTC+1 until 28 March 2027, UTC+2 after).
 from __future__ import annotations
 
 import itertools
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 
 from engine.core.model import ChangeSet, Interval
 from engine.errors import CursorExpired
-from tests.contract.calendar_data import WINDOW, daily, rows, single, utc, vcalendar, vevent
-from tests.contract.harness import Harness
+from tests.contract.calendar_data import (
+    WINDOW,
+    Override,
+    daily,
+    rows,
+    single,
+    spec,
+    utc,
+    wall,
+)
+from tests.contract.harness import Capability, Harness
 
 # -- full listing -----------------------------------------------------------
 
 
 def test_full_listing_equals_what_the_server_holds(harness: Harness) -> None:
     h = harness
-    plain = single(h, "plain")
-    series = h.driver.put(
-        "series", daily("series", extra=("EXDATE;TZID=Europe/Berlin:20270328T100000",))
-    )
-    all_day = h.driver.put("allday", vcalendar(vevent("allday", "20270305", "20270307", tzid=None)))
-    free = h.driver.put(
-        "free",
-        vcalendar(
-            vevent("free", "20270302T100000", "20270302T110000", extra=("TRANSP:TRANSPARENT",))
-        ),
-    )
+    plain = h.driver.put(single("plain"))
+    series = h.driver.put(daily("series", excluded=(wall(2027, 3, 28, 10),)))
+    all_day = h.driver.put(spec("allday", date(2027, 3, 5), date(2027, 3, 7)))
+    free = h.driver.put(spec("free", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11), transparent=True))
     cancelled = h.driver.put(
-        "gone",
-        vcalendar(
-            vevent("gone", "20270303T100000", "20270303T110000", extra=("STATUS:CANCELLED",))
-        ),
+        spec("gone", wall(2027, 3, 3, 10), wall(2027, 3, 3, 11), cancelled=True)
     )
-    floating = h.driver.put(
-        "floating", vcalendar(vevent("floating", "20270304T100000", "20270304T120000", tzid=None))
-    )
-    h.driver.put("outside", vcalendar(vevent("outside", "20280101T100000", "20280101T110000")))
+    floating = h.driver.put(spec("floating", wall(2027, 3, 4, 10), wall(2027, 3, 4, 12), zone=None))
+    h.driver.put(single("outside", wall(2028, 1, 1, 10), wall(2028, 1, 1, 11)))
 
     listing = h.connector.list_window(h.calendar, WINDOW)
 
@@ -79,9 +76,9 @@ def test_empty_calendar_lists_nothing_and_gives_a_cursor(harness: Harness) -> No
 
 def test_created_event_is_the_only_change(harness: Harness) -> None:
     h = harness
-    single(h, "before")
+    h.driver.put(single("before"))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
-    created = single(h, "created", "20270302T150000", "20270302T160000")
+    created = h.driver.put(single("created", wall(2027, 3, 2, 15), wall(2027, 3, 2, 16)))
 
     changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
 
@@ -92,10 +89,10 @@ def test_created_event_is_the_only_change(harness: Harness) -> None:
 
 def test_moved_event_reports_its_new_time(harness: Harness) -> None:
     h = harness
-    moved = single(h, "moved")
-    single(h, "stays", "20270302T100000", "20270302T110000")
+    moved = h.driver.put(single("moved"))
+    h.driver.put(single("stays", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11)))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
-    single(h, "moved", "20270401T130000", "20270401T140000")  # after DST: UTC+2
+    h.driver.move("moved", wall(2027, 4, 1, 13), wall(2027, 4, 1, 14))  # after DST: UTC+2
 
     changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
 
@@ -104,17 +101,17 @@ def test_moved_event_reports_its_new_time(harness: Harness) -> None:
 
 def test_event_moved_out_of_the_window_is_gone(harness: Harness) -> None:
     h = harness
-    moved = single(h, "leaves")
+    moved = h.driver.put(single("leaves"))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
-    single(h, "leaves", "20300101T100000", "20300101T110000")
+    h.driver.move("leaves", wall(2030, 1, 1, 10), wall(2030, 1, 1, 11))
 
     assert rows(h.connector.changes_since(h.calendar, cursor, WINDOW)) == {moved: []}
 
 
 def test_deleted_event_is_reported_gone(harness: Harness) -> None:
     h = harness
-    doomed = single(h, "doomed")
-    single(h, "kept", "20270302T100000", "20270302T110000")
+    doomed = h.driver.put(single("doomed"))
+    h.driver.put(single("kept", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11)))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
     h.driver.delete("doomed")
 
@@ -125,9 +122,9 @@ def test_deleted_event_is_reported_gone(harness: Harness) -> None:
 
 def test_recurring_edit_reports_every_instance(harness: Harness) -> None:
     h = harness
-    series = h.driver.put("weekly", daily("weekly"))
+    series = h.driver.put(daily("weekly"))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
-    h.driver.put("weekly", daily("weekly", count=2))
+    h.driver.put(daily("weekly", count=2))
 
     changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
 
@@ -136,17 +133,18 @@ def test_recurring_edit_reports_every_instance(harness: Harness) -> None:
 
 def test_exception_instance_on_the_server_moves_one_occurrence(harness: Harness) -> None:
     h = harness
-    series = h.driver.put("series", daily("series"))
+    series = h.driver.put(daily("series"))
     cursor = h.connector.list_window(h.calendar, WINDOW).cursor
-    moved = vevent("series", "20270328T160000", "20270328T170000", recurrence_id="20270328T100000")
-    cancelled = vevent(
-        "series",
-        "20270329T100000",
-        "20270329T110000",
-        recurrence_id="20270329T100000",
-        extra=("STATUS:CANCELLED",),
+    moved = Override(
+        original_start=wall(2027, 3, 28, 10), start=wall(2027, 3, 28, 16), end=wall(2027, 3, 28, 17)
     )
-    h.driver.put("series", daily("series", moved, cancelled))
+    cancelled = Override(
+        original_start=wall(2027, 3, 29, 10),
+        start=wall(2027, 3, 29, 10),
+        end=wall(2027, 3, 29, 11),
+        cancelled=True,
+    )
+    h.driver.put(daily("series", moved, cancelled))
 
     changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
 
@@ -162,13 +160,13 @@ def test_exception_instance_on_the_server_moves_one_occurrence(harness: Harness)
 def test_changes_then_full_listing_agree(harness: Harness) -> None:
     """Applying the change sets to the first listing gives the second listing."""
     h = harness
-    single(h, "a")
-    h.driver.put("s", daily("s"))
+    h.driver.put(single("a"))
+    h.driver.put(daily("s"))
     first = h.connector.list_window(h.calendar, WINDOW)
     state = dict(first.objects)
-    single(h, "b", "20270303T100000", "20270303T110000")
+    h.driver.put(single("b", wall(2027, 3, 3, 10), wall(2027, 3, 3, 11)))
     h.driver.delete("a")
-    h.driver.put("s", daily("s", count=5))
+    h.driver.put(daily("s", count=5))
     changes = h.connector.changes_since(h.calendar, first.cursor, WINDOW)
     state.update(changes.objects)
 
@@ -187,10 +185,29 @@ def test_forged_cursor_expires(harness: Harness, forged: str) -> None:
 
 def test_cursor_of_another_calendar_expires(harness: Harness) -> None:
     foreign = harness.driver.foreign_cursor()
-    single(harness, "x")
+    harness.driver.put(single("x"))
     # In etag mode the foreign sync token is refused as the wrong kind.
     with pytest.raises(CursorExpired):
         harness.connector.changes_since(harness.calendar, foreign, WINDOW)
+
+
+def test_cursor_the_provider_forgot_expires_and_a_new_listing_recovers(
+    harness: Harness,
+) -> None:
+    h = harness
+    h.require(Capability.EXPIRE_CURSOR)
+    kept = h.driver.put(single("kept"))
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    h.driver.expire_cursor()
+    late = h.driver.put(single("late", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11)))
+
+    with pytest.raises(CursorExpired) as caught:
+        h.connector.changes_since(h.calendar, cursor, WINDOW)
+
+    assert caught.value.cursor == cursor
+    fresh = h.connector.list_window(h.calendar, WINDOW)
+    assert set(fresh.objects) == {kept, late}
+    assert dict(h.connector.changes_since(h.calendar, fresh.cursor, WINDOW).objects) == {}
 
 
 # -- malformed objects -----------------------------------------------------------
@@ -200,8 +217,9 @@ def test_malformed_object_is_skipped_and_the_rest_returned(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     h = harness
-    good = single(h, "good")
-    bad = h.driver.put_malformed("bad")
+    h.require(Capability.UNREADABLE_OBJECT)
+    good = h.driver.put(single("good"))
+    bad = h.driver.put_unreadable("bad")
 
     listing = h.connector.list_window(h.calendar, WINDOW)
 
@@ -209,8 +227,8 @@ def test_malformed_object_is_skipped_and_the_rest_returned(
     assert bad in caplog.text
 
     cursor = listing.cursor
-    single(h, "good2", "20270302T100000", "20270302T110000")
-    bad2 = h.driver.put_malformed("bad2")
+    h.driver.put(single("good2", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11)))
+    bad2 = h.driver.put_unreadable("bad2")
     changes = h.connector.changes_since(h.calendar, cursor, WINDOW)
     assert changes.objects[bad2] == ()
     assert len(changes.objects) == 2
@@ -219,7 +237,7 @@ def test_malformed_object_is_skipped_and_the_rest_returned(
 def test_window_larger_than_a_day_includes_late_instances(harness: Harness) -> None:
     """Regression: expansion must cover the whole window, not stop early."""
     h = harness
-    series = h.driver.put("long", daily("long", count=60))
+    series = h.driver.put(daily("long", count=60))
     window = Interval(utc(2027, 4, 20), utc(2027, 5, 1))
     listing = h.connector.list_window(h.calendar, window)
     starts = [e.start for e in listing.objects[series]]

@@ -14,9 +14,9 @@ from tests.contract.calendar_data import (
     draft,
     rows,
     single,
+    spec,
     utc,
-    vcalendar,
-    vevent,
+    wall,
 )
 from tests.contract.harness import Harness
 
@@ -95,17 +95,12 @@ def test_delete_removes_and_tolerates_repeats(harness: Harness) -> None:
 
 def test_free_busy_agrees_with_the_listing(harness: Harness) -> None:
     h = harness
-    single(h, "one")
-    single(h, "overlapping", "20270301T103000", "20270301T120000")
+    h.driver.put(single("one"))
+    h.driver.put(single("overlapping", wall(2027, 3, 1, 10, 30), wall(2027, 3, 1, 12)))
     # With its VTIMEZONE: Radicale expands a bare TZID across DST with the
     # winter offset (see test_bare_tzid_series_crosses_dst for calpool's side).
-    h.driver.put("series", daily("series", timezone=True))
-    h.driver.put(
-        "free",
-        vcalendar(
-            vevent("free", "20270302T100000", "20270302T110000", extra=("TRANSP:TRANSPARENT",))
-        ),
-    )
+    h.driver.put(daily("series", zone_definition=True))
+    h.driver.put(spec("free", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11), transparent=True))
     h.connector.create_event(h.calendar, draft())
 
     busy = h.connector.free_busy([h.calendar], WINDOW)[h.calendar.id]
@@ -127,7 +122,7 @@ def test_free_busy_agrees_with_the_listing(harness: Harness) -> None:
 
 
 def test_free_busy_is_clipped_to_the_window(harness: Harness) -> None:
-    single(harness, "long", "20270301T000000", "20270310T000000")
+    harness.driver.put(single("long", wall(2027, 3, 1), wall(2027, 3, 10)))
     window = Interval(utc(2027, 3, 2), utc(2027, 3, 3))
     assert harness.connector.free_busy([harness.calendar], window)[harness.calendar.id] == (window,)
 

@@ -1,15 +1,14 @@
-"""A booking site on a real Radicale: calendars, pools, event types, the
-services over them, and a raw look at what the server holds."""
+"""A booking site on the in-memory provider: calendars, pools, event types,
+the services over them, and a raw look at what the provider holds."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy
+from connectors.memory import MemoryConnector, MemoryProvider, StoredObject
 from engine.core.model import (
     AssignmentMethod,
     Attendee,
@@ -27,10 +26,8 @@ from engine.services.drafts import Catalog
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
-from tests.engine.services.conftest import fresh_calendar
-from tests.support.caldav_servers import Server
+from tests.engine.services.memory_calendars import fresh_calendar
 
-FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
 ZONE = "Europe/Berlin"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 # Tomorrow 10:00 UTC: on every event type's grid (whole half hours).
@@ -48,11 +45,11 @@ class Clock:
 
 @dataclass
 class Site:
-    """Calendars on Radicale and the booking services over them."""
+    """Calendars on the memory provider and the booking services over them."""
 
-    server: Server
+    provider: MemoryProvider
     store: Store
-    ids: dict[str, str]  # calendar key -> calendar id on the server
+    ids: dict[str, str]  # calendar key -> calendar id on the provider
     connector: CalendarConnector
     clock: Clock
     bookings: BookingService
@@ -62,30 +59,32 @@ class Site:
     pools: dict[str, Pool]
     connectors: dict[str, CalendarConnector] = field(default_factory=dict)
 
+    def stored(self, key: str) -> list[StoredObject]:
+        """The objects the provider holds in ``key``'s calendar, read on the
+        provider directly (not through calpool's connector)."""
+        return list(self.provider.objects(self.ids[key]))
+
     def events(self, key: str) -> list[dict[str, str]]:
-        """The events stored on the server in ``key``'s calendar, read with
-        plain WebDAV requests (not through calpool's connector)."""
-        url = f"{self.server.home}{self.ids[key]}"
-        status, _, body = self.server.request(
-            "PROPFIND", url, b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
-            {"Depth": "1", "Content-Type": "application/xml"},
-        )
-        assert status == 207, status
-        hrefs = [h for h in re.findall(r"<(?:\w+:)?href>([^<]+)</", body.decode())
-                 if h.endswith(".ics")]
+        """The events of ``key``'s calendar as an iCalendar client would show
+        their properties (the names the CalDAV connector writes)."""
         found = []
-        for href in hrefs:
-            status, _, ics = self.server.request("GET", self.server.url.rstrip("/") + href)
-            assert status == 200, (href, status)
-            text = re.sub(r"\r?\n[ \t]", "", ics.decode())  # unfold lines
-            props = {}
-            for name in ("UID", "SUMMARY", "LOCATION", "DESCRIPTION", "SEQUENCE",
-                         "X-CALPOOL-BOOKING"):
-                match = re.search(rf"^{name}[;:](?:[^:\r\n]*:)?(.*?)\r?$", text, re.M)
-                props[name] = match.group(1) if match else ""
-            props["href"] = href
-            props["attendees"] = ",".join(re.findall(r"^ATTENDEE.*?:(.*?)\r?$", text, re.M))
-            found.append(props)
+        for stored in self.stored(key):
+            event = stored.event
+            found.append({
+                "UID": event.uid,
+                "SUMMARY": event.summary,
+                "LOCATION": event.location,
+                "DESCRIPTION": event.description,
+                "SEQUENCE": str(event.sequence),
+                "X-CALPOOL-BOOKING": event.booking_id or "",
+                "href": stored.id,
+                # mailto: as the iCalendar ATTENDEE value; a room without a
+                # mailbox as the urn the CalDAV connector writes for it.
+                "attendees": ",".join(
+                    f"mailto:{p.email}" if p.email else f"urn:calpool:{p.name or 'room'}"
+                    for p in event.attendees
+                ),
+            })
         return found
 
     def uids(self, key: str) -> list[str]:
@@ -101,7 +100,7 @@ def uid_of(booking_id: str) -> str:
 
 
 def make_site(
-    server: Server,
+    provider: MemoryProvider,
     store: Store,
     *,
     persons: Iterable[str] = ("alice",),
@@ -110,7 +109,7 @@ def make_site(
     wrap: Callable[[CalendarConnector], CalendarConnector] = lambda c: c,
     policy: OutboxPolicy | None = None,
 ) -> Site:
-    """Calendars for ``persons`` and every pool member, fresh on the server;
+    """Calendars for ``persons`` and every pool member, fresh on the provider;
     event types default to one ``consult`` of alice with the first pool."""
     pools_spec = pools or {"rooms": (["room-a", "room-b"], AssignmentMethod.PRIORITY)}
     calendars: dict[str, Calendar] = {}
@@ -123,8 +122,8 @@ def make_site(
             calendars[member] = Calendar(member, CalendarKind.ROOM, ZONE, name=f"Room {member}")
     types = {t.key: t for t in event_types} or {
         "consult": consult(pools=(next(iter(pools_spec)),))}
-    ids = {key: fresh_calendar(server, key) for key in calendars}
-    connector = wrap(CalDAVConnector(CalDAVAccount(url=server.home, retry=FAST, timeout=10)))
+    ids = {key: fresh_calendar(provider, key) for key in calendars}
+    connector = wrap(MemoryConnector(provider))
     bindings = {key: CalendarBinding(key, CalendarRef(ids[key], ZONE), connector)
                 for key in calendars}
     with store.unit_of_work() as uow:
@@ -141,7 +140,7 @@ def make_site(
                         event_types=types, stale_after=timedelta(minutes=15))
     sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
                        cache=cache, clock=clock)
-    return Site(server, store, ids, connector, clock, bookings, slots, sync, types, pool_models)
+    return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models)
 
 
 def consult(key: str = "consult", **changes: Any) -> EventType:

@@ -1,32 +1,49 @@
-"""Fixtures for the services: a Radicale on loopback, a migrated SQLite store."""
+"""Fixtures for the services: an in-memory calendar provider (fresh per
+test; see :mod:`tests.engine.services.memory_calendars`) and a migrated
+SQLite store.
+
+The Radicale helpers below (``fresh_calendar``, ``event_ics``,
+``put_event``, ``delete_event`` on a :class:`Server`) no longer serve the
+service tests; they stay because ``tests/daemon`` imports them from here.
+"""
 
 from __future__ import annotations
 
 import itertools
+import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
+from connectors.memory import MemoryProvider
 from engine.store import Store, migrate
-from tests.support.caldav_servers import Server, start_radicale
+from tests.support.caldav_servers import Server
 
 _names = itertools.count(1)
 
 
+@pytest.fixture
+def provider() -> MemoryProvider:
+    return MemoryProvider()
+
+
 @pytest.fixture(scope="session")
-def radicale(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_radicale(tmp_path_factory.mktemp("services-radicale"))
-    yield server
-    server.stop()
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One SQLite file migrated to head, for each test to copy: running the
+    migrations costs more than most service tests themselves."""
+    path = tmp_path_factory.mktemp("services-schema") / "calpool.db"
+    migrate.upgrade(f"sqlite:///{path}")
+    return path
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    url = f"sqlite:///{tmp_path / 'calpool.db'}"
-    migrate.upgrade(url)
-    with Store.open(url) as opened:
+def store(tmp_path: Path, migrated_sqlite: Path) -> Iterator[Store]:
+    path = tmp_path / "calpool.db"
+    # The migration's engine is disposed, so the file alone is the database.
+    shutil.copyfile(migrated_sqlite, path)
+    with Store.open(f"sqlite:///{path}") as opened:
         yield opened
 
 

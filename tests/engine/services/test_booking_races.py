@@ -12,13 +12,13 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
+from connectors.memory import MemoryProvider
 from engine.core.model import AssignmentMethod, Booking, BookingStatus
 from engine.core.slots import SlotRejection
 from engine.services.booking import SlotUnavailable
 from engine.store import Store, migrate
 from tests.engine.services.booking_harness import ANN, NOW, SLOT, consult, make_site, uid_of
-from tests.engine.services.conftest import event_ics, put_event
-from tests.support.caldav_servers import Server
+from tests.engine.services.memory_calendars import plain_event, put_event
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 
 
@@ -41,8 +41,10 @@ def race(requests: list[Callable[[], Booking]]) -> tuple[list[Booking], list[Slo
     return won, lost
 
 
-def test_fifty_bookings_of_one_owner_and_slot_one_wins(radicale: Server, store: Store) -> None:
-    site = make_site(radicale, store)
+def test_fifty_bookings_of_one_owner_and_slot_one_wins(
+    provider: MemoryProvider, store: Store
+) -> None:
+    site = make_site(provider, store)
 
     won, lost = race([lambda: site.bookings.book("consult", SLOT, ANN, "", NOW)] * 50)
 
@@ -56,26 +58,28 @@ def test_fifty_bookings_of_one_owner_and_slot_one_wins(radicale: Server, store: 
         assert len(uow.bookings.find()) == 1
 
 
-def test_four_owners_sharing_three_rooms_get_three_rooms(radicale: Server, store: Store) -> None:
-    four_owners_three_rooms(radicale, store)
+def test_four_owners_sharing_three_rooms_get_three_rooms(
+    provider: MemoryProvider, store: Store
+) -> None:
+    four_owners_three_rooms(provider, store)
 
 
 def test_four_owners_sharing_three_rooms_on_postgresql(
-    radicale: Server, postgres_server: PostgresServer  # noqa: F811 - the imported fixture
+    provider: MemoryProvider, postgres_server: PostgresServer  # noqa: F811 - the imported fixture
 ) -> None:
     """On PostgreSQL reservations do not serialize: the exclusion
     constraint refuses the losers, and they re-assign or give up."""
     url = postgres_server.create_database()
     migrate.upgrade(url)
     with Store.open(url) as store:
-        four_owners_three_rooms(radicale, store)
+        four_owners_three_rooms(provider, store)
 
 
-def four_owners_three_rooms(radicale: Server, store: Store) -> None:
+def four_owners_three_rooms(provider: MemoryProvider, store: Store) -> None:
     owners = ("alice", "bob", "carol", "dave")
     rooms = ["room-a", "room-b", "room-c"]
     site = make_site(
-        radicale, store, persons=owners,
+        provider, store, persons=owners,
         pools={"rooms": (rooms, AssignmentMethod.LONGEST_IDLE)},
         event_types=[consult(f"with-{owner}", owner=owner) for owner in owners],
     )
@@ -100,10 +104,10 @@ def four_owners_three_rooms(radicale: Server, store: Store) -> None:
     assert site.uids(loser) == []
 
 
-def test_priority_takes_the_first_free_member(radicale: Server, store: Store) -> None:
+def test_priority_takes_the_first_free_member(provider: MemoryProvider, store: Store) -> None:
     owners = ("alice", "bob", "carol")
     site = make_site(
-        radicale, store, persons=owners,
+        provider, store, persons=owners,
         pools={"rooms": (["room-a", "room-b", "room-c"], AssignmentMethod.PRIORITY)},
         event_types=[consult(f"with-{owner}", owner=owner) for owner in owners],
     )
@@ -121,9 +125,9 @@ def test_priority_takes_the_first_free_member(radicale: Server, store: Store) ->
 
 
 def test_longest_idle_rotates_and_skips_a_cancelled_assignment(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store,
+    site = make_site(provider, store,
                      pools={"rooms": (["room-a", "room-b", "room-c"],
                                       AssignmentMethod.LONGEST_IDLE)})
     rooms = []
@@ -146,14 +150,14 @@ def test_longest_idle_rotates_and_skips_a_cancelled_assignment(
 
 
 def test_round_robin_lets_a_member_busy_on_its_turn_catch_up(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store,
+    site = make_site(provider, store,
                      pools={"rooms": (["room-a", "room-b", "room-c"],
                                       AssignmentMethod.ROUND_ROBIN)})
     busy_at = SLOT + timedelta(hours=2)
-    put_event(radicale, site.ids["room-c"], "maintenance",
-              event_ics("maintenance", busy_at, busy_at + timedelta(minutes=30)))
+    put_event(provider, site.ids["room-c"], "maintenance",
+              plain_event("maintenance", busy_at, busy_at + timedelta(minutes=30)))
     site.sync_all()
 
     rooms = []

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.memory import MemoryProvider
 from engine.core.model import AssignmentMethod, BookingStatus, Interval
 from engine.core.slots import SlotRejection
 from engine.errors import PermanentError, TransientError
@@ -29,8 +30,7 @@ from tests.engine.services.booking_harness import (
     make_site,
     uid_of,
 )
-from tests.engine.services.conftest import event_ics, put_event
-from tests.support.caldav_servers import Server
+from tests.engine.services.memory_calendars import plain_event, put_event
 
 WAIT = timedelta(seconds=20)
 
@@ -40,9 +40,9 @@ def statuses(site: Site, booking_id: str) -> list[str]:
 
 
 def test_booking_lands_once_in_owner_room_and_with_person_with_one_uid(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, persons=("alice", "bob"),
+    site = make_site(provider, store, persons=("alice", "bob"),
                      event_types=[consult(with_=("bob",))])
 
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "bring the plans", NOW,
@@ -76,12 +76,12 @@ def test_booking_lands_once_in_owner_room_and_with_person_with_one_uid(
 
 
 def test_a_booking_counts_at_once_and_its_event_is_not_counted_twice(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
     """Invariant 7: the reservation holds the room before any write or
     sync; after the sync brings calpool's own event back, cancelling frees
     the slot again at once (the event was never counted as busy)."""
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     window = Interval(SLOT, SLOT + timedelta(minutes=30))
 
     def offered() -> tuple[str, ...]:
@@ -104,9 +104,9 @@ def test_a_booking_counts_at_once_and_its_event_is_not_counted_twice(
 
 
 def test_a_slot_query_after_a_booking_no_longer_offers_its_room(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, persons=("alice", "carol"),
+    site = make_site(provider, store, persons=("alice", "carol"),
                      event_types=[consult(), consult("intro", owner="carol")])
     window = Interval(SLOT, SLOT + timedelta(minutes=30))
 
@@ -117,12 +117,12 @@ def test_a_slot_query_after_a_booking_no_longer_offers_its_room(
 
 
 def test_a_room_taken_on_the_provider_after_the_last_sync_is_swapped(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     site.sync_all()
-    put_event(radicale, site.ids["room-a"], "walk-in",
-              event_ics("walk-in", SLOT - timedelta(minutes=15), SLOT + timedelta(minutes=15)))
+    put_event(provider, site.ids["room-a"], "walk-in",
+              plain_event("walk-in", SLOT - timedelta(minutes=15), SLOT + timedelta(minutes=15)))
 
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
 
@@ -140,13 +140,13 @@ def test_a_room_taken_on_the_provider_after_the_last_sync_is_swapped(
 
 
 def test_no_free_room_left_fails_the_booking_and_removes_the_owner_event(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     site.sync_all()
     for room in ("room-a", "room-b"):
-        put_event(radicale, site.ids[room], f"taken-{room}",
-                  event_ics(f"taken-{room}", SLOT, SLOT + timedelta(hours=1)))
+        put_event(provider, site.ids[room], f"taken-{room}",
+                  plain_event(f"taken-{room}", SLOT, SLOT + timedelta(hours=1)))
 
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
 
@@ -162,7 +162,7 @@ def test_no_free_room_left_fails_the_booking_and_removes_the_owner_event(
 
 
 def test_transient_write_errors_retry_with_backoff_then_confirm(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
     flaky: list[FlakyConnector] = []
 
@@ -170,7 +170,7 @@ def test_transient_write_errors_retry_with_backoff_then_confirm(
         flaky.append(FlakyConnector(inner))  # type: ignore[arg-type]
         return flaky[0]
 
-    site = make_site(radicale, store, wrap=wrap)  # type: ignore[arg-type]
+    site = make_site(provider, store, wrap=wrap)  # type: ignore[arg-type]
     connector = flaky[0]
     connector.failures[site.ids["room-a"]] = [TransientError("503"), TransientError("503")]
 
@@ -194,7 +194,7 @@ def test_transient_write_errors_retry_with_backoff_then_confirm(
 
 
 def test_a_permanent_write_error_fails_the_booking_and_compensates(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
     flaky: list[FlakyConnector] = []
 
@@ -202,7 +202,7 @@ def test_a_permanent_write_error_fails_the_booking_and_compensates(
         flaky.append(FlakyConnector(inner))  # type: ignore[arg-type]
         return flaky[0]
 
-    site = make_site(radicale, store, wrap=wrap,  # type: ignore[arg-type]
+    site = make_site(provider, store, wrap=wrap,  # type: ignore[arg-type]
                      policy=OutboxPolicy(max_attempts=2))
     flaky[0].failures[site.ids["room-a"]] = [PermanentError("the server refuses the event")]
 
@@ -221,28 +221,28 @@ def test_a_permanent_write_error_fails_the_booking_and_compensates(
 
 
 def test_live_recheck_asks_the_providers_before_reserving(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, event_types=[consult(live_recheck=True)])
+    site = make_site(provider, store, event_types=[consult(live_recheck=True)])
     site.sync_all()
-    put_event(radicale, site.ids["room-a"], "late",
-              event_ics("late", SLOT, SLOT + timedelta(minutes=30)))
+    put_event(provider, site.ids["room-a"], "late",
+              plain_event("late", SLOT, SLOT + timedelta(minutes=30)))
 
     booking = site.bookings.book("consult", SLOT, ANN, "", NOW)
     assert booking.rooms == {"rooms": "room-b"}  # room A dropped before reserving
 
     later = SLOT + timedelta(hours=2)
-    put_event(radicale, site.ids["alice"], "dentist",
-              event_ics("dentist", later, later + timedelta(minutes=30)))
+    put_event(provider, site.ids["alice"], "dentist",
+              plain_event("dentist", later, later + timedelta(minutes=30)))
     with pytest.raises(SlotUnavailable) as refused:
         site.bookings.book("consult", later, ANN, "", NOW)
     assert refused.value.reason is SlotRejection.OWNER_BUSY
 
 
 def test_bad_requests_are_refused_before_anything_is_stored(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, pools={"rooms": (["room-a"], AssignmentMethod.PRIORITY)})
+    site = make_site(provider, store, pools={"rooms": (["room-a"], AssignmentMethod.PRIORITY)})
 
     with pytest.raises(InvalidBooking) as off_grid:
         site.bookings.book("consult", SLOT + timedelta(minutes=10), ANN, "", NOW)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from connectors.memory import MemoryProvider
 from engine.core.model import Attendee, Booking, BookingStatus
 from engine.core.slots import SlotRejection
 from engine.services.booking import BookingOutcome, UnknownEventType
@@ -27,8 +28,7 @@ from engine.services.links import (
 )
 from engine.store import Store, migrate
 from tests.engine.services.booking_harness import ANN, NOW, SLOT, Site, make_site, uid_of
-from tests.engine.services.conftest import event_ics, put_event
-from tests.support.caldav_servers import Server
+from tests.engine.services.memory_calendars import plain_event, put_event
 from tests.support.postgres import PostgresServer, postgres_server  # noqa: F401 - fixture
 
 WAIT = timedelta(seconds=20)
@@ -74,9 +74,9 @@ def race(requests: list[Callable[[], Booking]]) -> tuple[list[Booking], list[Exc
 
 
 def test_a_token_is_random_url_safe_and_only_its_digest_is_stored(
-    radicale: Server, store: Store, tmp_path: Path
+    provider: MemoryProvider, store: Store, tmp_path: Path
 ) -> None:
-    links = links_of(make_site(radicale, store))
+    links = links_of(make_site(provider, store))
 
     issued = [links.create("consult", NOW) for _ in range(20)]
 
@@ -95,9 +95,9 @@ def test_a_token_is_random_url_safe_and_only_its_digest_is_stored(
 
 
 def test_twenty_uses_of_one_link_at_once_book_exactly_once(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     links = links_of(site)
     token = links.create("consult", NOW).token
 
@@ -117,7 +117,7 @@ def test_twenty_uses_of_one_link_at_once_book_exactly_once(
 
 
 def test_twenty_uses_at_different_starts_book_once_on_postgresql(
-    radicale: Server, postgres_server: PostgresServer  # noqa: F811 - the imported fixture
+    provider: MemoryProvider, postgres_server: PostgresServer  # noqa: F811 - the imported fixture
 ) -> None:
     """Different starts do not collide on a reservation, so only the link's
     own conditional update can stop 19 of them, with concurrent
@@ -125,7 +125,7 @@ def test_twenty_uses_at_different_starts_book_once_on_postgresql(
     url = postgres_server.create_database()
     migrate.upgrade(url)
     with Store.open(url) as store:
-        site = make_site(radicale, store)
+        site = make_site(provider, store)
         links = links_of(site)
         token = links.create("consult", NOW).token
         starts = [SLOT + timedelta(minutes=30 * n) for n in range(20)]
@@ -140,8 +140,8 @@ def test_twenty_uses_at_different_starts_book_once_on_postgresql(
         assert site.uids("alice") == [uid_of(won[0].id)]
 
 
-def test_an_expired_link_neither_shows_nor_books(radicale: Server, store: Store) -> None:
-    site = make_site(radicale, store)
+def test_an_expired_link_neither_shows_nor_books(provider: MemoryProvider, store: Store) -> None:
+    site = make_site(provider, store)
     links = links_of(site)
     issued = links.create("consult", NOW, expires_in=timedelta(hours=1))
     later = NOW + timedelta(hours=1)
@@ -158,9 +158,9 @@ def test_an_expired_link_neither_shows_nor_books(radicale: Server, store: Store)
 
 
 def test_revoke_by_token_or_id_is_idempotent_and_leaves_used_links_alone(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     links = links_of(site)
     first, second, third = (links.create("consult", NOW) for _ in range(3))
 
@@ -181,9 +181,9 @@ def test_revoke_by_token_or_id_is_idempotent_and_leaves_used_links_alone(
 
 
 def test_an_unknown_token_is_not_found_and_the_answer_names_nothing(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    links = links_of(make_site(radicale, store))
+    links = links_of(make_site(provider, store))
     guess = "x" * 43
 
     with pytest.raises(LinkNotFound) as found:
@@ -193,16 +193,16 @@ def test_an_unknown_token_is_not_found_and_the_answer_names_nothing(
         links.open(guess, NOW)
 
 
-def test_a_failed_booking_gives_the_link_back(radicale: Server, store: Store) -> None:
+def test_a_failed_booking_gives_the_link_back(provider: MemoryProvider, store: Store) -> None:
     """Both rooms turn busy on the provider after the last sync: the
     booking fails in the outbox, and the link books again afterwards."""
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     site.sync_all()
     links = links_of(site)
     token = links.create("consult", NOW).token
     for room in ("room-a", "room-b"):
-        put_event(radicale, site.ids[room], f"taken-{room}",
-                  event_ics(f"taken-{room}", SLOT, SLOT + timedelta(hours=1)))
+        put_event(provider, site.ids[room], f"taken-{room}",
+                  plain_event(f"taken-{room}", SLOT, SLOT + timedelta(hours=1)))
 
     failed = book(links, token)
 
@@ -218,8 +218,8 @@ def test_a_failed_booking_gives_the_link_back(radicale: Server, store: Store) ->
     assert site.uids("alice") == [uid_of(booking.id)]
 
 
-def test_a_refused_slot_leaves_the_link_usable(radicale: Server, store: Store) -> None:
-    site = make_site(radicale, store)
+def test_a_refused_slot_leaves_the_link_usable(provider: MemoryProvider, store: Store) -> None:
+    site = make_site(provider, store)
     links = links_of(site)
     token = links.create("consult", NOW).token
     site.bookings.book("consult", SLOT, Attendee("Someone Else", "else@example.com"), "", NOW)
@@ -233,9 +233,9 @@ def test_a_refused_slot_leaves_the_link_usable(radicale: Server, store: Store) -
 
 
 def test_a_prefilled_link_books_its_attendee_and_refuses_another(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     links = links_of(site)
     token = links.create("consult", NOW, attendee=BEA).token
 
@@ -251,8 +251,8 @@ def test_a_prefilled_link_books_its_attendee_and_refuses_another(
     assert "Bea Prefilled" in event["SUMMARY"] and "bea@example.com" in event["attendees"]
 
 
-def test_a_link_without_attendee_needs_one(radicale: Server, store: Store) -> None:
-    links = links_of(make_site(radicale, store))
+def test_a_link_without_attendee_needs_one(provider: MemoryProvider, store: Store) -> None:
+    links = links_of(make_site(provider, store))
     token = links.create("consult", NOW).token
 
     with pytest.raises(InvalidLink) as refused:
@@ -267,9 +267,9 @@ def test_a_link_without_attendee_needs_one(radicale: Server, store: Store) -> No
     ({"attendee": Attendee("Bea", "not an address")}, "attendee.email"),
 ])
 def test_malformed_links_are_refused_naming_the_field(
-    radicale: Server, store: Store, options: dict[str, object], field: str
+    provider: MemoryProvider, store: Store, options: dict[str, object], field: str
 ) -> None:
-    links = links_of(make_site(radicale, store))
+    links = links_of(make_site(provider, store))
 
     with pytest.raises(InvalidLink) as refused:
         links.create("consult", NOW, **options)  # type: ignore[arg-type]

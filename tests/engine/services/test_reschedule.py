@@ -6,12 +6,12 @@ Each test looks at the server itself, not only at calpool's database."""
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 
+from connectors.memory import MemoryProvider
 from engine.core.model import Attendee, BookingStatus, Interval
 from engine.core.slots import SlotRejection
 from engine.ports import CalendarConnector, CalendarRef, EventDraft, WrittenEvent
@@ -28,8 +28,7 @@ from tests.engine.services.booking_harness import (
     make_site,
     uid_of,
 )
-from tests.engine.services.conftest import event_ics, put_event
-from tests.support.caldav_servers import Server
+from tests.engine.services.memory_calendars import plain_event, put_event
 
 WAIT = timedelta(seconds=20)
 QUARTER = consult(step=timedelta(minutes=15))
@@ -42,23 +41,20 @@ def mover(site: Site, outbox: OutboxWorker | None = None) -> RescheduleService:
 
 
 def on_server(site: Site, key: str) -> list[tuple[str, datetime, int]]:
-    """(UID, DTSTART, SEQUENCE) of each event the server holds in ``key``'s
-    calendar, read with plain WebDAV requests."""
+    """(UID, DTSTART, SEQUENCE) of each event the provider holds in ``key``'s
+    calendar, read on the provider directly."""
     found = []
-    for event in site.events(key):
-        status, _, ics = site.server.request("GET", site.server.url.rstrip("/") + event["href"])
-        assert status == 200
-        match = re.search(r"^DTSTART[^:\r\n]*:(\d{8}T\d{6}Z)\r?$", ics.decode(), re.M)
-        assert match is not None, ics
-        start = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        found.append((event["UID"], start, int(event["SEQUENCE"] or 0)))
+    for stored in site.stored(key):
+        start = stored.event.start
+        assert isinstance(start, datetime), stored
+        found.append((stored.event.uid, start, stored.event.sequence))
     return sorted(found)
 
 
 def test_a_quarter_hour_move_overlapping_the_old_time_keeps_the_room(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, event_types=[QUARTER])
+    site = make_site(provider, store, event_types=[QUARTER])
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     assert booking.rooms == {"rooms": "room-a"}
     later = SLOT + timedelta(minutes=15)
@@ -81,13 +77,13 @@ def test_a_quarter_hour_move_overlapping_the_old_time_keeps_the_room(
 
 
 def test_a_move_to_where_the_room_is_busy_takes_another_room_of_the_pool(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     later = SLOT + timedelta(hours=2)
-    put_event(radicale, site.ids["room-a"], "meeting",
-              event_ics("meeting", later, later + timedelta(hours=1)))
+    put_event(provider, site.ids["room-a"], "meeting",
+              plain_event("meeting", later, later + timedelta(hours=1)))
     site.sync_all()
 
     moved = mover(site).reschedule(booking.id, later, NOW)
@@ -103,11 +99,11 @@ def test_a_move_to_where_the_room_is_busy_takes_another_room_of_the_pool(
 
 
 def test_a_room_held_by_another_booking_then_is_swapped_and_the_old_time_freed(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
     later = SLOT + timedelta(hours=1)
     other = consult("other", owner="bob")
-    site = make_site(radicale, store, persons=("alice", "bob"), event_types=[consult(), other])
+    site = make_site(provider, store, persons=("alice", "bob"), event_types=[consult(), other])
     first = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     blocking = site.bookings.book_and_wait("other", later, BEN, "", NOW, confirm_within=WAIT)
     assert blocking.rooms == {"rooms": "room-a"} == first.rooms
@@ -122,12 +118,12 @@ def test_a_room_held_by_another_booking_then_is_swapped_and_the_old_time_freed(
     assert again.rooms == {"rooms": "room-a"}
 
 
-def test_an_unavailable_new_start_changes_nothing(radicale: Server, store: Store) -> None:
-    site = make_site(radicale, store)
+def test_an_unavailable_new_start_changes_nothing(provider: MemoryProvider, store: Store) -> None:
+    site = make_site(provider, store)
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     later = SLOT + timedelta(hours=1)
-    put_event(radicale, site.ids["alice"], "dentist",
-              event_ics("dentist", later, later + timedelta(hours=1)))
+    put_event(provider, site.ids["alice"], "dentist",
+              plain_event("dentist", later, later + timedelta(hours=1)))
     site.sync_all()
     before = on_server(site, "alice")
 
@@ -146,15 +142,15 @@ def test_an_unavailable_new_start_changes_nothing(radicale: Server, store: Store
 
 
 def test_cancelled_failed_and_unknown_bookings_cannot_be_rescheduled(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store)
+    site = make_site(provider, store)
     site.sync_all()
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     site.bookings.cancel(booking.id, NOW)
     for room in ("room-a", "room-b"):
-        put_event(radicale, site.ids[room], f"taken-{room}",
-                  event_ics(f"taken-{room}", SLOT + timedelta(hours=3),
+        put_event(provider, site.ids[room], f"taken-{room}",
+                  plain_event(f"taken-{room}", SLOT + timedelta(hours=3),
                             SLOT + timedelta(hours=4)))
     failed = site.bookings.book_and_wait("consult", SLOT + timedelta(hours=3), ANN, "", NOW,
                                          confirm_within=WAIT)
@@ -168,8 +164,8 @@ def test_cancelled_failed_and_unknown_bookings_cannot_be_rescheduled(
     assert site.uids("alice") == []
 
 
-def test_moving_to_the_same_start_changes_nothing(radicale: Server, store: Store) -> None:
-    site = make_site(radicale, store)
+def test_moving_to_the_same_start_changes_nothing(provider: MemoryProvider, store: Store) -> None:
+    site = make_site(provider, store)
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
 
     assert mover(site).reschedule(booking.id, SLOT, NOW) == booking
@@ -199,7 +195,7 @@ class CrashOnUpdate:
 
 
 def test_a_crash_between_the_move_and_its_writes_heals_on_the_next_drain(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
     """The move commits, the first provider update dies with the process;
     a fresh worker (after the dead one's claims run out) finishes: exactly
@@ -211,11 +207,11 @@ def test_a_crash_between_the_move_and_its_writes_heals_on_the_next_drain(
         return crashing[0]  # type: ignore[return-value]
 
     policy = OutboxPolicy(hold_for=timedelta(minutes=5))
-    site = make_site(radicale, store, wrap=wrap, policy=policy)
+    site = make_site(provider, store, wrap=wrap, policy=policy)
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     later = SLOT + timedelta(hours=2)
-    put_event(radicale, site.ids["room-a"], "meeting",
-              event_ics("meeting", later, later + timedelta(hours=1)))
+    put_event(provider, site.ids["room-a"], "meeting",
+              plain_event("meeting", later, later + timedelta(hours=1)))
     site.sync_all()
     crashing[0].armed = True
 
@@ -241,9 +237,9 @@ def test_a_crash_between_the_move_and_its_writes_heals_on_the_next_drain(
 
 
 def test_a_move_beyond_the_daily_limit_is_refused_but_within_its_own_day_allowed(
-    radicale: Server, store: Store
+    provider: MemoryProvider, store: Store
 ) -> None:
-    site = make_site(radicale, store, event_types=[consult(max_per_day=1)])
+    site = make_site(provider, store, event_types=[consult(max_per_day=1)])
     booking = site.bookings.book_and_wait("consult", SLOT, ANN, "", NOW, confirm_within=WAIT)
     next_day = site.bookings.book_and_wait("consult", SLOT + timedelta(days=1), BEN, "", NOW,
                                            confirm_within=WAIT)

@@ -1,4 +1,4 @@
-"""The sync service against a real Radicale and a real SQLite store."""
+"""The sync service against the in-memory provider and a real SQLite store."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy
+from connectors.memory import MemoryConnector, MemoryProvider
 from engine.core.busy import BusyTimeline
 from engine.core.model import ChangeSet, Interval
 from engine.core.zones import from_us
@@ -15,10 +15,13 @@ from engine.ports import CalendarRef
 from engine.services.availability import BusyCache
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
-from tests.engine.services.conftest import delete_event, event_ics, fresh_calendar, put_event
-from tests.support.caldav_servers import Server, free_port
+from tests.engine.services.memory_calendars import (
+    delete_event,
+    fresh_calendar,
+    plain_event,
+    put_event,
+)
 
-FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 WINDOW = SyncWindow(past=timedelta(days=1), future=timedelta(days=30))
 
@@ -31,8 +34,8 @@ class Clock:
         return self.now
 
 
-def connector_for(server: Server) -> CalDAVConnector:
-    return CalDAVConnector(CalDAVAccount(url=server.home, retry=FAST, timeout=5))
+def connector_for(provider: MemoryProvider) -> MemoryConnector:
+    return MemoryConnector(provider)
 
 
 def service(
@@ -49,7 +52,7 @@ def service(
     )
 
 
-def bind(key: str, calendar_id: str, connector: CalDAVConnector) -> dict[str, CalendarBinding]:
+def bind(key: str, calendar_id: str, connector: MemoryConnector) -> dict[str, CalendarBinding]:
     return {key: CalendarBinding(key, CalendarRef(calendar_id, "Europe/Berlin"), connector)}
 
 
@@ -64,12 +67,14 @@ def at(hours: float) -> datetime:
     return NOW + timedelta(hours=hours)
 
 
-def test_first_sync_fills_the_store_and_the_busy_cache(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "first")
-    put_event(radicale, calendar, "a", event_ics("a", at(2), at(3)))
-    put_event(radicale, calendar, "b", event_ics("b", at(26), at(27), extra="TRANSP:TRANSPARENT"))
+def test_first_sync_fills_the_store_and_the_busy_cache(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "first")
+    put_event(provider, calendar, "a", plain_event("a", at(2), at(3)))
+    put_event(provider, calendar, "b", plain_event("b", at(26), at(27), extra="TRANSP:TRANSPARENT"))
     cache = BusyCache(["room"])
-    sync = service(store, bind("room", calendar, connector_for(radicale)), cache=cache)
+    sync = service(store, bind("room", calendar, connector_for(provider)), cache=cache)
 
     report = sync.sync_calendar("room")
 
@@ -82,16 +87,18 @@ def test_first_sync_fills_the_store_and_the_busy_cache(radicale: Server, store: 
     assert state is not None and state.last_success_at == NOW and state.cursor
 
 
-def test_incremental_sync_reports_exactly_the_server_edits(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "incremental")
+def test_incremental_sync_reports_exactly_the_server_edits(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "incremental")
     for name, hour in (("keep", 1), ("move", 5), ("gone", 9)):
-        put_event(radicale, calendar, name, event_ics(name, at(hour), at(hour + 1)))
-    sync = service(store, bind("alice", calendar, connector_for(radicale)))
+        put_event(provider, calendar, name, plain_event(name, at(hour), at(hour + 1)))
+    sync = service(store, bind("alice", calendar, connector_for(provider)))
     assert sync.sync_calendar("alice").full
 
-    put_event(radicale, calendar, "move", event_ics("move", at(6), at(8)))
-    delete_event(radicale, calendar, "gone")
-    put_event(radicale, calendar, "new", event_ics("new", at(30), at(31)))
+    put_event(provider, calendar, "move", plain_event("move", at(6), at(8)))
+    delete_event(provider, calendar, "gone")
+    put_event(provider, calendar, "new", plain_event("new", at(30), at(31)))
     report = sync.sync_calendar("alice")
 
     assert (report.full, report.changed, report.removed) == (False, 2, 1)
@@ -102,20 +109,20 @@ def test_incremental_sync_reports_exactly_the_server_edits(radicale: Server, sto
     ]
 
 
-def test_an_expired_cursor_leads_to_a_full_listing(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "expired")
-    put_event(radicale, calendar, "a", event_ics("a", at(1), at(2)))
-    sync = service(store, bind("room", calendar, connector_for(radicale)))
+def test_an_expired_cursor_leads_to_a_full_listing(provider: MemoryProvider, store: Store) -> None:
+    calendar = fresh_calendar(provider, "expired")
+    put_event(provider, calendar, "a", plain_event("a", at(1), at(2)))
+    sync = service(store, bind("room", calendar, connector_for(provider)))
     sync.sync_calendar("room")
     # The server no longer knows the cursor (as after its token store was
     # pruned): a well-formed but unknown sync token.
     with store.unit_of_work() as uow:
         state = uow.calendars.sync_state("room")
         assert state is not None and state.window is not None
-        forged = ChangeSet(cursor="http://radicale.org/ns/sync/" + "0" * 64, objects={})
+        forged = ChangeSet(cursor="m1." + "0" * 22, objects={})
         uow.events.apply_changes("room", forged, state.window, NOW)
         uow.commit()
-    put_event(radicale, calendar, "b", event_ics("b", at(3), at(4)))
+    put_event(provider, calendar, "b", plain_event("b", at(3), at(4)))
 
     report = sync.sync_calendar("room")
 
@@ -128,14 +135,16 @@ class Crash(BaseException):
     the sync path may catch and record it."""
 
 
-def test_a_crash_between_fetch_and_commit_skips_no_change(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "crash")
-    put_event(radicale, calendar, "a", event_ics("a", at(1), at(2)))
-    bindings = bind("room", calendar, connector_for(radicale))
+def test_a_crash_between_fetch_and_commit_skips_no_change(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "crash")
+    put_event(provider, calendar, "a", plain_event("a", at(1), at(2)))
+    bindings = bind("room", calendar, connector_for(provider))
     service(store, bindings).sync_calendar("room")
     with store.reader() as uow:
         before = uow.calendars.sync_state("room")
-    put_event(radicale, calendar, "b", event_ics("b", at(3), at(4)))
+    put_event(provider, calendar, "b", plain_event("b", at(3), at(4)))
 
     def crash(_key: str, _changes: ChangeSet) -> None:
         raise Crash
@@ -154,15 +163,17 @@ def test_a_crash_between_fetch_and_commit_skips_no_change(radicale: Server, stor
     assert cached(store, "room") == [("a", at(1), at(2)), ("b", at(3), at(4))]
 
 
-def test_a_calendar_whose_server_is_down_fails_alone(radicale: Server, store: Store) -> None:
-    good = fresh_calendar(radicale, "good")
-    put_event(radicale, good, "a", event_ics("a", at(1), at(2)))
-    dead = CalDAVConnector(
-        CalDAVAccount(url=f"http://127.0.0.1:{free_port()}/", retry=FAST, timeout=2)
-    )
+def test_a_calendar_whose_server_is_down_fails_alone(
+    provider: MemoryProvider, store: Store
+) -> None:
+    good = fresh_calendar(provider, "good")
+    put_event(provider, good, "a", plain_event("a", at(1), at(2)))
+    unreachable = MemoryProvider()
+    unreachable.reachable = False
+    dead = MemoryConnector(unreachable)
     bindings = {
         **bind("down", "rooms/x/", dead),
-        **bind("up", good, connector_for(radicale)),
+        **bind("up", good, connector_for(provider)),
     }
     sync = service(store, bindings)
 
@@ -177,9 +188,11 @@ def test_a_calendar_whose_server_is_down_fails_alone(radicale: Server, store: St
     assert "\n" not in down.last_error
 
 
-def test_a_calendar_leased_by_another_process_is_skipped(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "leased")
-    sync = service(store, bind("room", calendar, connector_for(radicale)))
+def test_a_calendar_leased_by_another_process_is_skipped(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "leased")
+    sync = service(store, bind("room", calendar, connector_for(provider)))
     with store.unit_of_work() as uow:
         assert uow.leases.try_acquire("room", "other-process", timedelta(minutes=5), NOW)
         uow.commit()
@@ -192,13 +205,15 @@ def test_a_calendar_leased_by_another_process_is_skipped(radicale: Server, store
     assert sync.sync_calendar("room").outcome == "synced"
 
 
-def test_the_window_rolls_forward_and_drops_what_left_it(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "window")
-    put_event(radicale, calendar, "soon", event_ics("soon", at(24 * 3), at(24 * 3 + 1)))
-    put_event(radicale, calendar, "later", event_ics("later", at(24 * 20), at(24 * 20 + 1)))
+def test_the_window_rolls_forward_and_drops_what_left_it(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "window")
+    put_event(provider, calendar, "soon", plain_event("soon", at(24 * 3), at(24 * 3 + 1)))
+    put_event(provider, calendar, "later", plain_event("later", at(24 * 20), at(24 * 20 + 1)))
     clock = Clock(NOW)
     window = SyncWindow(past=timedelta(days=1), future=timedelta(days=10))
-    bindings = bind("room", calendar, connector_for(radicale))
+    bindings = bind("room", calendar, connector_for(provider))
     sync = service(store, bindings, clock=clock, window=window)
     sync.sync_calendar("room")
     assert [uid for uid, _, _ in cached(store, "room")] == ["soon"]
@@ -214,12 +229,14 @@ def test_the_window_rolls_forward_and_drops_what_left_it(radicale: Server, store
     assert state is not None and state.window == window.at(clock.now)
 
 
-def test_a_busy_cache_sees_what_another_process_committed(radicale: Server, store: Store) -> None:
-    calendar = fresh_calendar(radicale, "versions")
-    bindings = bind("room", calendar, connector_for(radicale))
+def test_a_busy_cache_sees_what_another_process_committed(
+    provider: MemoryProvider, store: Store
+) -> None:
+    calendar = fresh_calendar(provider, "versions")
+    bindings = bind("room", calendar, connector_for(provider))
     ours, theirs = BusyCache(["room"]), BusyCache(["room"])
     ours.reload(store, ["room"])
-    put_event(radicale, calendar, "a", event_ics("a", at(1), at(2)))
+    put_event(provider, calendar, "a", plain_event("a", at(1), at(2)))
 
     service(store, bindings, cache=theirs).sync_calendar("room")
     assert len(ours.snapshot().busy["room"]) == 0  # not yet refreshed

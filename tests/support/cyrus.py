@@ -124,6 +124,9 @@ class CyrusServer(Server):
     admin_password: str = field(default="", repr=False)
     _owners: set[str] = field(default_factory=set, repr=False)
 
+    def __enter__(self) -> CyrusServer:
+        return self
+
     def stop(self) -> None:
         """Terminate the master by its pid (its services go with it), then
         remove the private folder; safe to call twice."""

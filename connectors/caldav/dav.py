@@ -8,14 +8,30 @@ sync token, an unsupported report and a missing calendar stay apart.
 
 Hrefs are handled as unquoted paths (``/dav/rooms/spree/a b.ics``), the form
 ``RemoteEvent.source`` carries; they are quoted again on the way out.
+
+Redirects: PROPFIND, REPORT and GET follow up to :data:`MAX_REDIRECTS`
+hops here, with their body (the HTTP client's own following drops the body
+of a 301, and a REPORT without one is a 400 on Cyrus), and the session
+keeps the final URL: later requests below a moved collection, PUT and
+DELETE included, go straight to where it lives (Cyrus answers the owner's
+path of a shared calendar with a 301 to the sharee's).  An error about a
+moved calendar names both URLs.
+
+A 401/403 that the client library raises is mapped here: with a
+``DAV:error`` precondition body by :func:`~connectors.caldav.failures.
+precondition_error`, so a taken UID is a ``Conflict`` and not an
+authorization failure; without one it stays the library's error, which
+:func:`~connectors.caldav.failures.to_connector_error` maps to
+``AuthFailed``.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote, unquote, urljoin, urlsplit
 from xml.sax.saxutils import escape
 
 from caldav.davclient import DAVClient
@@ -24,14 +40,21 @@ from caldav.lib import error as caldav_error
 from caldav.response import DAVResponse
 
 from connectors.caldav.account import CalDAVAccount
-from connectors.caldav.failures import status_error
+from connectors.caldav.failures import precondition_error, status_error
+from connectors.caldav.library_log import library_parse_log_quieted
 from engine.core.model import Interval
-from engine.errors import CursorExpired, NotFound, PermanentError
+from engine.errors import ConnectorError, CursorExpired, NotFound, PermanentError
 
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 _CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
 _CTAG = "{http://calendarserver.org/ns/}getctag"
 _MULTIGET_BATCH = 200
+
+MAX_REDIRECTS = 5
+_REDIRECT_STATUSES = (301, 302, 307, 308)
+# Methods whose redirects are followed; a write goes where the session
+# learnt the collection lives (see DavSession._write).
+_FOLLOWED = frozenset({"PROPFIND", "REPORT", "GET"})
 
 
 def href_path(href: str) -> str:
@@ -54,6 +77,16 @@ class SyncAnswer:
     changed: tuple[Member, ...]
     removed: tuple[str, ...]
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class PutAnswer:
+    """What a PUT got: ``preconditions`` are the Clark-notation tags of a
+    ``DAV:error`` body (empty on success or without one)."""
+
+    status: int
+    etag: str
+    preconditions: frozenset[str] = frozenset()
 
 
 class SyncUnsupported(Exception):
@@ -79,14 +112,117 @@ class DavSession:
             timeout=account.timeout,  # type: ignore[arg-type]  # niquests takes floats
             enable_rfc6764=False,
         )
+        # Redirects are followed in _send, which keeps the body and the
+        # final URL; the client's own following would lose both.
+        session = self._client.session
+        session.request = functools.partial(session.request, allow_redirects=False)  # type: ignore[method-assign]
+        # Where a URL that redirected ended up; a collection's entry (ending
+        # in "/") also moves everything below it.
+        self._moved: dict[str, str] = {}
+        self._located: set[str] = set()
+        # GETs after a PUT whose answer carried no ETag (Cyrus, for events
+        # with an ORGANIZER: only a Schedule-Tag), see writes._etag_of.
+        self.etag_reads_after_put = 0
 
     def close(self) -> None:
         self._client.close()
 
+    # -- where things are --------------------------------------------------
+
+    def located(self, url: str) -> str:
+        """``url`` with the moves this session has seen applied."""
+        if url in self._moved:
+            return self._moved[url]
+        for old, new in self._moved.items():
+            if old.endswith("/") and url.startswith(old):
+                return new + url[len(old) :]
+        return url
+
+    def where(self, url: str) -> str:
+        """``url`` for an error message: with where it moved, if it did."""
+        final = self.located(url)
+        return url if final == url else f"{url} (redirected to {final})"
+
+    def _relocate(self, collection: str) -> bool:
+        """Ask where ``collection`` lives (PROPFIND depth 0, redirects
+        followed), once per session; whether it turned out to live somewhere
+        else than where this session has been sending requests."""
+        if collection in self._located:
+            return False
+        self._located.add(collection)
+        before = self.located(collection)
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>'
+        )
+        try:
+            self._send("PROPFIND", collection, body, {**_XML, "Depth": "0"})
+        except (ConnectorError, caldav_error.DAVError):
+            return False  # the write's own answer says more than this one
+        return self.located(collection) != before
+
+    def _write(
+        self, method: str, url: str, body: str = "", headers: Mapping[str, str] | None = None
+    ) -> DAVResponse:
+        """PUT or DELETE ``url`` where the session knows its collection
+        lives.  A redirect, or a 403 naming no precondition, may mean the
+        collection lives elsewhere (Cyrus refuses a write at the owner's path
+        of a shared calendar with a bare 403): ask once where, and if it
+        moved, send the request there.  Writes are not sent to wherever a
+        Location points; only the collection's own PROPFIND follows it."""
+        collection = url.rsplit("/", 1)[0] + "/"
+        try:
+            response = self._once(method, self.located(url), body, headers, map_refusal=False)
+        except caldav_error.AuthorizationError as exc:
+            if exc.status != 403 or exc.preconditions or not self._relocate(collection):
+                raise
+        else:
+            if response.status not in _REDIRECT_STATUSES or not self._relocate(collection):
+                return response
+        return self._once(method, self.located(url), body, headers, map_refusal=False)
+
     def _send(
         self, method: str, url: str, body: str = "", headers: Mapping[str, str] | None = None
     ) -> DAVResponse:
-        response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
+        start = target = self.located(url)
+        for _hop in range(MAX_REDIRECTS + 1):
+            response = self._once(method, target, body, headers)
+            if method not in _FOLLOWED or response.status not in _REDIRECT_STATUSES:
+                break
+            location = response.headers.get("Location")
+            if not location:
+                raise PermanentError(
+                    f"{method} {url}: {response.status} redirect without a Location (at {target})"
+                )
+            target = urljoin(target, str(location))
+        else:
+            raise PermanentError(
+                f"{method} {url}: still redirected after {MAX_REDIRECTS} hops (last to {target})"
+            )
+        if target != start:
+            self._moved[url] = target
+            if start != url:
+                self._moved[start] = target
+        return response
+
+    def _once(
+        self,
+        method: str,
+        url: str,
+        body: str,
+        headers: Mapping[str, str] | None,
+        *,
+        map_refusal: bool = True,
+    ) -> DAVResponse:
+        try:
+            with library_parse_log_quieted():
+                response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
+        except caldav_error.AuthorizationError as exc:
+            if map_refusal and exc.preconditions:
+                raise precondition_error(
+                    exc.status, exc.preconditions, f"{method} {url}", href=href_path(url)
+                ) from exc
+            raise
         return response
 
     def _report(self, url: str, body: str, depth: int | None) -> DAVResponse:
@@ -112,16 +248,14 @@ class DavSession:
             )
             try:
                 response = self._report(url, body, depth=None)
-            except caldav_error.AuthorizationError as exc:
-                # caldav raises on 403 before the status can be looked at
-                if token and dav.ValidSyncToken.tag in exc.preconditions:
-                    raise CursorExpired("server rejected sync token", cursor=token) from exc
-                raise
+            except CursorExpired as exc:
+                # 403 with DAV:valid-sync-token, mapped by its body in _send
+                raise CursorExpired(exc.detail, cursor=token) from exc
             self._check_sync_status(response, token=token, url=url)
             answer = response.parse_sync_collection()
             for result in answer.changed:
                 path = href_path(result.href)
-                if path.rstrip("/") == href_path(url).rstrip("/"):
+                if path.rstrip("/") == href_path(self.located(url)).rstrip("/"):
                     continue  # some servers list the collection itself
                 changed[path] = Member(path, result.etag or "")
                 removed.discard(path)
@@ -129,7 +263,9 @@ class DavSession:
                 removed.add(href_path(href))
                 changed.pop(href_path(href), None)
             if not answer.sync_token:
-                raise PermanentError(f"sync-collection on {url} answered without a sync token")
+                raise PermanentError(
+                    f"sync-collection on {self.where(url)} answered without a sync token"
+                )
             previous, current = current, answer.sync_token
             if not answer.truncated or current == previous:
                 break
@@ -140,14 +276,14 @@ class DavSession:
         if status in (200, 207):
             return
         if status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if token and status in (400, 403, 409, 412):
             # 403 with DAV:valid-sync-token (RFC 6578 3.2), 409/400 from
             # others, 412 from Xandikos: the server does not know the token.
             raise CursorExpired(f"server rejected sync token (HTTP {status})", cursor=token)
         if status in (400, 403, 405, 415, 501):
-            raise SyncUnsupported(f"sync-collection on {url}: HTTP {status}")
-        raise status_error(status, f"sync-collection on {url}")
+            raise SyncUnsupported(f"sync-collection on {self.where(url)}: HTTP {status}")
+        raise status_error(status, f"sync-collection on {self.where(url)}")
 
     def etags(self, url: str) -> tuple[str, tuple[Member, ...]]:
         """The collection's ctag (``""`` if the server has none) and every
@@ -159,13 +295,13 @@ class DavSession:
         )
         response = self._send("PROPFIND", url, body, {**_XML, "Depth": "1"})
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status not in (200, 207):
-            raise status_error(response.status, f"PROPFIND {url}")
+            raise status_error(response.status, f"PROPFIND {self.where(url)}")
         ctag = ""
         found = False
         members: list[Member] = []
-        own = href_path(url).rstrip("/")
+        own = href_path(self.located(url)).rstrip("/")
         for result in response.parse_propfind():
             path = href_path(result.href)
             props = result.properties
@@ -175,7 +311,7 @@ class DavSession:
             elif result.status == 200 and not path.endswith("/"):
                 members.append(Member(path, str(props.get(dav.GetEtag.tag) or "")))
         if not found:  # Xandikos: 207 whose only response is the URL's 404
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         return ctag, tuple(members)
 
     def ctag(self, url: str) -> str:
@@ -187,12 +323,12 @@ class DavSession:
         )
         response = self._send("PROPFIND", url, body, {**_XML, "Depth": "0"})
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status not in (200, 207):
-            raise status_error(response.status, f"PROPFIND {url}")
+            raise status_error(response.status, f"PROPFIND {self.where(url)}")
         results = response.parse_propfind()
         if not any(result.status == 200 for result in results):
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         for result in results:
             value = result.properties.get(_CTAG)
             if value:
@@ -212,7 +348,7 @@ class DavSession:
             )
             response = self._report(url, body, depth=None)
             if response.status not in (200, 207):
-                raise status_error(response.status, f"calendar-multiget on {url}")
+                raise status_error(response.status, f"calendar-multiget on {self.where(url)}")
             for result in response.parse_calendar_query():
                 if result.status == 200 and result.calendar_data is not None:
                     path = href_path(result.href)
@@ -231,7 +367,7 @@ class DavSession:
         )
         response = self._report(url, body, depth=1)
         if response.status not in (200, 207):
-            raise status_error(response.status, f"calendar-query on {url}")
+            raise status_error(response.status, f"calendar-query on {self.where(url)}")
         return tuple(
             Member(href_path(r.href), r.etag or "", r.calendar_data)
             for r in response.parse_calendar_query()
@@ -248,13 +384,13 @@ class DavSession:
         )
         response = self._report(url, body, depth=1)
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status in (400, 403, 405, 415, 501) or (
             response.status == 200 and "BEGIN:VFREEBUSY" not in response.raw
         ):
             return None
         if response.status != 200:
-            raise status_error(response.status, f"free-busy-query on {url}")
+            raise status_error(response.status, f"free-busy-query on {self.where(url)}")
         return response.raw
 
     # -- single objects ----------------------------------------------------
@@ -266,19 +402,29 @@ class DavSession:
 
     def put(
         self, url: str, body: str, *, if_match: str | None = None, create: bool = False
-    ) -> tuple[int, str]:
+    ) -> PutAnswer:
         """PUT ``body``; ``create`` sends ``If-None-Match: *``, ``if_match``
-        ``If-Match``.  Returns ``(status, etag)``."""
+        ``If-Match``.  A refusal that names preconditions is answered, not
+        raised, whatever its status (Cyrus 403, Radicale 409), so the
+        writer can tell a taken UID from a changed object."""
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         if create:
             headers["If-None-Match"] = "*"
         if if_match is not None:
             headers["If-Match"] = if_match
-        response = self._send("PUT", url, body, headers)
-        return response.status, _etag(response)
+        try:
+            response = self._write("PUT", url, body, headers)
+        except caldav_error.AuthorizationError as exc:
+            if not exc.preconditions:
+                raise
+            return PutAnswer(exc.status or 403, "", frozenset(exc.preconditions))
+        preconditions: frozenset[str] = frozenset()
+        if response.status >= 400:
+            preconditions = frozenset(caldav_error.parse_preconditions(response.raw))
+        return PutAnswer(response.status, _etag(response), preconditions)
 
     def delete(self, url: str) -> int:
-        return self._send("DELETE", url).status
+        return self._write("DELETE", url).status
 
 
 def _etag(response: DAVResponse) -> str:

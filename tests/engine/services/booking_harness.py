@@ -28,6 +28,7 @@ from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
 from tests.engine.services.conftest import fresh_calendar
+from tests.support.booking_copies import booking_key, event_names
 from tests.support.caldav_servers import Server
 
 FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
@@ -84,12 +85,15 @@ class Site:
                 match = re.search(rf"^{name}[;:](?:[^:\r\n]*:)?(.*?)\r?$", text, re.M)
                 props[name] = match.group(1) if match else ""
             props["href"] = href
+            [props["name"]] = event_names(ics.decode(), self.ids[key])
             props["attendees"] = ",".join(re.findall(r"^ATTENDEE.*?:(.*?)\r?$", text, re.M))
             found.append(props)
         return found
 
     def uids(self, key: str) -> list[str]:
-        return sorted(event["UID"] for event in self.events(key))
+        """The events in ``key``'s calendar: calpool's copies as
+        :func:`uid_of` their booking, others by UID (see booking_copies)."""
+        return sorted(event["name"] for event in self.events(key))
 
     def sync_all(self) -> None:
         for key in self.ids:
@@ -97,7 +101,9 @@ class Site:
 
 
 def uid_of(booking_id: str) -> str:
-    return f"calpool-{booking_id}@calpool"
+    """How :meth:`Site.uids` names ``booking_id``'s copy in any calendar
+    (each copy has a UID of its own; sync knows them by the booking id)."""
+    return booking_key(booking_id)
 
 
 def make_site(

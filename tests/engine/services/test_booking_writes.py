@@ -133,7 +133,7 @@ def test_a_room_taken_on_the_provider_after_the_last_sync_is_swapped(
     assert site.uids("room-a") == ["walk-in"]
     # The owner's event was written naming room A first, then updated.
     [owner_event] = site.events("alice")
-    assert (owner_event["UID"], owner_event["LOCATION"]) == (uid, "Room room-b")
+    assert (owner_event["name"], owner_event["LOCATION"]) == (uid, "Room room-b")
     details = [change.detail for change in site.bookings.history(booking.id)]
     assert "room room-a busy on the provider; reassigned to room-b" in details
     assert statuses(site, booking.id)[-1] == "confirmed"

@@ -51,7 +51,7 @@ def on_server(site: Site, key: str) -> list[tuple[str, datetime, int]]:
         match = re.search(r"^DTSTART[^:\r\n]*:(\d{8}T\d{6}Z)\r?$", ics.decode(), re.M)
         assert match is not None, ics
         start = datetime.strptime(match.group(1), "%Y%m%dT%H%M%SZ").replace(tzinfo=UTC)
-        found.append((event["UID"], start, int(event["SEQUENCE"] or 0)))
+        found.append((event["name"], start, int(event["SEQUENCE"] or 0)))
     return sorted(found)
 
 

@@ -77,7 +77,7 @@ def test_an_overlapping_move_keeps_every_room_and_moves_every_event(dav: DavSite
     assert document["rooms"] == booking["rooms"] == {"small": "room-a", "large": "room-c"}
     assert document["status"] == "confirmed"
     assert document["history"][-1]["detail"] == (
-        "rescheduled from 2027-03-25T09:00:00+00:00 to 2027-03-25T09:30:00+00:00")
+        "rescheduled from 2027-03-25T10:00:00+01:00 to 2027-03-25T10:30:00+01:00")
     for key in ("alice", "bob", "room-a", "room-c"):
         assert starts_on_server(dav, key) == [(uid_of(booking["id"]), "20270325T093000Z")], key
     assert dav.get(f"/v1/bookings/{booking['id']}").json() == document

@@ -32,7 +32,12 @@ import icalendar
 
 from connectors.caldav.account import booking_href, booking_uid, copy_uid
 from connectors.caldav.dav import DavSession, PutAnswer, href_path
-from connectors.caldav.failures import UID_CONFLICTS, precondition_error, status_error
+from connectors.caldav.failures import (
+    UID_CONFLICTS,
+    precondition_error,
+    precondition_name,
+    status_error,
+)
 from connectors.caldav.ical import BOOKING_PROPERTY, MalformedObject, parse_calendar
 from engine.core.model import Attendee
 from engine.errors import Conflict, NotFound
@@ -165,7 +170,8 @@ def create_event(
         )
     if _uid_taken(answer):
         raise Conflict(
-            f"the calendar (or another calendar of this login) holds UID {uid} at another href",
+            f"PUT {href}: server answered {answer.status}{_named(answer)}: this calendar, or"
+            f" another calendar of the login, holds UID {uid} at another href",
             href=_source(session, href),
         )
     raise _refusal(answer, f"PUT {href}")
@@ -218,6 +224,14 @@ def delete_event(session: DavSession, calendar_url: str, booking_id: str) -> Non
     status = session.delete(href)
     if status not in (200, 202, 204, 404, 410):
         raise status_error(status, f"DELETE {href}")
+
+
+def _named(answer: PutAnswer) -> str:
+    return (
+        (" with " + ", ".join(sorted(map(precondition_name, answer.preconditions))))
+        if answer.preconditions
+        else ""
+    )
 
 
 def _source(session: DavSession, href: str) -> str:

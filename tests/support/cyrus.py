@@ -129,7 +129,10 @@ class CyrusServer(Server):
 
     def stop(self) -> None:
         """Terminate the master by its pid (its services go with it), then
-        remove the private folder; safe to call twice."""
+        remove the private folder; safe to call twice, and a no-op on a
+        view of another login (:meth:`as_login`)."""
+        if self._stopped:
+            return
         super().stop()
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -209,6 +212,25 @@ class CyrusServer(Server):
             raise ServerStartError(f"cyradm {commands!r} failed ({done.returncode}): {output}")
         return output
 
+    def as_login(self, user: str, password: str, *, layout: Layout | None = None) -> CyrusServer:
+        """This server seen by login ``user``: its own calendar home, its
+        credentials on :meth:`request`; stopping the view stops nothing."""
+        return CyrusServer(
+            self.kind,
+            self.url,
+            f"{self.url}dav/calendars/user/{user}/",
+            self.process,
+            self.log_path,
+            user,
+            password,
+            _stopped=True,
+            layout=layout or self.layout,
+            root=self.root,
+            imap_port=self.imap_port,
+            admin_password=self.admin_password,
+            _owners=self._owners,
+        )
+
     def request_as(
         self,
         user: str,
@@ -219,11 +241,7 @@ class CyrusServer(Server):
         headers: dict[str, str] | None = None,
     ) -> tuple[int, dict[str, str], bytes]:
         """:meth:`Server.request` with another login's credentials."""
-        as_user = Server(
-            self.kind, self.url, self.home, self.process, self.log_path, user, password
-        )
-        as_user._stopped = True  # a borrowed view: it must never stop the process
-        return as_user.request(method, url, body, headers)
+        return self.as_login(user, password).request(method, url, body, headers)
 
     def _add_sasl_user(self, user: str, password: str) -> None:
         subprocess.run(
@@ -403,10 +421,33 @@ def _provision(server: CyrusServer, timeout: float) -> None:
         raise ServerStartError(f"PROPFIND {server.home} answered {status}: {body[:200]!r}")
 
 
-def cyrus_contract_calendar(server: CyrusServer, name: str) -> tuple[str, str, CalDAVAccount]:
-    """For the connector contract suite: a fresh calendar ``name`` as
-    ``(raw URL for the suite's driver, calendar id for calpool, account)``.
-    The account carries calpool's credentials; in the shared layout the id
-    is the owner's path, so every case also crosses Cyrus's 301."""
-    raw_url = server.make_calendar(name)
-    return raw_url, server.calendar_id(name), server.account()
+@dataclass(frozen=True)
+class ContractCalendar:
+    """One contract case's calendar on Cyrus: ``driver`` sends the suite's
+    raw requests (to ``url``), calpool reaches it as ``calendar_id`` with
+    ``account``."""
+
+    driver: CyrusServer
+    url: str
+    calendar_id: str
+    account: CalDAVAccount
+
+
+def cyrus_contract_calendar(server: CyrusServer, name: str, **settings: Any) -> ContractCalendar:
+    """For the connector contract suite: a fresh calendar ``name``
+    (``settings`` go to the account: ``sync_method``, ``retry``, …).
+
+    One owner: a login of its own per case (``owner-<name>``) owns the
+    calendar and is calpool's login for it, so the suite's fixed UIDs do not
+    meet across cases (Cyrus refuses one UID in two calendars of a login);
+    the driver's other calendars (a foreign cursor's) live in that login
+    too.  Shared: ``name`` is a user whose calendar is shared to calpool;
+    calpool names it by the owner's path, so every case crosses the 301."""
+    if server.layout is Layout.ONE_OWNER:
+        login = f"owner-{name}"
+        server.add_owner(login)
+        view = server.as_login(login, login)
+        url = view.make_calendar(name)
+        return ContractCalendar(view, url, view.calendar_id(name), view.account(**settings))
+    url = server.make_calendar(name)
+    return ContractCalendar(server, url, server.calendar_id(name), server.account(**settings))

@@ -43,7 +43,7 @@ from connectors.caldav.account import CalDAVAccount
 from connectors.caldav.failures import precondition_error, status_error
 from connectors.caldav.library_log import library_parse_log_quieted
 from engine.core.model import Interval
-from engine.errors import ConnectorError, CursorExpired, NotFound, PermanentError
+from engine.errors import CursorExpired, NotFound, PermanentError
 
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 _CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
@@ -155,10 +155,9 @@ class DavSession:
             '<?xml version="1.0" encoding="utf-8"?>'
             '<D:propfind xmlns:D="DAV:"><D:prop><D:resourcetype/></D:prop></D:propfind>'
         )
-        try:
-            self._send("PROPFIND", collection, body, {**_XML, "Depth": "0"})
-        except (ConnectorError, caldav_error.DAVError):
-            return False  # the write's own answer says more than this one
+        # A failure here (403 D:need-privileges where it moved, a chain
+        # that does not end) says more than the write's bare refusal.
+        self._send("PROPFIND", collection, body, {**_XML, "Depth": "0"})
         return self.located(collection) != before
 
     def _write(
@@ -186,7 +185,8 @@ class DavSession:
     ) -> DAVResponse:
         start = target = self.located(url)
         for _hop in range(MAX_REDIRECTS + 1):
-            response = self._once(method, target, body, headers)
+            what = f"{method} {target}" if target == url else f"{method} {url} (at {target})"
+            response = self._once(method, target, body, headers, what=what)
             if method not in _FOLLOWED or response.status not in _REDIRECT_STATUSES:
                 break
             location = response.headers.get("Location")
@@ -213,6 +213,7 @@ class DavSession:
         headers: Mapping[str, str] | None,
         *,
         map_refusal: bool = True,
+        what: str = "",
     ) -> DAVResponse:
         try:
             with library_parse_log_quieted():
@@ -220,7 +221,7 @@ class DavSession:
         except caldav_error.AuthorizationError as exc:
             if map_refusal and exc.preconditions:
                 raise precondition_error(
-                    exc.status, exc.preconditions, f"{method} {url}", href=href_path(url)
+                    exc.status, exc.preconditions, what or f"{method} {url}", href=href_path(url)
                 ) from exc
             raise
         return response

@@ -22,7 +22,7 @@ import pytest
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
 from connectors.caldav.account import booking_uid, copy_uid
 from engine.core.model import Attendee, Interval
-from engine.errors import Conflict, NotFound
+from engine.errors import AuthFailed, Conflict, NotFound
 from engine.ports import CalendarRef, EventDraft
 from tests.support.caldav_servers import Server, start_radicale, start_xandikos
 from tests.support.cyrus import CyrusServer, Layout, require_cyrus, start_cyrus
@@ -265,3 +265,28 @@ def test_a_fresh_connector_writes_to_a_redirecting_calendar_where_it_lives(place
     assert raw_uids(place, url) == []
     connector.close()
     fresh.close()
+
+
+def test_real_authorization_failures_stay_auth_failed_on_cyrus(place: Place) -> None:
+    """Without a precondition body a 401/403 is about the login; with
+    D:need-privileges (a calendar not shared to calpool) too.  Errors about
+    a redirected calendar name both URLs."""
+    if place.server.kind != "cyrus":
+        pytest.skip("Radicale's and Xandikos' suites here run without authentication")
+    _, ref = place.calendar("guarded")
+    wrong = CalDAVConnector(
+        CalDAVAccount(url=place.server.home, username="calpool", password="wrong", retry=FAST)
+    )
+    with pytest.raises(AuthFailed):
+        wrong.list_window(ref, WINDOW)
+    cyrus: CyrusServer = place.server  # type: ignore[assignment]
+    if cyrus.layout is Layout.SHARED:
+        cyrus.add_owner("not-shared")
+        private = CalendarRef(cyrus.calendar_id("not-shared"), ZONE)
+        connector = place.connector()
+        with pytest.raises(AuthFailed, match="need-privileges") as caught:
+            connector.create_event(private, draft("b7", organizer_copy=False))
+        assert "/user/not-shared/Default/" in str(caught.value)
+        assert "/user/calpool/not-shared.Default/" in str(caught.value)
+        connector.close()
+    wrong.close()

@@ -9,6 +9,7 @@ from datetime import timedelta
 
 import pytest
 
+from connectors.caldav.account import booking_uid, copy_uid
 from engine.core.model import AssignmentMethod, BookingStatus, Interval
 from engine.core.slots import SlotRejection
 from engine.errors import PermanentError, TransientError
@@ -39,7 +40,7 @@ def statuses(site: Site, booking_id: str) -> list[str]:
     return [change.status.value for change in site.bookings.history(booking_id)]
 
 
-def test_booking_lands_once_in_owner_room_and_with_person_with_one_uid(
+def test_booking_lands_once_in_owner_room_and_with_person_each_with_its_own_uid(
     radicale: Server, store: Store
 ) -> None:
     site = make_site(radicale, store, persons=("alice", "bob"),
@@ -56,6 +57,10 @@ def test_booking_lands_once_in_owner_room_and_with_person_with_one_uid(
     assert site.uids("bob") == [uid]
     assert site.uids("room-b") == []
     owner_event = site.events("alice")[0]
+    # The owner's copy keeps the UID the attendee sees; the others have their own.
+    assert owner_event["UID"] == booking_uid(booking.id)
+    assert site.events("room-a")[0]["UID"] == copy_uid(booking.id, site.ids["room-a"])
+    assert site.events("bob")[0]["UID"] == copy_uid(booking.id, site.ids["bob"])
     assert owner_event["SUMMARY"] == "Consultation with Ann Example"
     assert owner_event["DESCRIPTION"] == "Booked through calpool. bring the plans"
     assert owner_event["LOCATION"] == "Room room-a"

@@ -1,5 +1,5 @@
 """The CalDAV connector: :class:`~engine.ports.CalendarConnector` for one
-CalDAV account (Radicale, Xandikos, Nextcloud, …).
+CalDAV account (Radicale, Xandikos, Cyrus, Nextcloud, …).
 
 Calls block; each thread gets its own HTTP session.  Every public method
 runs under :func:`~connectors.caldav.failures.guarded`, so transient failures

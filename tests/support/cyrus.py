@@ -48,6 +48,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,14 +97,16 @@ class Layout(enum.StrEnum):
     SHARED = "shared"  # one owner per calendar, shared to calpool's login
 
 
-def missing_cyrus_packages() -> list[str]:
-    """The Debian packages of :data:`CYRUS_PACKAGES` not installed here."""
-    return [name for name, path in _PACKAGE_FILES.items() if not path.exists()]
+def missing_cyrus_packages(files: Mapping[str, Path] = _PACKAGE_FILES) -> list[str]:
+    """The Debian packages of :data:`CYRUS_PACKAGES` not installed here
+    (``files``: package → a file it installs)."""
+    return [name for name, path in files.items() if not path.exists()]
 
 
-def require_cyrus() -> None:
-    """Skip the calling test without the packages; under ``CI=true`` fail."""
-    missing = missing_cyrus_packages()
+def require_cyrus(files: Mapping[str, Path] = _PACKAGE_FILES) -> None:
+    """Skip the calling test without the packages, naming them; under
+    ``CI=true`` fail instead."""
+    missing = missing_cyrus_packages(files)
     if not missing:
         return
     message = f"{INSTALL_HINT}; missing: {' '.join(missing)}"

@@ -59,3 +59,18 @@ def test_the_owners_path_of_a_shared_calendar_redirects(cyrus: CyrusServer) -> N
     )
     assert status == 301
     assert headers["Location"].endswith("/dav/calendars/user/calpool/redirected.Default/")
+
+
+ABSENT = {"cyrus-imapd": Path("/nonexistent/imapd"), "sasl2-bin": Path("/nonexistent/saslpasswd2")}
+
+
+def test_without_the_packages_the_tests_skip_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="missing: cyrus-imapd sasl2-bin"):
+        require_cyrus(ABSENT)
+
+
+def test_under_ci_the_missing_packages_fail_the_tests(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="cyrus-imapd sasl2-bin"):
+        require_cyrus(ABSENT)

@@ -8,8 +8,9 @@ calendars of a login (``C:unique-scheduling-object-resource``), and that
 403 surfaced as an authorization failure.  With one owner per calendar,
 shared to calpool's login, calpool names each calendar by its owner's path
 and Cyrus answers with a 301 to the shared location.  Each layout runs with
-every ``sync_method``; the room swap relies on the first sync having seen a
-meeting in room A.
+every ``sync_method``; the move finds room A taken by a meeting written
+behind calpool's back (through sync, or the live check before the room's
+write).
 """
 
 from __future__ import annotations

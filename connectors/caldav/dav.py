@@ -194,7 +194,13 @@ class DavSession:
                 raise PermanentError(
                     f"{method} {url}: {response.status} redirect without a Location (at {target})"
                 )
-            target = urljoin(target, str(location))
+            hop = urljoin(target, str(location))
+            if urlsplit(hop)[:2] != urlsplit(target)[:2]:
+                # The credentials go with every request: never to another origin.
+                raise PermanentError(
+                    f"{method} {url}: redirected to another origin, not followed ({hop})"
+                )
+            target = hop
         else:
             raise PermanentError(
                 f"{method} {url}: still redirected after {MAX_REDIRECTS} hops (last to {target})"

@@ -139,3 +139,12 @@ def test_a_write_is_not_sent_where_a_redirect_points(junk_server: JunkServer) ->
         connector.create_event(CAL, DRAFT)
     methods = [request.split()[0] for request in junk_server.script.requests]
     assert methods[0] == "PUT" and set(methods[1:]) == {"PROPFIND"}
+
+
+def test_a_redirect_to_another_origin_is_not_followed(junk_server: JunkServer) -> None:
+    """The account's credentials go with every request."""
+    junk_server.script = Script(301, b"", {"Location": "http://elsewhere.invalid/dav/"})
+    connector = CalDAVConnector(CalDAVAccount(url=junk_server.url, retry=RetryPolicy(attempts=1)))
+    with pytest.raises(PermanentError, match=r"another origin.*elsewhere\.invalid"):
+        connector.list_window(CAL, WINDOW)
+    assert len(junk_server.script.requests) == 1

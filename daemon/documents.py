@@ -12,6 +12,7 @@ kept answer.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
@@ -195,6 +196,18 @@ def pool_report_document(report: PoolReport) -> dict[str, Any]:
     }
 
 
+# An instant inside a history detail ("rescheduled from … to …"), stored in UTC.
+_DETAIL_INSTANT = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:\d\d)")
+
+
+def _detail_in_zone(detail: str, zone: str) -> str:
+    """``detail`` with its instants written in ``zone``, as the rest of the
+    document (old entries included: the stored text stays UTC)."""
+    return _DETAIL_INSTANT.sub(
+        lambda found: local_iso(datetime.fromisoformat(found[0]), zone) or "", detail
+    )
+
+
 def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:
     """The booking document of interface.md, instants in ``zone`` (the
     owner's): ``GET /v1/bookings/{id}`` and ``calpool bookings --json``."""
@@ -212,7 +225,7 @@ def booking_document(booking: Booking, history: list[StatusChange], zone: str) -
         "notes": booking.notes,
         "history": [
             {"at": local_iso(change.at, zone), "status": change.status.value,
-             "detail": change.detail}
+             "detail": _detail_in_zone(change.detail, zone)}
             for change in history
         ],
     }

@@ -3,10 +3,10 @@
 ::
 
     ConnectorError                  base: what failed (``detail``) and where (``calendar``)
-    ├── AuthFailed                  401, or 403 that is not about a sync token: fix credentials
+    ├── AuthFailed                  401, or a 403 naming no precondition: fix credentials or rights
     ├── NotFound                    the calendar (or an object it must hold) does not exist
     ├── CursorExpired               the provider refuses the cursor: list the window anew
-    ├── Conflict                    a write met another version (``href``, ``expected``, ``actual``)
+    ├── Conflict                    a write met another version, or a taken UID (``href``, …)
     ├── TransientError              network down, timeout, 5xx: the same call may work later
     │   └── RateLimited             the provider asks to wait ``retry_after`` seconds
     └── PermanentError              the provider refuses the request as sent; a retry will not help

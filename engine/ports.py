@@ -55,9 +55,17 @@ class EventDraft:
     """The event calpool writes for a booking.
 
     ``booking_id`` is the idempotency key: the provider's object id / UID /
-    transaction id is derived from it, so writing the same draft twice leaves
-    one event.  ``rooms`` are resource attendees (name, email; the email may
-    be empty for a CalDAV room written into its own collection).
+    transaction id is derived from it (and from the calendar written to), so
+    writing the same draft twice leaves one event.  ``rooms`` are resource
+    attendees (name, email; the email may be empty for a CalDAV room written
+    into its own collection).
+
+    ``organizer_copy`` says whether the draft goes into the owner's calendar.
+    That copy carries the UID the attendee's invitation shows; every other
+    copy (a room's, a ``with`` person's) gets a UID of its own, derived from
+    the booking and that calendar, because servers such as Cyrus refuse one
+    UID in two calendars of one login.  Every copy carries the booking id
+    (CalDAV ``X-CALPOOL-BOOKING``), which is how sync recognises them.
     """
 
     booking_id: str
@@ -70,6 +78,7 @@ class EventDraft:
     attendees: tuple[Attendee, ...] = ()
     rooms: tuple[Attendee, ...] = ()
     sequence: int = 0
+    organizer_copy: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start, what="event start"))

@@ -91,6 +91,19 @@ def booking_href(calendar_url: str, booking_id: str) -> str:
 
 
 def booking_uid(booking_id: str) -> str:
-    """The iCalendar UID of the booking's event: the same in every calendar
-    it is written to (owner, rooms), as the room copies must match."""
+    """The iCalendar UID of the booking's event in the owner's calendar: the
+    UID the attendee's invitation carries.  Until issue 20 every copy (the
+    rooms', the ``with`` people's) had this UID too; such copies still exist
+    and are kept as they are (see ``writes.update_event``)."""
     return booking_name(booking_id) + "@calpool"
+
+
+def copy_uid(booking_id: str, calendar_id: str) -> str:
+    """The UID of the booking's copy in calendar ``calendar_id`` (as
+    configured) other than the owner's: derived from both, so a retry writes
+    the same UID again, and different per calendar, as Cyrus refuses one UID
+    in two calendars of one login (RFC 6638 3.2.4.1
+    unique-scheduling-object-resource).  Sync recognises every copy by its
+    ``X-CALPOOL-BOOKING``, not by its UID."""
+    digest = hashlib.sha256(f"{booking_id}\n{calendar_id}".encode()).hexdigest()[:16]
+    return f"{booking_name(booking_id)}-{digest}@calpool"

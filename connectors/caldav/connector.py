@@ -1,5 +1,5 @@
 """The CalDAV connector: :class:`~engine.ports.CalendarConnector` for one
-CalDAV account (Radicale, Xandikos, Nextcloud, …).
+CalDAV account (Radicale, Xandikos, Cyrus, Nextcloud, …).
 
 Calls block; each thread gets its own HTTP session.  Every public method
 runs under :func:`~connectors.caldav.failures.guarded`, so transient failures
@@ -57,6 +57,13 @@ class CalDAVConnector:
     @property
     def push_supported(self) -> bool:
         return False
+
+    @property
+    def etag_reads_after_put(self) -> int:
+        """GETs spent reading an etag back because a PUT answered without
+        one (Cyrus, for every event with an ORGANIZER), over all sessions."""
+        with self._lock:
+            return sum(session.etag_reads_after_put for session in self._sessions)
 
     def close(self) -> None:
         """Close every session this connector opened."""
@@ -122,20 +129,22 @@ class CalDAVConnector:
     # -- writing -----------------------------------------------------------
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
+        uid = writes.event_uid(draft, calendar.id)
         return self._run(
             calendar.id,
             lambda: writes.create_event(
-                self._session(), self._url(calendar), draft, now=self._clock
+                self._session(), self._url(calendar), draft, uid=uid, now=self._clock
             ),
         )
 
     def update_event(
         self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
     ) -> WrittenEvent:
+        uid = writes.event_uid(draft, calendar.id)
         return self._run(
             calendar.id,
             lambda: writes.update_event(
-                self._session(), self._url(calendar), draft, etag=etag, now=self._clock
+                self._session(), self._url(calendar), draft, uid=uid, etag=etag, now=self._clock
             ),
         )
 

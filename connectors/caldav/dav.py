@@ -8,6 +8,9 @@ sync token, an unsupported report and a missing calendar stay apart.
 
 Hrefs are handled as unquoted paths (``/dav/rooms/spree/a b.ics``), the form
 ``RemoteEvent.source`` carries; they are quoted again on the way out.
+
+Redirects, and 401/403 refusals explained by a precondition body, are
+handled underneath, in :mod:`connectors.caldav.transport`.
 """
 
 from __future__ import annotations
@@ -18,16 +21,16 @@ from datetime import UTC
 from urllib.parse import quote, unquote, urlsplit
 from xml.sax.saxutils import escape
 
-from caldav.davclient import DAVClient
 from caldav.elements import dav
 from caldav.lib import error as caldav_error
 from caldav.response import DAVResponse
 
 from connectors.caldav.account import CalDAVAccount
 from connectors.caldav.failures import status_error
+from connectors.caldav.transport import DavTransport
 from engine.core.model import Interval
 from engine.errors import CursorExpired, NotFound, PermanentError
-from engine.ports import RequestObserver, status_class
+from engine.ports import RequestObserver
 
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 _CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
@@ -57,6 +60,16 @@ class SyncAnswer:
     token: str
 
 
+@dataclass(frozen=True, slots=True)
+class PutAnswer:
+    """What a PUT got: ``preconditions`` are the Clark-notation tags of a
+    ``DAV:error`` body (empty on success or without one)."""
+
+    status: int
+    etag: str
+    preconditions: frozenset[str] = frozenset()
+
+
 class SyncUnsupported(Exception):
     """The server does not offer sync-collection on this calendar (internal:
     ``auto`` then falls back to etag comparison)."""
@@ -72,31 +85,26 @@ class DavSession:
     (niquests sessions are not); the connector holds one per thread."""
 
     def __init__(self, account: CalDAVAccount, *, observe: RequestObserver | None = None) -> None:
-        self._observe = observe
-        self._client = DAVClient(
-            url=account.url,
-            username=account.username,
-            password=account.password,
-            ssl_verify_cert=account.ca_file or True,
-            timeout=account.timeout,  # type: ignore[arg-type]  # niquests takes floats
-            enable_rfc6764=False,
-        )
+        self._http = DavTransport(account, observe=observe)
+        # GETs after a PUT whose answer carried no ETag (Cyrus, for events
+        # with an ORGANIZER: only a Schedule-Tag), see writes._etag_of.
+        self.etag_reads_after_put = 0
 
     def close(self) -> None:
-        self._client.close()
+        self._http.close()
+
+    def located(self, url: str) -> str:
+        """``url`` where this session learnt it lives (redirects)."""
+        return self._http.located(url)
+
+    def where(self, url: str) -> str:
+        """``url`` for an error message: with where it moved, if it did."""
+        return self._http.where(url)
 
     def _send(
         self, method: str, url: str, body: str = "", headers: Mapping[str, str] | None = None
     ) -> DAVResponse:
-        try:
-            response: DAVResponse = self._client.request(url, method, body, dict(headers or {}))
-        except Exception:
-            if self._observe is not None:
-                self._observe("error")
-            raise
-        if self._observe is not None:
-            self._observe(status_class(response.status))
-        return response
+        return self._http.send(method, url, body, headers)
 
     def _report(self, url: str, body: str, depth: int | None) -> DAVResponse:
         headers = dict(_XML)
@@ -121,16 +129,14 @@ class DavSession:
             )
             try:
                 response = self._report(url, body, depth=None)
-            except caldav_error.AuthorizationError as exc:
-                # caldav raises on 403 before the status can be looked at
-                if token and dav.ValidSyncToken.tag in exc.preconditions:
-                    raise CursorExpired("server rejected sync token", cursor=token) from exc
-                raise
+            except CursorExpired as exc:
+                # 403 with DAV:valid-sync-token, mapped by its body in _send
+                raise CursorExpired(exc.detail, cursor=token) from exc
             self._check_sync_status(response, token=token, url=url)
             answer = response.parse_sync_collection()
             for result in answer.changed:
                 path = href_path(result.href)
-                if path.rstrip("/") == href_path(url).rstrip("/"):
+                if path.rstrip("/") == href_path(self.located(url)).rstrip("/"):
                     continue  # some servers list the collection itself
                 changed[path] = Member(path, result.etag or "")
                 removed.discard(path)
@@ -138,7 +144,9 @@ class DavSession:
                 removed.add(href_path(href))
                 changed.pop(href_path(href), None)
             if not answer.sync_token:
-                raise PermanentError(f"sync-collection on {url} answered without a sync token")
+                raise PermanentError(
+                    f"sync-collection on {self.where(url)} answered without a sync token"
+                )
             previous, current = current, answer.sync_token
             if not answer.truncated or current == previous:
                 break
@@ -149,14 +157,14 @@ class DavSession:
         if status in (200, 207):
             return
         if status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if token and status in (400, 403, 409, 412):
             # 403 with DAV:valid-sync-token (RFC 6578 3.2), 409/400 from
             # others, 412 from Xandikos: the server does not know the token.
             raise CursorExpired(f"server rejected sync token (HTTP {status})", cursor=token)
         if status in (400, 403, 405, 415, 501):
-            raise SyncUnsupported(f"sync-collection on {url}: HTTP {status}")
-        raise status_error(status, f"sync-collection on {url}")
+            raise SyncUnsupported(f"sync-collection on {self.where(url)}: HTTP {status}")
+        raise status_error(status, f"sync-collection on {self.where(url)}")
 
     def etags(self, url: str) -> tuple[str, tuple[Member, ...]]:
         """The collection's ctag (``""`` if the server has none) and every
@@ -168,13 +176,13 @@ class DavSession:
         )
         response = self._send("PROPFIND", url, body, {**_XML, "Depth": "1"})
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status not in (200, 207):
-            raise status_error(response.status, f"PROPFIND {url}")
+            raise status_error(response.status, f"PROPFIND {self.where(url)}")
         ctag = ""
         found = False
         members: list[Member] = []
-        own = href_path(url).rstrip("/")
+        own = href_path(self.located(url)).rstrip("/")
         for result in response.parse_propfind():
             path = href_path(result.href)
             props = result.properties
@@ -184,7 +192,7 @@ class DavSession:
             elif result.status == 200 and not path.endswith("/"):
                 members.append(Member(path, str(props.get(dav.GetEtag.tag) or "")))
         if not found:  # Xandikos: 207 whose only response is the URL's 404
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         return ctag, tuple(members)
 
     def ctag(self, url: str) -> str:
@@ -196,12 +204,12 @@ class DavSession:
         )
         response = self._send("PROPFIND", url, body, {**_XML, "Depth": "0"})
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status not in (200, 207):
-            raise status_error(response.status, f"PROPFIND {url}")
+            raise status_error(response.status, f"PROPFIND {self.where(url)}")
         results = response.parse_propfind()
         if not any(result.status == 200 for result in results):
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         for result in results:
             value = result.properties.get(_CTAG)
             if value:
@@ -221,7 +229,7 @@ class DavSession:
             )
             response = self._report(url, body, depth=None)
             if response.status not in (200, 207):
-                raise status_error(response.status, f"calendar-multiget on {url}")
+                raise status_error(response.status, f"calendar-multiget on {self.where(url)}")
             for result in response.parse_calendar_query():
                 if result.status == 200 and result.calendar_data is not None:
                     path = href_path(result.href)
@@ -240,7 +248,7 @@ class DavSession:
         )
         response = self._report(url, body, depth=1)
         if response.status not in (200, 207):
-            raise status_error(response.status, f"calendar-query on {url}")
+            raise status_error(response.status, f"calendar-query on {self.where(url)}")
         return tuple(
             Member(href_path(r.href), r.etag or "", r.calendar_data)
             for r in response.parse_calendar_query()
@@ -257,13 +265,13 @@ class DavSession:
         )
         response = self._report(url, body, depth=1)
         if response.status == 404:
-            raise NotFound(f"calendar {url} does not exist")
+            raise NotFound(f"calendar {self.where(url)} does not exist")
         if response.status in (400, 403, 405, 415, 501) or (
             response.status == 200 and "BEGIN:VFREEBUSY" not in response.raw
         ):
             return None
         if response.status != 200:
-            raise status_error(response.status, f"free-busy-query on {url}")
+            raise status_error(response.status, f"free-busy-query on {self.where(url)}")
         return response.raw
 
     # -- single objects ----------------------------------------------------
@@ -275,19 +283,29 @@ class DavSession:
 
     def put(
         self, url: str, body: str, *, if_match: str | None = None, create: bool = False
-    ) -> tuple[int, str]:
+    ) -> PutAnswer:
         """PUT ``body``; ``create`` sends ``If-None-Match: *``, ``if_match``
-        ``If-Match``.  Returns ``(status, etag)``."""
+        ``If-Match``.  A refusal that names preconditions is answered, not
+        raised, whatever its status (Cyrus 403, Radicale 409), so the
+        writer can tell a taken UID from a changed object."""
         headers = {"Content-Type": "text/calendar; charset=utf-8"}
         if create:
             headers["If-None-Match"] = "*"
         if if_match is not None:
             headers["If-Match"] = if_match
-        response = self._send("PUT", url, body, headers)
-        return response.status, _etag(response)
+        try:
+            response = self._http.write("PUT", url, body, headers)
+        except caldav_error.AuthorizationError as exc:
+            if not exc.preconditions:
+                raise
+            return PutAnswer(exc.status or 403, "", frozenset(exc.preconditions))
+        preconditions: frozenset[str] = frozenset()
+        if response.status >= 400:
+            preconditions = frozenset(caldav_error.parse_preconditions(response.raw))
+        return PutAnswer(response.status, _etag(response), preconditions)
 
     def delete(self, url: str) -> int:
-        return self._send("DELETE", url).status
+        return self._http.write("DELETE", url).status
 
 
 def _etag(response: DAVResponse) -> str:

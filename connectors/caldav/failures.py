@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from types import TracebackType
 from typing import TypeVar
 
-from caldav.elements import dav
 from caldav.lib import error as caldav_error
 from caldav.lib.http_sync import requests as http
 from lxml import etree
@@ -27,6 +26,7 @@ from tenacity import RetryCallState, Retrying, stop_after_attempt
 from connectors.caldav.account import RetryPolicy
 from engine.errors import (
     AuthFailed,
+    Conflict,
     ConnectorError,
     CursorExpired,
     NotFound,
@@ -66,6 +66,75 @@ _PERMANENT_HTTP = (
 )
 
 
+_CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+_DAV = "{DAV:}"
+
+# Preconditions (RFC 4918 16, RFC 4791 5.3.2.1, RFC 6638 3.2.4) that say
+# "another object of this calendar, or of this login, holds the UID": Cyrus
+# answers them with 403, Radicale with 409.  Cyrus applies
+# unique-scheduling-object-resource to every calendar of one user, even
+# with scheduling off (cyrus-imapd issue #2345).
+UID_CONFLICTS = frozenset(
+    {f"{_CALDAV}no-uid-conflict", f"{_CALDAV}unique-scheduling-object-resource"}
+)
+# Preconditions about the object as sent: a retry of the same body fails
+# the same way.
+_INVALID_OBJECT = frozenset(
+    f"{_CALDAV}{name}"
+    for name in (
+        "valid-calendar-object-resource",
+        "valid-calendar-data",
+        "supported-calendar-data",
+        "supported-calendar-component",
+        "calendar-collection-location-ok",
+        "max-resource-size",
+        "min-date-time",
+        "max-date-time",
+        "max-instances",
+        "max-attendees-per-instance",
+        "valid-organizer",
+        "valid-scheduling-message",
+        "same-organizer-in-all-components",
+        "allowed-organizer-scheduling-object-change",
+        "allowed-attendee-scheduling-object-change",
+    )
+)
+
+
+def precondition_name(tag: str) -> str:
+    """``C:no-uid-conflict`` for ``{urn:ietf:params:xml:ns:caldav}no-uid-conflict``."""
+    return tag.replace(_CALDAV, "C:").replace(_DAV, "D:")
+
+
+def precondition_error(
+    status: int | None,
+    preconditions: Collection[str],
+    what: str,
+    *,
+    href: str = "",
+    calendar: str = "",
+) -> ConnectorError:
+    """The error for an answer whose ``DAV:error`` body names
+    ``preconditions`` (Clark notation, as caldav parses them).
+
+    The body decides, not the status: Cyrus says "this UID is taken" with a
+    403, which is no authorization failure.  Only ``D:need-privileges``
+    (RFC 3744 7.1.1) is about access; a precondition calpool does not know
+    is a refusal of the request as sent."""
+    names = ", ".join(precondition_name(tag) for tag in preconditions)
+    detail = f"{what}: server answered {status} with {names}"
+    found = set(preconditions)
+    if found & UID_CONFLICTS:
+        return Conflict(detail, href=href, calendar=calendar)
+    if f"{_DAV}valid-sync-token" in found:
+        return CursorExpired(detail, cursor="", calendar=calendar)
+    if f"{_DAV}need-privileges" in found:
+        return AuthFailed(detail, calendar=calendar)
+    if found & _INVALID_OBJECT:
+        return PermanentError(f"{detail} (the object as written is refused)", calendar=calendar)
+    return PermanentError(detail, calendar=calendar)
+
+
 def status_error(status: int, what: str, *, calendar: str = "") -> ConnectorError:
     """The error for an HTTP status the caller did not expect."""
     detail = f"{what}: server answered {status}"
@@ -89,8 +158,11 @@ def to_connector_error(exc: BaseException, *, calendar: str = "") -> ConnectorEr
     if isinstance(exc, caldav_error.RateLimitError):
         return RateLimited(detail, retry_after=exc.retry_after_seconds, calendar=calendar)
     if isinstance(exc, caldav_error.AuthorizationError):
-        if dav.ValidSyncToken.tag in exc.preconditions:
-            return CursorExpired(detail, cursor="", calendar=calendar)
+        if exc.preconditions:
+            # A 403 that explains itself is about the request, not the login.
+            return precondition_error(
+                exc.status, exc.preconditions, detail, href=exc.url or "", calendar=calendar
+            )
         return AuthFailed(detail, calendar=calendar)
     if isinstance(exc, caldav_error.NotFoundError):
         return NotFound(detail, calendar=calendar)

@@ -2,8 +2,13 @@
 
 Two ways to follow changes, each with its own cursor spelling:
 
-- ``sc1:<token>`` — ``sync-collection`` (RFC 6578): the server names the
-  changed and removed members since its token.
+- ``sc2:<calendar tag>:<token>`` — ``sync-collection`` (RFC 6578): the
+  server names the changed and removed members since its token.  The tag
+  (a digest of the calendar id) binds the token to its calendar, because a
+  server need not: Cyrus's tokens (``data:,<uidvalidity>-<modseq>``) are
+  the same for two calendars created in the same second, so another
+  calendar's token would be taken.  ``sc1:<token>`` (written before the
+  tag) is still read.
 - ``et1:<data>`` — etag comparison for servers without it: the cursor
   carries the collection's ctag and every member's etag (compressed); a
   changed ctag leads to a depth-1 PROPFIND and a diff.
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import json
 import logging
 import zlib
@@ -33,7 +39,8 @@ from engine.errors import CursorExpired
 
 log = logging.getLogger(__name__)
 
-_SYNC_PREFIX = "sc1:"
+_SYNC_PREFIX = "sc2:"
+_UNBOUND_SYNC_PREFIX = "sc1:"  # a server token without its calendar's tag
 _ETAG_PREFIX = "et1:"
 
 
@@ -66,6 +73,7 @@ class CalendarSync:
         self._zone = zone
         self._method = method
         self._calendar_id = calendar_id
+        self._tag = hashlib.sha256(calendar_id.encode()).hexdigest()[:12]
 
     @property
     def method(self) -> SyncMethod:
@@ -87,7 +95,7 @@ class CalendarSync:
             else:
                 fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
                 objects = self._expand(fetched.values(), window)
-                cursor = _SYNC_PREFIX + answer.token
+                cursor = self._sync_cursor(answer.token)
                 return ChangeSet(cursor=cursor, objects=_present(objects), full=True), self._method
         ctag, members = self._session.etags(self._url)
         fetched = self._session.multiget(self._url, (m.href for m in members))
@@ -97,7 +105,9 @@ class CalendarSync:
         return ChangeSet(cursor=cursor, objects=_present(objects), full=True), SyncMethod.ETAG
 
     def changes_since(self, cursor: str, window: Interval) -> ChangeSet:
-        if cursor.startswith(_SYNC_PREFIX) and self._method is not SyncMethod.ETAG:
+        if cursor.startswith((_SYNC_PREFIX, _UNBOUND_SYNC_PREFIX)) and (
+            self._method is not SyncMethod.ETAG
+        ):
             return self._sync_collection_changes(cursor, window)
         if cursor.startswith(_ETAG_PREFIX) and self._method is not SyncMethod.SYNC_COLLECTION:
             return self._etag_changes(cursor, window)
@@ -108,7 +118,7 @@ class CalendarSync:
         )
 
     def _sync_collection_changes(self, cursor: str, window: Interval) -> ChangeSet:
-        token = cursor.removeprefix(_SYNC_PREFIX)
+        token = self._token_of(cursor)
         if not token:
             raise CursorExpired("empty sync token", cursor=cursor, calendar=self._calendar_id)
         try:
@@ -121,7 +131,20 @@ class CalendarSync:
         gone = set(answer.removed) | {m.href for m in answer.changed if m.href not in fetched}
         for href in gone:
             objects[href] = ()
-        return ChangeSet(cursor=_SYNC_PREFIX + answer.token, objects=objects, full=False)
+        return ChangeSet(cursor=self._sync_cursor(answer.token), objects=objects, full=False)
+
+    def _sync_cursor(self, token: str) -> str:
+        return f"{_SYNC_PREFIX}{self._tag}:{token}"
+
+    def _token_of(self, cursor: str) -> str:
+        if cursor.startswith(_UNBOUND_SYNC_PREFIX):
+            return cursor.removeprefix(_UNBOUND_SYNC_PREFIX)
+        tag, _, token = cursor.removeprefix(_SYNC_PREFIX).partition(":")
+        if tag != self._tag:
+            raise CursorExpired(
+                "sync token of another calendar", cursor=cursor, calendar=self._calendar_id
+            )
+        return token
 
     def _etag_changes(self, cursor: str, window: Interval) -> ChangeSet:
         old_ctag, old = decode_etag_cursor(cursor)

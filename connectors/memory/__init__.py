@@ -10,6 +10,7 @@ from connectors.memory.events import (
     Role,
     booking_object_id,
     booking_uid,
+    copy_uid,
 )
 from connectors.memory.faults import Fault, FaultKind, Operation
 from connectors.memory.provider import MemoryProvider, StoredObject
@@ -30,4 +31,5 @@ __all__ = [
     "StoredObject",
     "booking_object_id",
     "booking_uid",
+    "copy_uid",
 ]

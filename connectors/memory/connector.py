@@ -162,7 +162,8 @@ class MemoryConnector:
 
         def work() -> WrittenEvent:
             try:
-                stored = self._provider.create(calendar.id, object_id, event_from_draft(draft))
+                event = event_from_draft(draft, calendar.id)
+                stored = self._provider.create(calendar.id, object_id, event)
             except Refused as refused:
                 if refused.status == 409:
                     raise Conflict(
@@ -193,7 +194,7 @@ class MemoryConnector:
         def work() -> WrittenEvent:
             try:
                 stored = self._provider.replace(
-                    calendar.id, object_id, event_from_draft(draft), if_match=etag
+                    calendar.id, object_id, event_from_draft(draft, calendar.id), if_match=etag
                 )
             except Refused as refused:
                 if refused.status == 404:  # the event, or its whole calendar

@@ -153,22 +153,32 @@ def booking_object_id(booking_id: str) -> str:
 
 
 def booking_uid(booking_id: str) -> str:
-    """The UID of a booking's event, the same in every calendar it is in."""
+    """The UID of a booking's event in the owner's calendar (the one the
+    attendee's invitation shows)."""
     return booking_object_id(booking_id) + "@calpool"
+
+
+def copy_uid(booking_id: str, calendar_id: str) -> str:
+    """The UID of a booking's copy in another calendar: its own, derived from
+    the booking and the calendar, as the port asks (``EventDraft``)."""
+    digest = hashlib.sha256(calendar_id.encode()).hexdigest()[:16]
+    return f"{booking_object_id(booking_id)}-{digest}@calpool"
 
 
 def _participant(person: Attendee, role: Role, answer: Answer) -> Participant:
     return Participant(name=person.name, email=person.email, role=role, answer=answer)
 
 
-def event_from_draft(draft: EventDraft) -> MemoryEvent:
-    """The event calpool stores for ``draft``: opaque, confirmed, carrying
-    the booking id; people invited, rooms accepted (calpool reserved them)."""
+def event_from_draft(draft: EventDraft, calendar_id: str) -> MemoryEvent:
+    """The event calpool stores for ``draft`` in ``calendar_id``: opaque,
+    confirmed, carrying the booking id; people invited, rooms accepted
+    (calpool reserved them)."""
     people = tuple(_participant(p, Role.REQUIRED, Answer.NEEDS_ACTION) for p in draft.attendees)
     rooms = tuple(_participant(r, Role.RESOURCE, Answer.ACCEPTED) for r in draft.rooms)
     organizer = draft.organizer
     return MemoryEvent(
-        uid=booking_uid(draft.booking_id),
+        uid=(booking_uid(draft.booking_id) if draft.organizer_copy
+             else copy_uid(draft.booking_id, calendar_id)),
         start=draft.start,
         end=draft.end,
         summary=draft.title,

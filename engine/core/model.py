@@ -197,8 +197,14 @@ class BookingStatus(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Attendee:
+    """A party of a booking's event.  ``calendar`` is the calendar key when
+    the party is one of calpool's calendars (the owner, a room, a ``with``
+    person), ``""`` for the customer; a connector names a party without an
+    email address by it."""
+
     name: str
     email: str
+    calendar: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -247,7 +253,10 @@ class RemoteEvent:
     start of the occurrence (UTC, ISO 8601) for an instance of a series, so
     ``(source, instance)`` identifies a row of the cache.  ``uid`` is the
     iCalendar UID (Graph: iCalUId).  ``booking_id`` is set when calpool wrote
-    the event, so its own bookings coming back through sync are recognised.
+    the event (CalDAV: ``X-CALPOOL-BOOKING``), so its own bookings coming back
+    through sync are recognised by it — not by the UID, which differs per
+    calendar copy (each copy's UID is derived from the booking and the
+    calendar; the owner's copy keeps the UID the attendee sees).
     """
 
     source: str

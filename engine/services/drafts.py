@@ -2,10 +2,13 @@
 
 The owner's calendar holds the event as organizer, with the attendee and
 the ``with`` people as attendees and the rooms as resource attendees.  A
-room or a ``with`` person gets the same event (same booking id, hence the
-same UID) written into their own calendar unless their provider delivers
-the invitation itself (``Delivery``: Google and Microsoft within one
-account); CalDAV without server-side scheduling always needs the copy.
+room or a ``with`` person gets a copy of the event written into their own
+calendar unless their provider delivers the invitation itself
+(``Delivery``: Google and Microsoft within one account); CalDAV without
+server-side scheduling always needs the copy.  Each copy carries the
+booking id (by which sync recognises it) and a UID of its own, derived from
+the booking and its calendar; the owner's copy keeps the UID the attendee
+sees (``EventDraft.organizer_copy``).
 
 Each write is one outbox job, so each is retried, confirmed and
 compensated on its own.  The job payloads are plain JSON: ``calendar`` (the
@@ -117,14 +120,17 @@ def draft(
     addresses: Mapping[str, str],
     *,
     sequence: int = 0,
+    organizer_copy: bool = True,
 ) -> EventDraft:
     """The event of ``booking``: the same draft for every calendar it goes
-    into.  ``addresses`` maps calendar keys to email addresses where known."""
+    into but for ``organizer_copy`` (false for a room's or a ``with``
+    person's copy).  ``addresses`` maps calendar keys to email addresses
+    where known."""
 
     def party(key: str) -> Attendee:
         calendar = calendars.get(key)
         name = calendar.name if calendar is not None and calendar.name else key
-        return Attendee(name, addresses.get(key, ""))
+        return Attendee(name, addresses.get(key, ""), calendar=key)
 
     attendees = tuple(party(person) for person in booking.with_)
     if booking.attendee is not None:
@@ -141,4 +147,5 @@ def draft(
         attendees=attendees,
         rooms=rooms,
         sequence=sequence,
+        organizer_copy=organizer_copy,
     )

@@ -39,7 +39,7 @@ from engine.core.model import Booking, BookingStatus, Interval
 from engine.errors import Conflict, ConnectorError, NotFound, RateLimited, TransientError
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
-from engine.services.drafts import DELETE, ROOM, WRITE, Catalog, Target, draft, targets
+from engine.services.drafts import DELETE, OWNER, ROOM, WRITE, Catalog, Target, draft, targets
 from engine.services.rooms import choose_room, free_members
 from engine.store import OutboxJob, ReservationConflict, Store, StoreError, UnitOfWork
 
@@ -183,7 +183,8 @@ class OutboxWorker:
             return
         event = draft(booking, self._catalog.event_types[booking.event_type],
                       self._catalog.calendars, self._catalog.addresses,
-                      sequence=int(job.payload.get("sequence", 0)))
+                      sequence=int(job.payload.get("sequence", 0)),
+                      organizer_copy=target.role == OWNER)
         if event.sequence:
             try:
                 connector.update_event(ref, event)

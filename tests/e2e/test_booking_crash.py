@@ -14,8 +14,8 @@ others (writes that never arrived).
 from __future__ import annotations
 
 import hashlib
+import html
 import os
-import re
 import signal
 import socket
 import subprocess
@@ -29,6 +29,7 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALPOOL, environment
+from tests.support.booking_copies import booking_key, event_names
 from tests.support.caldav_servers import Server, free_port, start_radicale
 from tests.support.config_builder import SiteConfig
 
@@ -160,14 +161,15 @@ def start_daemon(config: Path, log: Path, url: str) -> subprocess.Popen[bytes]:
 
 
 def event_uids(server: Server, calendar: str) -> list[str]:
-    """The UIDs stored in ``calendar``, by a raw calendar-query REPORT."""
+    """The events stored in ``calendar``, by a raw calendar-query REPORT:
+    calpool's copies by booking (``booking_key``), others by UID."""
     query = (b'<c:calendar-query xmlns:d="DAV:" xmlns:c="urn:ietf:params:xml:ns:caldav">'
              b'<d:prop><c:calendar-data/></d:prop><c:filter><c:comp-filter name="VCALENDAR">'
              b'<c:comp-filter name="VEVENT"/></c:comp-filter></c:filter></c:calendar-query>')
     status, _, body = server.request("REPORT", f"{server.home}{calendar}/", query,
                                      {"Depth": "1", "Content-Type": "application/xml"})
     assert status == 207, status
-    return sorted(re.findall(r"^UID:(\S+)\r?$", body.decode(), re.M))
+    return sorted(event_names(html.unescape(body.decode()), f"{calendar}/"))
 
 
 def test_bookings_accepted_before_sigkill_are_confirmed_once_after_restart(
@@ -202,7 +204,7 @@ def test_bookings_accepted_before_sigkill_are_confirmed_once_after_restart(
             first.wait()
     assert proxy.release() == 3, "every room write was in flight at the kill"
     ids = [answer.json()["id"] for answer in answers]
-    uids = sorted(f"calpool-{booking_id}@calpool" for booking_id in ids)
+    uids = sorted(booking_key(booking_id) for booking_id in ids)
     [landed_late] = event_uids(radicale, "room-a")
     assert landed_late in uids
 

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from connectors.caldav.account import CalDAVAccount, SyncMethod, booking_href, booking_uid
+from connectors.caldav.account import (
+    CalDAVAccount,
+    SyncMethod,
+    booking_href,
+    booking_uid,
+    copy_uid,
+)
 
 
 @pytest.mark.parametrize(
@@ -53,3 +59,11 @@ def test_untame_booking_ids_become_digests(booking_id: str) -> None:
     assert "/" not in name and name.startswith("calpool-") and name.endswith(".ics")
     assert len(name) < 60
     assert booking_href("https://h/c/", booking_id + "!") != href
+
+
+def test_each_calendar_copy_has_a_stable_uid_of_its_own() -> None:
+    assert copy_uid("b-42", "room-a/") == copy_uid("b-42", "room-a/")  # retries write the same
+    assert copy_uid("b-42", "room-a/") != copy_uid("b-42", "room-b/")
+    assert copy_uid("b-42", "room-a/") != booking_uid("b-42")  # the owner's copy keeps that one
+    assert copy_uid("b-42", "room-a/").startswith("calpool-b-42-")
+    assert copy_uid("b-42", "room-a/").endswith("@calpool")

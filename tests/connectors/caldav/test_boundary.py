@@ -116,3 +116,35 @@ def test_caldav_says_it_has_no_push() -> None:
 
 def test_the_connector_implements_the_protocol() -> None:
     assert isinstance(CalDAVConnector(CalDAVAccount(url="https://dav.example/")), CalendarConnector)
+
+
+def test_a_redirect_chain_that_does_not_end_is_cut_after_five_hops(junk_server: JunkServer) -> None:
+    junk_server.script = Script(301, b"", {"Location": "/dav/elsewhere/"})
+    connector = CalDAVConnector(CalDAVAccount(url=junk_server.url, retry=RetryPolicy(attempts=1)))
+    with pytest.raises(PermanentError) as caught:
+        connector.list_window(CAL, WINDOW)
+    message = str(caught.value)
+    # Both ends of the chain are named: what calpool asked for, where it was sent last.
+    assert f"{junk_server.url}rooms/spree/" in message
+    assert "/dav/elsewhere/" in message and "5 hops" in message
+    assert len(junk_server.script.requests) == 6  # the request and five redirects
+
+
+def test_a_write_is_not_sent_where_a_redirect_points(junk_server: JunkServer) -> None:
+    """A PUT answered with a redirect asks where the collection lives
+    (PROPFIND, redirects followed); it is never resent to a Location as such."""
+    junk_server.script = Script(301, b"", {"Location": "/dav/elsewhere/"})
+    connector = CalDAVConnector(CalDAVAccount(url=junk_server.url, retry=RetryPolicy(attempts=1)))
+    with pytest.raises(ConnectorError):
+        connector.create_event(CAL, DRAFT)
+    methods = [request.split()[0] for request in junk_server.script.requests]
+    assert methods[0] == "PUT" and set(methods[1:]) == {"PROPFIND"}
+
+
+def test_a_redirect_to_another_origin_is_not_followed(junk_server: JunkServer) -> None:
+    """The account's credentials go with every request."""
+    junk_server.script = Script(301, b"", {"Location": "http://elsewhere.invalid/dav/"})
+    connector = CalDAVConnector(CalDAVAccount(url=junk_server.url, retry=RetryPolicy(attempts=1)))
+    with pytest.raises(PermanentError, match=r"another origin.*elsewhere\.invalid"):
+        connector.list_window(CAL, WINDOW)
+    assert len(junk_server.script.requests) == 1

@@ -19,6 +19,7 @@ from connectors.caldav.account import RetryPolicy
 from connectors.caldav.failures import guarded, to_connector_error
 from engine.errors import (
     AuthFailed,
+    Conflict,
     ConnectorError,
     CursorExpired,
     NotFound,
@@ -96,6 +97,37 @@ def test_mapping_keeps_the_meaning(exc: Exception, expected: type[ConnectorError
     assert type(mapped) is expected
     if isinstance(mapped, RateLimited):
         assert mapped.retry_after == 7.0
+
+
+CALDAV = "{urn:ietf:params:xml:ns:caldav}"
+
+
+@pytest.mark.parametrize(
+    ("preconditions", "expected"),
+    [
+        # Cyrus: one UID in two calendars of one login (RFC 6638 3.2.4.1)
+        ([f"{CALDAV}unique-scheduling-object-resource"], Conflict),
+        ([f"{CALDAV}no-uid-conflict"], Conflict),
+        ([f"{CALDAV}valid-calendar-object-resource"], PermanentError),
+        ([f"{CALDAV}supported-calendar-data"], PermanentError),
+        (["{http://example.com/ns/}something-new"], PermanentError),
+        (["{DAV:}valid-sync-token"], CursorExpired),
+        (["{DAV:}need-privileges"], AuthFailed),
+        ([], AuthFailed),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else ",".join(value) or "none",
+)
+def test_a_403_is_read_by_its_precondition_body(
+    preconditions: list[str], expected: type[ConnectorError]
+) -> None:
+    """Regression (issue 20): caldav raises AuthorizationError for every 403
+    before calpool sees the answer; only the body tells a taken UID from a
+    login without rights."""
+    exc = caldav_error.AuthorizationError("u", "Forbidden", preconditions=preconditions, status=403)
+    mapped = to_connector_error(exc, calendar="room-a/")
+    assert type(mapped) is expected
+    for tag in preconditions:
+        assert tag.split("}")[1] in str(mapped)
 
 
 def test_a_value_error_raised_inside_icalendar_is_mapped() -> None:

@@ -71,7 +71,7 @@ def test_auto_uses_sync_collection_where_offered(server: Server) -> None:
     server.make_calendar("auto")
     connector = CalDAVConnector(CalDAVAccount(url=server.home, sync_method=SyncMethod.AUTO))
     cursor = connector.list_window(CalendarRef("auto/"), WINDOW).cursor
-    assert cursor.startswith("sc1:")
+    assert cursor.startswith("sc2:")
 
 
 def test_server_free_busy_report_agrees_on_plain_events(server: Server) -> None:

@@ -113,3 +113,27 @@ def test_etag_cursor_round_trips() -> None:
     cursor = encode_etag_cursor("ctag-1", etags)
     assert decode_etag_cursor(cursor) == ("ctag-1", etags)
     assert len(cursor) < 8000  # compressed: fits a text column comfortably
+
+
+class SyncingServer(EtagOnlyServer):
+    """A collection with sync-collection whose tokens name no collection
+    (as Cyrus's: ``data:,<uidvalidity>-<modseq>``, equal for calendars made
+    in the same second)."""
+
+    def sync_collection(self, url: str, token: str) -> SyncAnswer:
+        return SyncAnswer((), (), "data:,1796230377-6")
+
+
+def test_a_sync_token_is_bound_to_its_calendar() -> None:
+    """Regression (issue 20, Cyrus): another calendar's token was taken."""
+    server = SyncingServer()
+    listing, _ = sync_over(server, SyncMethod.SYNC_COLLECTION).list_window(WINDOW)
+    assert listing.cursor.startswith("sc2:")
+    other = CalendarSync(server, URL, zone="UTC", method=SyncMethod.AUTO, calendar_id="other/")  # type: ignore[arg-type]
+    with pytest.raises(CursorExpired):
+        other.changes_since(listing.cursor, WINDOW)
+
+
+def test_a_sync_cursor_written_before_the_binding_is_still_followed() -> None:
+    changes = sync_over(SyncingServer(), SyncMethod.AUTO).changes_since("sc1:data:,1-1", WINDOW)
+    assert changes.cursor.startswith("sc2:") and changes.cursor.endswith(":data:,1796230377-6")

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from tests.daemon.http.conftest import CONFIG, TOKENS, MakeSite, Site
+from tests.support.booking_copies import booking_key, event_names
 from tests.support.caldav_servers import Server, free_port, start_radicale
 from tests.support.config_builder import SiteConfig
 
@@ -60,8 +61,9 @@ class DavSite:
         return self.site.client.delete(url, headers=headers)
 
     def uids(self, key: str) -> list[str]:
-        """The UIDs of the events the server holds in ``key``'s calendar,
-        read with plain PROPFIND and GET (not through calpool)."""
+        """The events the server holds in ``key``'s calendar, read with plain
+        PROPFIND and GET (not through calpool): calpool's copies as
+        :func:`uid_of` their booking, others by UID (see booking_copies)."""
         status, _, body = self.server.request(
             "PROPFIND", f"{self.server.home}{self.ids[key]}",
             b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
@@ -71,7 +73,7 @@ class DavSite:
         for href in re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</", body.decode()):
             status, _, ics = self.server.request("GET", self.server.url.rstrip("/") + href)
             assert status == 200, (href, status)
-            found += re.findall(r"^UID:(.*?)\r?$", ics.decode(), re.M)
+            found += event_names(ics.decode(), self.ids[key])
         return sorted(found)
 
 
@@ -97,7 +99,9 @@ def make_dav_site(make_site: MakeSite, server: Server, **options: Any) -> DavSit
 
 
 def uid_of(booking_id: str) -> str:
-    return f"calpool-{booking_id}@calpool"
+    """How :meth:`DavSite.uids` names ``booking_id``'s copy in any calendar
+    (each copy has a UID of its own; sync knows them by the booking id)."""
+    return booking_key(booking_id)
 
 
 def down_room_config(dav: DavSite, *, live_recheck: bool = False) -> SiteConfig:

@@ -22,6 +22,7 @@ from tests.daemon.http.bookings_site import (
     uid_of,
 )
 from tests.daemon.http.conftest import TOKENS, MakeSite, assert_problem
+from tests.support.booking_copies import event_names
 from tests.support.caldav_servers import Server
 
 TEAM = {"event_type": "team", "start": SLOT, "attendee": ANN}
@@ -47,7 +48,8 @@ def move(dav: DavSite, booking_id: str, start: Any, token: str | None = "desk") 
 
 
 def starts_on_server(dav: DavSite, key: str) -> list[tuple[str, str]]:
-    """(UID, DTSTART) of every event in ``key``'s calendar, read raw."""
+    """(name, DTSTART) of every event in ``key``'s calendar, read raw
+    (calpool's copies named as ``uid_of`` their booking)."""
     status, _, body = dav.server.request(
         "PROPFIND", f"{dav.server.home}{dav.ids[key]}",
         b'<propfind xmlns="DAV:"><prop><getetag/></prop></propfind>',
@@ -57,10 +59,10 @@ def starts_on_server(dav: DavSite, key: str) -> list[tuple[str, str]]:
     for href in re.findall(r"<(?:\w+:)?href>([^<]+\.ics)</", body.decode()):
         _, _, ics = dav.server.request("GET", dav.server.url.rstrip("/") + href)
         text = ics.decode()
-        uid = re.search(r"^UID:(.*?)\r?$", text, re.M)
+        [name] = event_names(text, dav.ids[key])
         start = re.search(r"^DTSTART[^:\r\n]*:(.*?)\r?$", text, re.M)
-        assert uid and start
-        found.append((uid.group(1), start.group(1)))
+        assert start
+        found.append((name, start.group(1)))
     return sorted(found)
 
 
@@ -75,7 +77,7 @@ def test_an_overlapping_move_keeps_every_room_and_moves_every_event(dav: DavSite
     assert document["rooms"] == booking["rooms"] == {"small": "room-a", "large": "room-c"}
     assert document["status"] == "confirmed"
     assert document["history"][-1]["detail"] == (
-        "rescheduled from 2027-03-25T09:00:00+00:00 to 2027-03-25T09:30:00+00:00")
+        "rescheduled from 2027-03-25T10:00:00+01:00 to 2027-03-25T10:30:00+01:00")
     for key in ("alice", "bob", "room-a", "room-c"):
         assert starts_on_server(dav, key) == [(uid_of(booking["id"]), "20270325T093000Z")], key
     assert dav.get(f"/v1/bookings/{booking['id']}").json() == document

@@ -27,6 +27,7 @@ from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
 from tests.engine.services.memory_calendars import fresh_calendar
+from tests.support.booking_copies import booking_key
 
 ZONE = "Europe/Berlin"
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
@@ -78,6 +79,8 @@ class Site:
                 "SEQUENCE": str(event.sequence),
                 "X-CALPOOL-BOOKING": event.booking_id or "",
                 "href": stored.id,
+                # calpool's copies by their booking (see booking_copies), others by UID
+                "name": booking_key(event.booking_id) if event.booking_id else event.uid,
                 # mailto: as the iCalendar ATTENDEE value; a room without a
                 # mailbox as the urn the CalDAV connector writes for it.
                 "attendees": ",".join(
@@ -88,7 +91,9 @@ class Site:
         return found
 
     def uids(self, key: str) -> list[str]:
-        return sorted(event["UID"] for event in self.events(key))
+        """The events in ``key``'s calendar: calpool's copies as
+        :func:`uid_of` their booking, others by UID (see booking_copies)."""
+        return sorted(event["name"] for event in self.events(key))
 
     def sync_all(self) -> None:
         for key in self.ids:
@@ -96,7 +101,9 @@ class Site:
 
 
 def uid_of(booking_id: str) -> str:
-    return f"calpool-{booking_id}@calpool"
+    """How :meth:`Site.uids` names ``booking_id``'s copy in any calendar
+    (each copy has a UID of its own; sync knows them by the booking id)."""
+    return booking_key(booking_id)
 
 
 def make_site(

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pytest
 
-from connectors.memory import MemoryProvider
+from connectors.memory import MemoryProvider, booking_uid, copy_uid
 from engine.core.model import AssignmentMethod, BookingStatus, Interval
 from engine.core.slots import SlotRejection
 from engine.errors import PermanentError, TransientError
@@ -56,6 +56,10 @@ def test_booking_lands_once_in_owner_room_and_with_person_with_one_uid(
     assert site.uids("bob") == [uid]
     assert site.uids("room-b") == []
     owner_event = site.events("alice")[0]
+    # The owner's copy keeps the UID the attendee sees; the others have their own.
+    assert owner_event["UID"] == booking_uid(booking.id)
+    assert site.events("room-a")[0]["UID"] == copy_uid(booking.id, site.ids["room-a"])
+    assert site.events("bob")[0]["UID"] == copy_uid(booking.id, site.ids["bob"])
     assert owner_event["SUMMARY"] == "Consultation with Ann Example"
     assert owner_event["DESCRIPTION"] == "Booked through calpool. bring the plans"
     assert owner_event["LOCATION"] == "Room room-a"
@@ -133,7 +137,7 @@ def test_a_room_taken_on_the_provider_after_the_last_sync_is_swapped(
     assert site.uids("room-a") == ["walk-in"]
     # The owner's event was written naming room A first, then updated.
     [owner_event] = site.events("alice")
-    assert (owner_event["UID"], owner_event["LOCATION"]) == (uid, "Room room-b")
+    assert (owner_event["name"], owner_event["LOCATION"]) == (uid, "Room room-b")
     details = [change.detail for change in site.bookings.history(booking.id)]
     assert "room room-a busy on the provider; reassigned to room-b" in details
     assert statuses(site, booking.id)[-1] == "confirmed"

@@ -41,13 +41,16 @@ def mover(site: Site, outbox: OutboxWorker | None = None) -> RescheduleService:
 
 
 def on_server(site: Site, key: str) -> list[tuple[str, datetime, int]]:
-    """(UID, DTSTART, SEQUENCE) of each event the provider holds in ``key``'s
-    calendar, read on the provider directly."""
+    """(name, DTSTART, SEQUENCE) of each event the provider holds in ``key``'s
+    calendar, read on the provider directly; calpool's copies named by their
+    booking (``uid_of``), others by UID."""
     found = []
     for stored in site.stored(key):
         start = stored.event.start
         assert isinstance(start, datetime), stored
-        found.append((stored.event.uid, start, stored.event.sequence))
+        booking = stored.event.booking_id
+        name = uid_of(booking) if booking else stored.event.uid
+        found.append((name, start, stored.event.sequence))
     return sorted(found)
 
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
-from daemon.config.durations import EXAMPLES, parse_duration
+from daemon.config.durations import EXAMPLES, parse_duration, parse_rate
 from daemon.config.values import check_zone, parse_listen
 
 
@@ -51,6 +51,11 @@ def _template(value: str) -> str:
     for name in fields:
         if not name.isidentifier():
             raise ValueError(f"{value!r}: placeholders are names in braces, like {{notes}}")
+    return value
+
+
+def _rate(value: str) -> str:
+    parse_rate(value)
     return value
 
 
@@ -96,6 +101,8 @@ class HttpSection(Section):
     tls_cert_file: Text | None = None
     tls_key_file: Text | None = None
     confirm_within: Duration = timedelta(seconds=5)
+    public_rate: Annotated[str, AfterValidator(_rate)] = "20/h"
+    trust_proxy: bool = False
 
 
 class SyncSection(Section):
@@ -208,6 +215,8 @@ class EventTypeSection(Section):
     horizon: PositiveDuration = timedelta(days=60)
     max_per_day: Annotated[int, Field(ge=0)] = 0
     live_recheck: bool = False
+    change_notice: Duration = timedelta(0)
+    public: bool = False
 
 
 # Keys whose presence means a secret was written inline, and the forms to use instead.

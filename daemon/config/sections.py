@@ -8,6 +8,7 @@ from pydantic import TypeAdapter
 
 from daemon.config import schema
 from daemon.config.checker import Checker, key_path
+from daemon.config.durations import parse_rate
 from daemon.config.settings import (
     Account,
     ApiToken,
@@ -45,7 +46,8 @@ def http_settings(checker: Checker, http: schema.HttpSection) -> HttpSettings:
     return HttpSettings(host=host, port=port, public_url=public_url.rstrip("/"),
                         tls_cert_file=checker.path_of(http.tls_cert_file),
                         tls_key_file=checker.path_of(http.tls_key_file),
-                        confirm_within=http.confirm_within)
+                        confirm_within=http.confirm_within,
+                        public_rate=parse_rate(http.public_rate), trust_proxy=http.trust_proxy)
 
 
 def secret(checker: Checker, path: str, env: str | None, file: str | None) -> SecretRef | None:

@@ -55,6 +55,10 @@ class HttpSettings:
     tls_cert_file: Path | None
     tls_key_file: Path | None
     confirm_within: timedelta
+    public_rate: tuple[int, timedelta] = (20, timedelta(hours=1))
+    """At most this many bookings per client address in this time on public pages."""
+    trust_proxy: bool = False
+    """Take the client address from ``X-Forwarded-For``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

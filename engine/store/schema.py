@@ -256,3 +256,19 @@ idempotency_keys = Table(
     Column("completed_at", UTCInstant, nullable=True),
     Index(None, "created_at"),
 )
+
+# ---- revision 0003_manage_tokens: the customer's manage links ---------------------------
+
+manage_tokens = Table(
+    "manage_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column(
+        "booking_id",
+        String(64),
+        ForeignKey("bookings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCInstant, nullable=False),
+    Index(None, "booking_id"),
+)

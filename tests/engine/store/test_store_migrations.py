@@ -16,6 +16,7 @@ from engine.store.database import create_store_engine, redacted
 from engine.store.schema import metadata
 from tests.engine.store.samples import WINDOW, at, changes, event, make_booking
 
+MANAGE_TABLES = {"manage_tokens"}
 SYNC_TABLES = {"calendars", "sync_leases", "busy_events", "push_channels"}
 BOOKING_TABLES = {
     "bookings",
@@ -37,16 +38,16 @@ def tables(url: str) -> set[str]:
         engine.dispose()
 
 
-def test_revisions_are_the_two_documented_ones() -> None:
-    assert migrate.revisions() == ["0001", "0002"]
-    assert migrate.head_revision() == "0002"
+def test_revisions_are_the_three_documented_ones() -> None:
+    assert migrate.revisions() == ["0001", "0002", "0003_manage_tokens"]
+    assert migrate.head_revision() == "0003_manage_tokens"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0002"
-    assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES
+    assert migrate.current_revision(empty_url) == "0003_manage_tokens"
+    assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES | MANAGE_TABLES
 
 
 def test_migrated_schema_matches_the_metadata_the_code_queries(db_url: str) -> None:
@@ -95,20 +96,21 @@ def test_downgrade_to_previous_keeps_sync_cache_and_to_base_empties(db_url: str)
     migrate.downgrade(db_url, "base")
     assert tables(db_url) == set()
     migrate.upgrade(db_url)
-    assert tables(db_url) == SYNC_TABLES | BOOKING_TABLES
+    assert tables(db_url) == SYNC_TABLES | BOOKING_TABLES | MANAGE_TABLES
 
 
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0002")
+    assert (refused.value.current, refused.value.expected) == (None, "0003_manage_tokens")
     assert "\n" not in str(refused.value)
 
 
 def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
-        SchemaNotCurrent, match=r"revision 0001 .* needs 0002; run `calpool db upgrade`"
+        SchemaNotCurrent,
+        match=r"revision 0001 .* needs 0003_manage_tokens; run `calpool db upgrade`",
     ):
         Store.open(empty_url)
 

@@ -20,6 +20,8 @@ from sqlalchemy.exc import OperationalError
 
 from daemon.http.auth import TokenRegistry
 from daemon.http.context import RequestContext, request_id
+from daemon.http.pages import router as pages_router
+from daemon.http.pages.abuse import PublicRate
 from daemon.http.problems import (
     MEDIA_TYPE,
     PROBLEM_TYPES,
@@ -32,7 +34,8 @@ from daemon.wiring import App
 
 log = logging.getLogger("calpool.http")
 
-ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router)
+ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router,
+           pages_router)
 
 DESCRIPTION = """\
 The HTTP hook of calpool: pooled-availability slots, bookings and one-time links.
@@ -61,6 +64,7 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     )
     api.state.calpool = app
     api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
+    api.state.public_rate = PublicRate(*app.config.http.public_rate)
     install_problem_handlers(api)
     api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     api.add_middleware(RequestContext)

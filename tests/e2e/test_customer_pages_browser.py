@@ -40,6 +40,11 @@ SIZES = ((1280, 800), (390, 844))
 SCREENSHOTS = Path(os.environ.get("CALPOOL_SCREENSHOTS") or
                    Path(__file__).resolve().parents[2] / "artifacts" / "screenshots")
 WAIT = 20.0
+# axe-core from the npm registry, for the test browser only (never served by
+# calpool): `npm install --no-save --prefix tests/e2e/.npm axe-core@4` (.ci/run does).
+AXE = Path(os.environ.get("AXE_CORE_JS") or
+           Path(__file__).parent / ".npm" / "node_modules" / "axe-core" / "axe.min.js")
+AXE_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "wcag22aa"]
 
 
 def _missing() -> list[str]:
@@ -186,6 +191,8 @@ def browser(tmp_path: Path) -> Iterator[Callable[..., Any]]:
         service = Service(CHROMEDRIVER, env={**os.environ, "TZ": zone})
         driver = webdriver.Chrome(options=options, service=service)
         driver.set_page_load_timeout(60)
+        driver.set_script_timeout(30)
+        driver.calpool_javascript = javascript
         started.append(driver)
         return driver
 
@@ -195,13 +202,37 @@ def browser(tmp_path: Path) -> Iterator[Callable[..., Any]]:
 
 
 def shoot(driver: Any, name: str) -> None:
-    """Screenshots of the page as it is, at both sizes."""
+    """Screenshots of the page as it is, at both sizes, each checked by axe."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     for width, height in SIZES:
         driver.set_window_size(width, height)
         time.sleep(0.2)
         driver.save_screenshot(str(SCREENSHOTS / f"{name}-{width}x{height}.png"))
+        assert_accessible(driver, f"{name} at {width}x{height}")
     driver.set_window_size(*SIZES[0])
+
+
+def assert_accessible(driver: Any, where: str) -> None:
+    """axe-core finds no WCAG A/AA violation on the page.  Without axe-core
+    the check is left out (named in the log), under CI=true it fails.  A
+    browser with JavaScript off cannot run axe: the same templates are
+    checked in the walk with JavaScript on."""
+    if not getattr(driver, "calpool_javascript", True):
+        return
+    if not AXE.exists():
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"axe-core is missing at {AXE}: npm install --no-save --prefix "
+                        "tests/e2e/.npm axe-core@4")
+        print(f"axe-core not installed at {AXE}: accessibility not checked")
+        return
+    driver.execute_script(AXE.read_text(encoding="utf-8"))
+    violations = driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        "axe.run(document, {runOnly: {type: 'tag', values: arguments[0]}})"
+        ".then(r => done(r.violations.map(v => [v.id, v.impact, v.help,"
+        " v.nodes.map(n => n.target.join(' '))])))"
+        ".catch(e => done([['axe-failed', String(e)]]));", AXE_TAGS)
+    assert violations == [], f"{where}: {violations}"
 
 
 def wait_for(driver: Any, what: Callable[[], bool], why: str) -> None:
@@ -332,3 +363,28 @@ def test_two_browsers_racing_for_one_link_make_one_booking(
     listed = httpx.get(f"{daemon}/v1/links", headers={"Authorization": f"Bearer {ADMIN}"},
                        trust_env=False, timeout=30).json()["links"]
     assert hashlib.sha256(token.encode()).hexdigest() not in [link["id"] for link in listed]
+
+
+def test_every_control_of_the_booking_page_is_reachable_by_keyboard(
+        daemon: str, browser: Callable[..., Any]) -> None:
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.keys import Keys
+
+    driver = browser()
+    driver.get(f"{daemon}/book/{new_link(daemon)}?timezone=Europe/Berlin")
+    reached: list[str] = []
+    for _ in range(30):
+        ActionChains(driver).send_keys(Keys.TAB).perform()
+        reached.append(driver.execute_script(
+            "const e = document.activeElement;"
+            "return e.tagName.toLowerCase() + ':' + (e.name || e.id || e.textContent.trim());"))
+    assert {"select:timezone", "button:Show", "a:Later →", "input:start", "input:name",
+            "input:email", "textarea:notes", "button:Book"} <= set(reached), reached
+    assert "input:website" not in reached  # the honeypot is not on link pages at all
+    # A slot is chosen with the keyboard too: the focused radio, then space.
+    for _ in range(30):
+        if driver.execute_script("return document.activeElement.name") == "start":
+            break
+        ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
+    ActionChains(driver).send_keys(Keys.SPACE).perform()
+    assert driver.execute_script("return document.activeElement.checked") is True

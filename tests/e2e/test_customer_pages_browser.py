@@ -388,3 +388,29 @@ def test_every_control_of_the_booking_page_is_reachable_by_keyboard(
         ActionChains(driver).key_down(Keys.SHIFT).send_keys(Keys.TAB).key_up(Keys.SHIFT).perform()
     ActionChains(driver).send_keys(Keys.SPACE).perform()
     assert driver.execute_script("return document.activeElement.checked") is True
+
+
+def test_error_pages_are_accessible_too(daemon: str, browser: Callable[..., Any]) -> None:
+    from selenium.webdriver.common.by import By
+
+    driver = browser()
+    driver.get(f"{daemon}/book/no-such-link")
+    assert "Page not found" in text(driver)
+    shoot(driver, "not-found")
+
+    revoked = new_link(daemon)
+    httpx.delete(f"{daemon}/v1/links/{revoked}", headers={"Authorization": f"Bearer {ADMIN}"},
+                 trust_env=False, timeout=30)
+    driver.get(f"{daemon}/book/{revoked}")
+    assert "can no longer be used" in text(driver)
+    shoot(driver, "revoked")
+
+    # A 422 page: the browser's own checks switched off, the form sent without a name.
+    driver.get(f"{daemon}/book/{new_link(daemon)}?timezone=Europe/Berlin")
+    driver.execute_script("document.querySelector('form.book').noValidate = true;")
+    driver.find_element(By.CSS_SELECTOR, "form.book label.choice").click()
+    driver.find_element(By.ID, "email").send_keys("not-an-address")
+    submit(driver, "book")
+    assert "Enter your name." in text(driver) and "Enter an email address" in text(driver)
+    assert driver.find_element(By.ID, "email").get_attribute("value") == "not-an-address"
+    shoot(driver, "invalid")

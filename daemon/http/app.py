@@ -45,8 +45,13 @@ configured under `[[api.tokens]]` that holds the route's scope (`slots`,
 `book` or `admin`): without a known token 401 (with `WWW-Authenticate:
 Bearer`), without the scope 403.
 
-Every error is an RFC 9457 problem document (`application/problem+json`)
-whose `type` is one of:
+The customer pages (`/book/{token}`, `/meet/{event_type}`,
+`/manage/{manage_token}`, `/assets/{name}`) are HTML for people and are not
+listed here: see the README, "Customer pages".  The answer to a request that
+creates a booking carries `manage_url`, the booking's manage page.
+
+Every error of the API is an RFC 9457 problem document
+(`application/problem+json`) whose `type` is one of:
 """
 
 

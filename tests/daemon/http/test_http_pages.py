@@ -435,3 +435,15 @@ def _ann() -> Any:
     from engine.core.model import Attendee
 
     return Attendee(ANN["name"], ANN["email"])
+
+
+def test_the_openapi_document_names_manage_url_and_the_pages(dav: DavSite) -> None:
+    document = dav.site.client.get("/openapi.json").json()
+    assert "/book/{token}" not in document["paths"]  # pages are for people
+    assert "Customer pages" in document["info"]["description"]
+    created = document["components"]["schemas"]["CreatedBookingDocument"]
+    assert "manage_url" in created["required"]
+    for path in ("/v1/bookings", "/v1/links/{token}/bookings"):
+        answer = document["paths"][path]["post"]["responses"]["201"]
+        assert answer["content"]["application/json"]["schema"]["$ref"].endswith(
+            "/CreatedBookingDocument")

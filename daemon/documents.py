@@ -229,3 +229,9 @@ def booking_document(booking: Booking, history: list[StatusChange], zone: str) -
             for change in history
         ],
     }
+
+
+def manage_url(public_url: str, token: str) -> str:
+    """``manage_url`` of the booking document of the creating request:
+    ``<public_url>/manage/<manage_token>``."""
+    return f"{public_url}/manage/{token}"

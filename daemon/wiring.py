@@ -29,6 +29,7 @@ from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
 from engine.services.links import LinkService
+from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
 from engine.services.reschedule import RescheduleService
@@ -87,6 +88,7 @@ class App:
     links: LinkService
     pools: PoolReports
     webhooks: WebhookDispatcher
+    manage: ManageService
     keyed: IdempotentRequests
     status: StatusQuery
     retention: RetentionPeriods
@@ -208,6 +210,7 @@ def build(
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
+    reschedule = RescheduleService(store, cache, catalog, outbox)
     keys = IdempotencyKeys(store, clock=clock,
                            abandon_after=2 * config.http.confirm_within + ABANDONED_AFTER)
     app = App(
@@ -219,11 +222,12 @@ def build(
         slots=slots,
         bookings=bookings,
         outbox=outbox,
-        reschedule=RescheduleService(store, cache, catalog, outbox),
+        reschedule=reschedule,
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
         webhooks=_webhooks(config, store, metrics),
+        manage=ManageService(store, bookings, reschedule, config.event_types),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),

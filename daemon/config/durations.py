@@ -42,3 +42,20 @@ def format_duration(value: timedelta) -> str:
         if count:
             parts.append(f"{count}{unit}")
     return "".join(parts)
+
+
+_RATE_UNITS = {"s": timedelta(seconds=1), "m": timedelta(minutes=1), "h": timedelta(hours=1),
+               "d": timedelta(days=1)}
+
+
+def parse_rate(text: str) -> tuple[int, timedelta]:
+    """``"20/h"`` → ``(20, 1 hour)``: a count per unit (``s``, ``m``, ``h``,
+    ``d``) or per duration (``"5/15m"``).  Raises ``ValueError``."""
+    count, _, per = text.strip().partition("/")
+    if not count.strip().isdigit() or not per.strip() or int(count) < 1:
+        raise ValueError(f"{text!r} is not a rate like '20/h' or '5/15m'")
+    per = per.strip()
+    window = _RATE_UNITS.get(per) or parse_duration(per)
+    if window <= timedelta(0):
+        raise ValueError(f"{text!r}: the time of a rate must be longer than 0s")
+    return int(count), window

@@ -161,7 +161,8 @@ def event_types(
             owner=section.owner, with_=tuple(section.with_), pools=tuple(section.pools),
             buffer_before=section.buffer_before, buffer_after=section.buffer_after,
             min_notice=section.min_notice, horizon=section.horizon,
-            max_per_day=section.max_per_day, live_recheck=section.live_recheck)
+            max_per_day=section.max_per_day, live_recheck=section.live_recheck,
+            change_notice=section.change_notice, public=section.public)
     return found
 
 

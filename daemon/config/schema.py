@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainValidator
 
-from daemon.config.durations import EXAMPLES, parse_duration
+from daemon.config.durations import EXAMPLES, parse_duration, parse_rate
 from daemon.config.values import check_zone, parse_listen, parse_size
 
 
@@ -60,6 +60,11 @@ def _template(value: str) -> str:
     for name in fields:
         if not name.isidentifier():
             raise ValueError(f"{value!r}: placeholders are names in braces, like {{notes}}")
+    return value
+
+
+def _rate(value: str) -> str:
+    parse_rate(value)
     return value
 
 
@@ -109,6 +114,8 @@ class HttpSection(Section):
     max_body: Size = 64 * 1024
     client_timeout: PositiveDuration = timedelta(seconds=15)
     max_connections: Annotated[int, Field(ge=1, le=100_000)] = 512
+    public_rate: Annotated[str, AfterValidator(_rate)] = "20/h"
+    trust_proxy: bool = False
 
 
 class SyncSection(Section):
@@ -233,6 +240,8 @@ class EventTypeSection(Section):
     horizon: PositiveDuration = timedelta(days=60)
     max_per_day: Annotated[int, Field(ge=0)] = 0
     live_recheck: bool = False
+    change_notice: Duration = timedelta(0)
+    public: bool = False
 
 
 # Keys whose presence means a secret was written inline, and the forms to use instead.

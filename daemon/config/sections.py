@@ -10,6 +10,7 @@ from pydantic import TypeAdapter
 
 from daemon.config import schema
 from daemon.config.checker import Checker, key_path
+from daemon.config.durations import parse_rate
 from daemon.config.settings import (
     Account,
     ApiToken,
@@ -50,7 +51,8 @@ def http_settings(checker: Checker, http: schema.HttpSection) -> HttpSettings:
                         tls_key_file=checker.path_of(http.tls_key_file),
                         confirm_within=http.confirm_within, max_body=http.max_body,
                         client_timeout=http.client_timeout,
-                        max_connections=http.max_connections)
+                        max_connections=http.max_connections,
+                        public_rate=parse_rate(http.public_rate), trust_proxy=http.trust_proxy)
 
 
 def secret(checker: Checker, path: str, env: str | None, file: str | None) -> SecretRef | None:

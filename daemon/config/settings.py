@@ -62,6 +62,10 @@ class HttpSettings:
     and how long an idle keep-alive connection stays open."""
     max_connections: int = 512
     """Open connections at once; one more gets 503 as it opens."""
+    public_rate: tuple[int, timedelta] = (20, timedelta(hours=1))
+    """At most this many bookings per client address in this time on public pages."""
+    trust_proxy: bool = False
+    """Take the client address from ``X-Forwarded-For``."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -28,6 +28,8 @@ class Site:
     routes: frozenset[str] | None
     """Paths the running hook serves (its OpenAPI document), so examples of
     routes this build does not have yet are left out; None: not known."""
+    link_token: str | None = None
+    """A ready-made one-time link of ``consultation`` for the customer page."""
 
     def serves(self, path: str) -> bool:
         return self.routes is None or path in self.routes
@@ -56,6 +58,8 @@ def banner(site: Site) -> str:
         f"  CalDAV server: {site.caldav_url}  (Radicale, no login)",
         f"  Config:        {site.config_path}",
         f"  Data folder:   {site.folder}  (removed when the demo stops)",
+        f"  Customer page: {site.url}/meet/consultation",
+        *([f"  One-time link: {site.url}/book/{site.link_token}"] if site.link_token else []),
         "",
         f"Sample data: people alice ({sample.ZONE_NAME}, mon-fri 09:00-17:00) and bob;",
         f"rooms {rooms} in the pool {sample.POOL} (longest idle first);",

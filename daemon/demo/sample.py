@@ -178,7 +178,8 @@ def _config_lines(caldav_home: str, port: int, token_sha256: str) -> Iterator[st
                 f"timezone = {quote(ZONE_NAME)}", "")
     yield from ("[event_types.consultation]", 'title = "Consultation with {attendee_name}"',
                 'description = "Booked in the calpool demo. {notes}"', 'duration = "30m"',
-                'owner = "alice"', f"pools = [{quote(POOL)}]", 'horizon = "30d"', "")
+                'owner = "alice"', f"pools = [{quote(POOL)}]", 'horizon = "30d"', "public = true",
+                "")
     yield from ("[event_types.panel]", 'title = "Panel interview: {attendee_name}"',
                 'duration = "60m"', 'step = "30m"', 'owner = "alice"', 'with = ["bob"]',
                 f"pools = [{quote(POOL)}]", 'horizon = "30d"')

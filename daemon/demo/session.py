@@ -81,8 +81,9 @@ def run_demo(port: int | None, out: TextIO, err: TextIO) -> int:
         teardown.callback(daemon.stop)
         daemon.start()
         assert daemon.http is not None
+        link = app.links.create(sample.EVENT_TYPES[0], app.clock())
         site = Site(daemon.http.url, token, server.home, config_path, folder, _first_slot(app),
-                    _served_routes(daemon.http.url))
+                    _served_routes(daemon.http.url), link.token)
         if not stop.is_set():  # stopped while starting: no banner for a demo that is leaving
             print(banner(site), file=out, flush=True)
         while not stop.wait(timeout=0.5):

@@ -23,6 +23,8 @@ from daemon.http.auth import AuthenticateFirst, TokenRegistry
 from daemon.http.context import RequestContext, request_id
 from daemon.http.limits import BodyLimit
 from daemon.http.openapi import describe_checks
+from daemon.http.pages import router as pages_router
+from daemon.http.pages.abuse import PublicRate
 from daemon.http.problems import (
     MEDIA_TYPE,
     PROBLEM_TYPES,
@@ -36,7 +38,7 @@ from daemon.wiring import App
 log = logging.getLogger("calpool.http")
 
 ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router,
-           pools.router)
+           pools.router, pages_router)
 
 DESCRIPTION = """\
 The HTTP hook of calpool: pooled-availability slots, bookings and one-time links.
@@ -46,8 +48,13 @@ configured under `[[api.tokens]]` that holds the route's scope (`slots`,
 `book` or `admin`): without a known token 401 (with `WWW-Authenticate:
 Bearer`), without the scope 403.
 
-Every error is an RFC 9457 problem document (`application/problem+json`)
-whose `type` is one of:
+The customer pages (`/book/{token}`, `/meet/{event_type}`,
+`/manage/{manage_token}`, `/assets/{name}`) are HTML for people and are not
+listed here: see the README, "Customer pages".  The answer to a request that
+creates a booking carries `manage_url`, the booking's manage page.
+
+Every error of the API is an RFC 9457 problem document
+(`application/problem+json`) whose `type` is one of:
 """
 
 
@@ -65,6 +72,7 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     )
     api.state.calpool = app
     api.state.tokens = TokenRegistry(app.config.api_tokens, environ)
+    api.state.public_rate = PublicRate(*app.config.http.public_rate)
     install_problem_handlers(api)
     api.add_exception_handler(OperationalError, _database_unavailable)  # type: ignore[arg-type]
     # Innermost first: the token is checked before any route reads a body,

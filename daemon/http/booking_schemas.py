@@ -185,5 +185,13 @@ class BookingDocument(BaseModel):
     history: list[HistoryEntryDocument] = Field(description="every status change, oldest first")
 
 
+class CreatedBookingDocument(BookingDocument):
+    """The booking document as the request that created it answers."""
+
+    manage_url: str = Field(
+        description="<http.public_url>/manage/<manage_token>: the customer's page to cancel or "
+                    "reschedule; only in the answer to the request that created the booking")
+
+
 class BookingsDocument(BaseModel):
     bookings: list[BookingDocument]

@@ -26,7 +26,7 @@ log = logging.getLogger("calpool.http")
 HEADER = "X-Request-Id"
 _ACCEPTED_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 # A link token in a path is a bearer credential: the log shows where, not which.
-_TOKEN_IN_PATH = re.compile(r"(/links/|/book/)[^/]+")
+_TOKEN_IN_PATH = re.compile(r"(/links/|/book/|/manage/)[^/]+")
 
 
 def loggable_path(path: str) -> str:

@@ -153,6 +153,10 @@ class EventType:
     horizon: timedelta = timedelta(days=60)
     max_per_day: int = 0
     live_recheck: bool = False
+    change_notice: timedelta = timedelta(0)
+    """The customer may cancel or reschedule until this long before the start."""
+    public: bool = False
+    """Customers may book at ``/meet/<key>`` without a link."""
 
     def __post_init__(self) -> None:
         if self.duration <= timedelta(0):

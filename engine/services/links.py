@@ -39,6 +39,7 @@ from engine.services.booking import (
     BookingOutcome,
     BookingService,
     InvalidBooking,
+    OnReserved,
     UnknownEventType,
     check_attendee,
 )
@@ -192,9 +193,11 @@ class LinkService:
         now: datetime,
         *,
         confirm_within: timedelta,
+        on_reserved: OnReserved | None = None,
     ) -> BookingOutcome:
         """Book ``start`` through the link and wait like
-        :meth:`BookingService.attempt`.  ``attendee`` is required unless the
+        :meth:`BookingService.attempt`; ``on_reserved`` runs in the
+        reservation's transaction after the link is spent.  ``attendee`` is required unless the
         link names one, and refused when it does (:class:`InvalidLink`).
         Raises the link errors and :class:`UnknownEventType`; a failed
         booking is an outcome like any other (its link is usable again)."""
@@ -206,8 +209,16 @@ class LinkService:
         who = link.attendee or attendee
         assert who is not None
         spend = self._spender(link.token_sha256, now)
+        hook = spend
+        if on_reserved is not None:
+            then = on_reserved
+
+            def hook(uow: UnitOfWork, booking: Booking) -> None:
+                spend(uow, booking)
+                then(uow, booking)
+
         outcome = self._bookings.attempt(link.event_type, start, who, notes, now,
-                                         confirm_within=confirm_within, on_reserved=spend)
+                                         confirm_within=confirm_within, on_reserved=hook)
         if not outcome.result.booked:
             # A racer that lost the link may have lost the slot first (to
             # the winner's booking): then the link's state is the answer.

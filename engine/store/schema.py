@@ -333,3 +333,18 @@ webhook_deliveries = Table(
     CheckConstraint("state IN ('pending', 'done', 'failed')", name="state"),
     Index(None, "state", "due_at"),
 )
+
+# The customer's manage links (revision 0005): only a digest of each token.
+manage_tokens = Table(
+    "manage_tokens",
+    metadata,
+    Column("token_sha256", String(64), primary_key=True),
+    Column(
+        "booking_id",
+        String(64),
+        ForeignKey("bookings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UTCInstant, nullable=False),
+    Index(None, "booking_id"),
+)

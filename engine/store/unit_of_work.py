@@ -32,6 +32,7 @@ from engine.store.events import EventRepository
 from engine.store.idempotency import IdempotencyRepository
 from engine.store.leases import LeaseRepository
 from engine.store.links import LinkRepository
+from engine.store.manage import ManageTokenRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
 from engine.store.webhooks import WebhookRepository
@@ -89,6 +90,7 @@ class UnitOfWork:
     bookings: BookingRepository
     outbox: OutboxRepository
     links: LinkRepository
+    manage_tokens: ManageTokenRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
     webhooks: WebhookRepository
@@ -117,6 +119,7 @@ class UnitOfWork:
         self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
         self.outbox = OutboxRepository(connection)
         self.links = LinkRepository(connection)
+        self.manage_tokens = ManageTokenRepository(connection)
         self.idempotency = IdempotencyRepository(connection)
         self.channels = ChannelRepository(connection, self.calendars)
         return self

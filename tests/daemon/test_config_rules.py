@@ -204,6 +204,15 @@ CASES = [
     ("bad_log_format", 'timezone = "Europe/Berlin"',
      'timezone = "Europe/Berlin"\nlog_format = "xml"',
      "daemon.log_format: must be one of 'text' or 'json', not 'xml'"),
+    ("bad_public_rate", "", '[http]\npublic_rate = "twenty"\n',
+     "http.public_rate: 'twenty' is not a rate like '20/h' or '5/15m'"),
+    ("string_for_trust_proxy", "", '[http]\ntrust_proxy = "yes"\n',
+     "http.trust_proxy: must be true or false"),
+    ("bad_change_notice", 'title = "Consultation"',
+     'title = "Consultation"\nchange_notice = "1 hour"',
+     f"event_types.consult.change_notice: '1 hour' is not a duration {DURATION_HINT}"),
+    ("string_for_public", 'title = "Consultation"', 'title = "Consultation"\npublic = "yes"',
+     "event_types.consult.public: must be true or false"),
 ]
 
 

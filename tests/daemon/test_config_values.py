@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from daemon.config import load_config
-from daemon.config.durations import format_duration, parse_duration
+from daemon.config.durations import format_duration, parse_duration, parse_rate
 from daemon.config.values import parse_days, parse_listen
 
 
@@ -65,3 +65,18 @@ def test_bad_listen_addresses(text: str) -> None:
 def test_ipv6_listen_gives_a_bracketed_default_public_url(write_config, base: str) -> None:
     config = load_config(write_config(base + '\n[http]\nlisten = "[::1]:9000"\n'))
     assert config.http.public_url == "http://[::1]:9000"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("20/h", (20, timedelta(hours=1))),
+    ("5/15m", (5, timedelta(minutes=15))),
+    (" 1/d ", (1, timedelta(days=1))),
+])
+def test_rate_strings(text: str, expected: tuple[int, timedelta]) -> None:
+    assert parse_rate(text) == expected
+
+
+@pytest.mark.parametrize("text", ["20", "0/h", "x/h", "20/", "20/week", "-1/h", "20/0s"])
+def test_bad_rate_strings(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_rate(text)

@@ -128,3 +128,19 @@ def busy_event(slot: dict[str, Any]) -> bytes:
         f"DTSTART:{stamp(slot['start'])}\r\nDTEND:{stamp(slot['end'])}\r\n"
         "SUMMARY:Added on the server\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"
     ).encode()
+
+
+def test_the_banner_names_customer_pages_that_answer(demo: RunningDemo) -> None:
+    """The demo's consultation is public, and the banner's one-time link books."""
+    pages = {}
+    for line in demo.stdout_lines:
+        for label in ("Customer page:", "One-time link:"):
+            if line.strip().startswith(label):
+                pages[label] = line.split(label, 1)[1].strip()
+    assert pages["Customer page:"] == f"{demo.url}/meet/consultation"
+    assert pages["One-time link:"].startswith(f"{demo.url}/book/")
+    for url in pages.values():
+        answer = httpx.get(url, trust_env=False, timeout=30)
+        assert answer.status_code == 200, answer.text
+        assert answer.text.count('name="start"') > 0
+        assert answer.headers["content-security-policy"].endswith("base-uri 'none'")

@@ -22,7 +22,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import Response
 
-from daemon.documents import booking_document
+from daemon.documents import booking_document, manage_url
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_FAILED,
@@ -35,6 +35,7 @@ from daemon.http.booking_schemas import (
     BookingDocument,
     BookingRequest,
     BookingsDocument,
+    CreatedBookingDocument,
     body_start,
     failure,
     refusal,
@@ -101,10 +102,10 @@ class Answer:
     response_class=Response,
     openapi_extra={"requestBody": request_body_schema()},
     responses={
-        201: {"model": BookingDocument,
+        201: {"model": CreatedBookingDocument,
               "description": "booked, every event written (status confirmed); `Location` names "
                              "the booking"},
-        202: {"model": BookingDocument,
+        202: {"model": CreatedBookingDocument,
               "description": "reserved (status pending); the events are not all written within "
                              "http.confirm_within and the outbox goes on (GET the `Location`)"},
         **problem_responses(
@@ -221,9 +222,10 @@ def _book(app: App, body: bytes, on_reserved: Hold | None = None) -> Answer:
             raise unknown_event_type(request.event_type, app.config.event_types)
         start = body_start(request.start, app.config.calendars[event_type.owner].timezone)
         attendee = Attendee(request.attendee.name.strip(), request.attendee.email.strip())
+        issue, manage_token = app.manage.issuer(on_reserved)
         outcome = app.bookings.attempt(
             event_type.key, start, attendee, request.notes, app.clock(),
-            confirm_within=app.config.http.confirm_within, on_reserved=on_reserved)
+            confirm_within=app.config.http.confirm_within, on_reserved=issue)
         if not outcome.result.booked:
             raise refusal(outcome)
     except Problem as refused:
@@ -235,6 +237,8 @@ def _book(app: App, body: bytes, on_reserved: Hold | None = None) -> Answer:
     location = {"Location": f"/v1/bookings/{outcome.booking.id}"}
     if outcome.result is Result.FAILED:
         return Answer.of_problem(failure(outcome, document, headers=location))
+    if manage_token.value is not None:
+        document["manage_url"] = manage_url(app.config.http.public_url, manage_token.value)
     status = 201 if outcome.result is Result.CONFIRMED else 202
     return Answer(status, _encode(document), location)
 

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.config.durations import EXAMPLES, parse_duration
-from daemon.documents import booking_document, local_iso, slots_json
+from daemon.documents import booking_document, local_iso, manage_url, slots_json
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_FAILED,
@@ -27,7 +27,7 @@ from daemon.http.booking_schemas import (
     SLOT_UNAVAILABLE,
     AttendeeDocument,
     AttendeeInput,
-    BookingDocument,
+    CreatedBookingDocument,
     EventTypeKey,
     Notes,
     StartText,
@@ -222,8 +222,8 @@ def link_slots(
     summary="Book through the link (authorised by the link); the first booking uses it",
     response_class=JSONResponse,
     responses={
-        201: {"model": BookingDocument, "description": "booked, every event written"},
-        202: {"model": BookingDocument,
+        201: {"model": CreatedBookingDocument, "description": "booked, every event written"},
+        202: {"model": CreatedBookingDocument,
               "description": "reserved (status pending); the outbox goes on writing the events"},
         **problem_responses(*LINK_PROBLEMS, "/problems/validation", SLOT_UNAVAILABLE.uri,
                             BOOKING_FAILED.uri, PROVIDER_UNAVAILABLE.uri,
@@ -235,9 +235,11 @@ def book_through_link(app: CalpoolApp, token: str, body: LinkBookingRequest) -> 
     link = _open(app, token)
     zone = app.config.calendars[app.config.event_types[link.event_type].owner].timezone
     start = body_start(body.start, zone)
+    issue, manage_token = app.manage.issuer()
     try:
         outcome = app.links.book(token, start, _attendee(body.attendee), body.notes,
-                                 app.clock(), confirm_within=app.config.http.confirm_within)
+                                 app.clock(), confirm_within=app.config.http.confirm_within,
+                                 on_reserved=issue)
     except LinkError as exc:
         raise _link_problem(exc) from None
     if not outcome.result.booked:
@@ -246,6 +248,8 @@ def book_through_link(app: CalpoolApp, token: str, body: LinkBookingRequest) -> 
     document = booking_document(outcome.booking, list(outcome.history), zone)
     if outcome.result is Result.FAILED:
         raise failure(outcome, document, then="; the link can be used again")
+    if manage_token.value is not None:
+        document["manage_url"] = manage_url(app.config.http.public_url, manage_token.value)
     status = 201 if outcome.result is Result.CONFIRMED else 202
     return JSONResponse(document, status_code=status)
 

@@ -19,6 +19,7 @@ SITE = Site(
     folder=Path("/tmp/calpool-demo-x"),
     first_slot=datetime(2027, 3, 30, 8, 30, tzinfo=UTC),
     routes=frozenset({"/healthz", "/v1/event-types", "/v1/event-types/{key}/slots"}),
+    link_token="link-tok_456",
 )
 
 
@@ -53,3 +54,10 @@ def test_unknown_routes_show_every_example() -> None:
     text = banner(replace(SITE, routes=None))
 
     assert "/v1/event-types" in text and "/v1/bookings" in text
+
+
+def test_the_banner_names_the_public_page_and_a_one_time_link() -> None:
+    text = banner(SITE)
+
+    assert "  Customer page: http://127.0.0.1:8741/meet/consultation\n" in text
+    assert "  One-time link: http://127.0.0.1:8741/book/link-tok_456\n" in text

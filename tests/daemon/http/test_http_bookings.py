@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from jsonschema import Draft202012Validator
 
+from engine.services.links import token_digest
 from tests.daemon.http.bookings_site import (
     ANN,
     SLOT,
@@ -23,7 +24,7 @@ from tests.daemon.http.bookings_site import (
     radicale,  # noqa: F401 (a fixture)
     uid_of,
 )
-from tests.daemon.http.conftest import MakeSite, assert_problem
+from tests.daemon.http.conftest import NOW, MakeSite, assert_problem
 from tests.support.caldav_servers import Server
 
 CONSULT = {"event_type": "consult", "start": SLOT, "attendee": ANN}
@@ -52,11 +53,27 @@ def test_booking_is_confirmed_written_once_per_calendar_in_the_owners_zone(dav: 
         "start": "2027-03-25T10:00:00+01:00", "end": "2027-03-25T10:30:00+01:00",
         "owner": "alice", "with": [], "rooms": {"small": "room-a"}, "attendee": ANN,
         "notes": "2nd floor", "history": document["history"],
+        "manage_url": document["manage_url"],
     }
     assert [entry["status"] for entry in document["history"]] == ["pending", "confirmed"]
     assert dav.uids("alice") == dav.uids("room-a") == [uid_of(document["id"])]
     assert dav.uids("room-b") == []
-    assert dav.get(response.headers["location"]).json() == document
+    # manage_url is in the answer to the creating request only.
+    assert dav.get(response.headers["location"]).json() == {
+        key: value for key, value in document.items() if key != "manage_url"}
+
+
+def test_booking_answer_carries_a_manage_url_whose_token_is_stored_as_a_digest(
+        dav: DavSite) -> None:
+    document = booked(dav)
+    prefix = "http://127.0.0.1:8740/manage/"
+    assert document["manage_url"].startswith(prefix)
+    token = document["manage_url"][len(prefix):]
+    assert len(token) == 43
+    with dav.app.store.reader() as uow:
+        assert uow.manage_tokens.booking_of(token_digest(token)) == document["id"]
+        assert uow.manage_tokens.booking_of(token) is None
+    assert dav.app.manage.open(token, NOW).booking.id == document["id"]
 
 
 def test_a_start_without_offset_is_read_in_the_owners_zone(dav: DavSite) -> None:

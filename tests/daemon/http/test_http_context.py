@@ -14,6 +14,8 @@ from daemon.http.context import loggable_path
         ("/v1/links/abcDEF_-123/slots", "/v1/links/<token>/slots"),
         ("/v1/links/abcDEF_-123", "/v1/links/<token>"),
         ("/book/abcDEF_-123", "/book/<token>"),
+        ("/manage/abcDEF_-123", "/manage/<token>"),
+        ("/manage/abcDEF_-123/reschedule", "/manage/<token>/reschedule"),
         ("/v1/event-types/consultation/slots", "/v1/event-types/consultation/slots"),
         ("/v1/links", "/v1/links"),
     ],

@@ -38,6 +38,7 @@ def booked(dav: DavSite, body: dict[str, Any] = TEAM) -> dict[str, Any]:
     response = dav.post(body)
     assert response.status_code == 201, response.text
     document: dict[str, Any] = response.json()
+    del document["manage_url"]  # only in the creating request's answer
     return document
 
 

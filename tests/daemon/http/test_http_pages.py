@@ -33,8 +33,8 @@ PUBLIC = 'horizon = "30d"\npublic = true'
 
 def site_of(make_site: MakeSite, server: Server, *, public: str = PUBLIC, http: str = "",
             **options: Any) -> DavSite:
-    text, ids = dav_config(server, **options)
-    text = text.replace('horizon = "30d"', public)
+    config, ids = dav_config(server, **options)
+    text = config.text().replace('horizon = "30d"', public)
     if http:
         text = text.replace("[http]\n", f"[http]\n{http}\n")
     return DavSite(make_site(text), server, ids)

@@ -10,14 +10,16 @@ memory events.
 Parametrization: CalDAV on every server of :data:`CALDAV_SERVERS`, each
 with ``sync_method`` ``sync-collection`` and ``etag`` (servers start once per
 session on loopback); and the in-memory connector, on a fresh provider per
-case.
+case.  Cyrus runs in both of its layouts (:class:`~tests.support.cyrus.
+Layout`): without its Debian packages those parameters skip naming them
+(under ``CI=true`` they fail).
 """
 
 from __future__ import annotations
 
 import itertools
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,11 +29,19 @@ import pytest
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
 from connectors.memory import MemoryConnector, MemoryProvider
 from engine.ports import CalendarConnector, CalendarRef
-from tests.contract.calendar_data import WINDOW, ZONE, EventSpec, When
+from tests.contract.calendar_data import WINDOW, ZONE, EventSpec, When, single
 from tests.contract.harness import Capability, Harness
 from tests.contract.ical_text import MALFORMED_ICS, render
 from tests.contract.memory_driver import MemoryDriver
 from tests.support.caldav_servers import Server, free_port, start_radicale, start_xandikos
+from tests.support.cyrus import (
+    ContractCalendar,
+    CyrusServer,
+    Layout,
+    cyrus_contract_calendar,
+    require_cyrus,
+    start_cyrus,
+)
 
 FAST = RetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
 _names = itertools.count(1)
@@ -39,15 +49,23 @@ _names = itertools.count(1)
 
 class CalDAVDriver:
     """Raw HTTP PUT/DELETE of iCalendar text into the collection, one
-    ``<uid>.ics`` per event."""
+    ``<uid>.ics`` per event, with ``server``'s credentials; ``account`` is
+    calpool's account of the case (for the foreign cursor)."""
 
     def __init__(
-        self, server: Server, calendar_url: str, account_url: str, *, method: SyncMethod
+        self,
+        server: Server,
+        calendar_url: str,
+        account: CalDAVAccount,
+        *,
+        method: SyncMethod,
+        forget_tokens: Callable[[], None] | None = None,
     ) -> None:
         self._server = server
         self._url = calendar_url
-        self._account_url = account_url
+        self._account = account
         self._method = method
+        self._forget_tokens = forget_tokens
         self._specs: dict[str, EventSpec] = {}  # what was put, for move()
         self.unsupported: dict[Capability, str] = {
             Capability.PUSH_DELIVERY: "CalDAV has no push channels (the daemon polls)",
@@ -55,7 +73,7 @@ class CalDAVDriver:
         }
         if method is SyncMethod.ETAG:
             self.unsupported[Capability.EXPIRE_CURSOR] = "an etag cursor carries its own state"
-        elif server.kind != "radicale":
+        elif forget_tokens is None:
             # Xandikos' tokens name git commits, which it keeps.
             self.unsupported[Capability.EXPIRE_CURSOR] = (
                 f"the suite has no way to make {server.kind} forget its sync tokens"
@@ -88,16 +106,8 @@ class CalDAVDriver:
         return self._put_text(uid, MALFORMED_ICS.format(uid=uid))
 
     def expire_cursor(self) -> None:
-        """Radicale keeps one file per issued sync token in the collection's
-        ``.Radicale.cache/sync-token`` and forgets those older than
-        ``max_sync_token_age``; removing the folder forgets them all now."""
-        assert self._server.kind == "radicale", "unsupported: the case should have skipped"
-        # start_radicale keeps its storage beside its log (tests/support/caldav_servers.py).
-        collections = self._server.log_path.parent / "collections" / "collection-root"
-        path = self._url.removeprefix(self._server.url).strip("/")
-        tokens = collections / path / ".Radicale.cache" / "sync-token"
-        assert tokens.is_dir(), f"no sync tokens at {tokens}"
-        shutil.rmtree(tokens)
+        assert self._forget_tokens is not None, "unsupported: the case should have skipped"
+        self._forget_tokens()
 
     def decline_as_room(self, source: str) -> None:
         raise AssertionError("unsupported: the case should have skipped")
@@ -113,13 +123,46 @@ class CalDAVDriver:
         self._server.request(
             "PUT", f"{other}own.ics", ics.encode(), {"Content-Type": "text/calendar"}
         )
-        connector = CalDAVConnector(
-            CalDAVAccount(url=self._account_url, sync_method=SyncMethod.SYNC_COLLECTION)
-        )
-        calendar = CalendarRef(other.removeprefix(self._account_url), ZONE)
+        # calpool's account of the case (its login, on Cyrus), asked for a token.
+        connector = CalDAVConnector(replace(self._account, sync_method=SyncMethod.SYNC_COLLECTION))
+        # Where raw requests went; on Cyrus' shared layout that is the
+        # shared location in calpool's home, which calpool may name too.
+        calendar = CalendarRef(other.removeprefix(self._account.url), ZONE)
         cursor = connector.list_window(calendar, WINDOW).cursor
         connector.close()
         return cursor
+
+
+def radicale_forgets_tokens(server: Server, calendar_url: str) -> Callable[[], None]:
+    """Radicale keeps one file per issued sync token in the collection's
+    ``.Radicale.cache/sync-token`` and forgets those older than
+    ``max_sync_token_age``; removing the folder forgets them all now."""
+
+    def forget() -> None:
+        # start_radicale keeps its storage beside its log (tests/support/caldav_servers.py).
+        collections = server.log_path.parent / "collections" / "collection-root"
+        path = calendar_url.removeprefix(server.url).strip("/")
+        tokens = collections / path / ".Radicale.cache" / "sync-token"
+        assert tokens.is_dir(), f"no sync tokens at {tokens}"
+        shutil.rmtree(tokens)
+
+    return forget
+
+
+def cyrus_forgets_tokens(case: ContractCalendar) -> Callable[[], None]:
+    """Cyrus refuses a sync token older than the last deletion it purged
+    from the mailbox: delete an object of its own, then purge."""
+
+    def forget() -> None:
+        href = f"{case.url}forget-tokens.ics"
+        ics = render(single("forget-tokens")).encode()
+        status, _, _ = case.driver.request("PUT", href, ics, {"Content-Type": "text/calendar"})
+        assert status in (201, 204), f"PUT {href}: {status}"
+        status, _, _ = case.driver.request("DELETE", href)
+        assert status in (200, 204), f"DELETE {href}: {status}"
+        case.driver.purge_deleted(case.owner)
+
+    return forget
 
 
 @pytest.fixture(scope="session")
@@ -141,8 +184,22 @@ def xandikos(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         yield server
 
 
+@pytest.fixture(scope="session")
+def cyrus_one_owner(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
+    require_cyrus()
+    with start_cyrus(tmp_path_factory.mktemp("cyrus-one-owner"), layout=Layout.ONE_OWNER) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def cyrus_shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[CyrusServer]:
+    require_cyrus()
+    with start_cyrus(tmp_path_factory.mktemp("cyrus-shared"), layout=Layout.SHARED) as server:
+        yield server
+
+
 # The CalDAV servers of the suite: each names its session fixture above.
-CALDAV_SERVERS = ["radicale", "xandikos"]
+CALDAV_SERVERS = ["radicale", "xandikos", "cyrus_one_owner", "cyrus_shared"]
 
 CALDAV_VARIANTS = [
     pytest.param((server, method), id=f"{server}-{method.value}")
@@ -160,22 +217,45 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         return
     server: Server = request.getfixturevalue(server_name)
     name = f"cal-{next(_names)}"
-    calendar_url = server.make_calendar(name)
-    account = CalDAVAccount(url=server.home, sync_method=method, timeout=10, retry=FAST)
-    connector = CalDAVConnector(account)
+    unauthorized: Callable[[], CalendarConnector] | None = None
+    forget_tokens: Callable[[], None] | None = None
+    driver_server = server
+    if isinstance(server, CyrusServer):
+        # One owner: a login of the case's own (the suite reuses UIDs across
+        # cases, and Cyrus keeps a UID in one calendar of a login); shared:
+        # a user of its own whose calendar calpool names by the owner's path.
+        case = cyrus_contract_calendar(server, name, sync_method=method, timeout=10, retry=FAST)
+        calendar_url, calendar_id, account = case.url, case.calendar_id, case.account
+        driver_server = case.driver
+        forget_tokens = cyrus_forgets_tokens(case)
 
-    def unauthorized() -> CalendarConnector:
-        auth_server: Server = request.getfixturevalue("radicale_with_auth")
-        auth_server.make_calendar(name)
-        return CalDAVConnector(
-            CalDAVAccount(
-                url=auth_server.home,
-                username="calpool",
-                password="wrong-password",
-                sync_method=method,
-                retry=FAST,
+        def refused_by_cyrus() -> CalendarConnector:
+            # The case's own login and calendar, with a password Cyrus refuses.
+            return CalDAVConnector(replace(account, password="wrong-password"))
+
+        unauthorized = refused_by_cyrus
+    else:
+        calendar_url = server.make_calendar(name)
+        calendar_id = f"{name}/"
+        account = CalDAVAccount(url=server.home, sync_method=method, timeout=10, retry=FAST)
+    if server_name == "radicale":
+        forget_tokens = radicale_forgets_tokens(server, calendar_url)
+
+        def refused_by_radicale() -> CalendarConnector:
+            auth_server: Server = request.getfixturevalue("radicale_with_auth")
+            auth_server.make_calendar(name)
+            return CalDAVConnector(
+                CalDAVAccount(
+                    url=auth_server.home,
+                    username="calpool",
+                    password="wrong-password",
+                    sync_method=method,
+                    retry=FAST,
+                )
             )
-        )
+
+        unauthorized = refused_by_radicale
+    connector = CalDAVConnector(account)
 
     def unreachable() -> CalendarConnector:
         dead = f"http://127.0.0.1:{free_port()}/dav/"
@@ -183,10 +263,12 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
 
     yield Harness(
         connector=connector,
-        calendar=CalendarRef(f"{name}/", ZONE),
-        driver=CalDAVDriver(server, calendar_url, server.home, method=method),
+        calendar=CalendarRef(calendar_id, ZONE),
+        driver=CalDAVDriver(
+            driver_server, calendar_url, account, method=method, forget_tokens=forget_tokens
+        ),
         label=f"{server_name}-{method.value}",
-        unauthorized=unauthorized if server_name == "radicale" else None,
+        unauthorized=unauthorized,
         unreachable=unreachable,
         now=lambda: datetime.now(UTC),
     )

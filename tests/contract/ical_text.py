@@ -16,7 +16,8 @@ from tests.contract.calendar_data import EventSpec, Override, When
 MALFORMED_ICS = (
     "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//calpool tests//EN\r\n"
     "BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270101T000000Z\r\n"
-    # Both servers store a TZID that names no zone; nobody can know when it is.
+    # Radicale, Xandikos and Cyrus store a TZID that names no zone; nobody can
+    # know when it is.
     "DTSTART;TZID=Nowhere/Atlantis:20270301T100000\r\n"
     "DTEND;TZID=Nowhere/Atlantis:20270301T110000\r\n"
     "SUMMARY:unknowable\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n"

@@ -60,6 +60,7 @@ from tests.support.caldav_servers import Server, ServerStartError, free_port
 
 __all__ = [
     "CYRUS_PACKAGES",
+    "ContractCalendar",
     "CyrusServer",
     "Layout",
     "cyrus_contract_calendar",
@@ -246,6 +247,20 @@ class CyrusServer(Server):
         """:meth:`Server.request` with another login's credentials."""
         return self.as_login(user, password).request(method, url, body, headers)
 
+    def purge_deleted(self, owner: str) -> None:
+        """Purge the records of objects deleted from ``owner``'s calendars
+        now (``cyr_expire -X 0``, as the services' user).  Cyrus refuses a
+        sync token older than the last purged deletion (403
+        ``valid-sync-token``): after a deletion and a purge it has forgotten
+        every token it issued before."""
+        command = [str(CYRUS_BIN / "cyr_expire"), "-X", "0", "-C", str(self.root / "imapd.conf")]
+        command += ["-p", f"user/{owner}"]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", _run_as(), "--", *command]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=60, check=False)
+        if done.returncode != 0:
+            raise ServerStartError(f"cyr_expire for {owner} failed: {done.stdout}{done.stderr}")
+
     def _add_sasl_user(self, user: str, password: str) -> None:
         subprocess.run(
             ["saslpasswd2", "-p", "-c", "-f", str(self.root / "sasldb2"), "-u", _REALM, user],
@@ -428,12 +443,13 @@ def _provision(server: CyrusServer, timeout: float) -> None:
 class ContractCalendar:
     """One contract case's calendar on Cyrus: ``driver`` sends the suite's
     raw requests (to ``url``), calpool reaches it as ``calendar_id`` with
-    ``account``."""
+    ``account``; ``owner`` is the login whose mailbox holds it."""
 
     driver: CyrusServer
     url: str
     calendar_id: str
     account: CalDAVAccount
+    owner: str
 
 
 def cyrus_contract_calendar(server: CyrusServer, name: str, **settings: Any) -> ContractCalendar:
@@ -451,6 +467,10 @@ def cyrus_contract_calendar(server: CyrusServer, name: str, **settings: Any) -> 
         server.add_owner(login)
         view = server.as_login(login, login)
         url = view.make_calendar(name)
-        return ContractCalendar(view, url, view.calendar_id(name), view.account(**settings))
+        return ContractCalendar(
+            view, url, view.calendar_id(name), view.account(**settings), owner=login
+        )
     url = server.make_calendar(name)
-    return ContractCalendar(server, url, server.calendar_id(name), server.account(**settings))
+    return ContractCalendar(
+        server, url, server.calendar_id(name), server.account(**settings), owner=name
+    )

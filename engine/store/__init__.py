@@ -9,6 +9,7 @@ upgrades the schema (``calpool db upgrade``).  Supported URLs:
 from engine.store import migrate
 from engine.store.errors import (
     BookingExists,
+    DuplicateInstance,
     ReservationConflict,
     SchemaNotCurrent,
     StoreError,
@@ -29,6 +30,7 @@ from engine.store.unit_of_work import Store, UnitOfWork
 __all__ = [
     "Assignment",
     "BookingExists",
+    "DuplicateInstance",
     "IdempotencyOutcome",
     "IdempotencyState",
     "Link",

@@ -22,7 +22,7 @@ import icalendar
 from connectors.caldav.account import booking_href, booking_uid
 from connectors.caldav.dav import DavSession, href_path
 from connectors.caldav.failures import status_error
-from connectors.caldav.ical import BOOKING_PROPERTY, MalformedObject, parse_calendar
+from connectors.caldav.ical import BOOKING_PROPERTY
 from engine.core.model import Attendee
 from engine.errors import Conflict, NotFound
 from engine.ports import EventDraft, WrittenEvent
@@ -74,9 +74,9 @@ def _cn(person: Attendee) -> dict[str, str]:
 
 
 def _same_booking(existing: str, draft: EventDraft) -> bool:
-    try:
-        calendar = parse_calendar(existing)
-    except MalformedObject:
+    try:  # calpool's own copy: UTC times, no VTIMEZONE to mix up
+        calendar = icalendar.Calendar.from_ical(existing)
+    except ValueError:
         return False
     events = calendar.walk("VEVENT")
     if len(events) != 1:

@@ -110,3 +110,20 @@ def test_not_a_calendar_is_refused() -> None:
         with pytest.raises(MalformedObject, match="VCALENDAR"):
             read(text)
 
+
+def test_an_end_before_the_start_is_swapped_and_stays_busy() -> None:
+    """RFC 5545 §3.8.2.2 forbids it; swapping keeps the busy time that a
+    zero length would hide."""
+    single = calendar(*vevent("DTSTART:20270301T110000Z", "DTEND:20270301T100000Z"))
+    assert spans(single) == [("", utc(2027, 3, 1, 10), utc(2027, 3, 1, 11), True)]
+    series = calendar(
+        *vevent("DTSTART:20270301T110000Z", "DTEND:20270301T100000Z", "RRULE:FREQ=DAILY;COUNT=2")
+    )
+    assert spans(series) == [
+        ("2027-03-01T11:00:00Z", utc(2027, 3, 1, 10), utc(2027, 3, 1, 11), True),
+        ("2027-03-02T11:00:00Z", utc(2027, 3, 2, 10), utc(2027, 3, 2, 11), True),
+    ]
+    negative = calendar(*vevent("DTSTART:20270301T110000Z", "DURATION:-PT30M"))
+    assert spans(negative) == [("", utc(2027, 3, 1, 10, 30), utc(2027, 3, 1, 11), True)]
+    all_day = calendar(*vevent("DTSTART;VALUE=DATE:20270302", "DTEND;VALUE=DATE:20270301"))
+    assert spans(all_day) == [("", utc(2027, 3, 1), utc(2027, 3, 2), True)]

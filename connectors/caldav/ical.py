@@ -335,16 +335,22 @@ def _occurrences(events: list[_Event], window: Interval) -> Iterator[_Occurrence
         if index == 0:
             yield (original.instant, original.instant, length.end_of(original), master)
             continue
-        rid, future = ranges[index - 1]
+        _, future = ranges[index - 1]
         assert future.recurrence_id is not None
         clock = original.clock  # the series' wall clock decides the shift
-        shift = clock.to_wall(future.start.instant) - clock.to_wall(rid)
+        shift = _wall_on(future.start, clock) - _wall_on(future.recurrence_id, clock)
         moved = _moment(original.wall + shift, clock, original.is_date)
         yield (original.instant, moved.instant, future.length.end_of(moved), future)
     for key, event in overrides.items():
         if key not in series:  # overrides an instance the series lacks: still busy
             assert event.recurrence_id is not None
             yield _as_override(event.recurrence_id.instant, event)
+
+
+def _wall_on(moment: _Moment, clock: WallClock) -> datetime:
+    """``moment`` on ``clock``'s wall: as written when it is that clock's
+    (a time in a DST gap keeps its written value), else converted."""
+    return moment.wall if moment.clock == clock else clock.to_wall(moment.instant)
 
 
 def _as_override(original: datetime, event: _Event) -> _Occurrence:

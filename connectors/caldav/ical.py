@@ -186,7 +186,7 @@ def _read_event(component: Component, zones: ZoneTable, position: int) -> _Event
     uid = uid_prop.value.strip() if uid_prop is not None else ""
     try:
         return _timing_of(component, zones, uid, position)
-    except TimingError as exc:
+    except (TimingError, OverflowError) as exc:  # OverflowError: a time at datetime's edge
         raise MalformedObject(f"event {uid!r}: {exc}") from exc
 
 
@@ -397,9 +397,16 @@ def _recurrence_set(master: _Event, limit: datetime) -> dict[object, tuple[_Mome
     return dict(sorted(kept.items(), key=lambda item: item[1][0].instant))
 
 
+# A rule with more candidates than this before the window's end (a
+# SECONDLY rule since 1970, say) is refused rather than expanded for minutes.
+_MAX_CANDIDATES = 500_000
+
+
 def _rule_walls(rule: Rule, start: _Moment, through: datetime) -> Iterator[datetime]:
     counted = 0
-    for wall in rule.walls(start.wall):
+    for candidates, wall in enumerate(rule.walls(start.wall)):
+        if candidates > _MAX_CANDIDATES:
+            raise TimingError(f"more than {_MAX_CANDIDATES} instances of {rule.pattern!r}")
         if wall > through or (rule.until is not None and _past_until(wall, rule.until, start)):
             return
         if not start.is_date and wall != start.wall and not start.clock.exists(wall):

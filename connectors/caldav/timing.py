@@ -165,6 +165,9 @@ def read_rule(text: str) -> Rule:
             until = read_time(value)
         elif (key == "RSCALE" and value != "GREGORIAN") or (key == "SKIP" and value != "OMIT"):
             raise TimingError(f"calendar scale or skip calpool does not read: {text!r}")
+        elif key == "INTERVAL" and not (value.isdigit() and int(value) > 0):
+            # RFC 5545 §3.3.10: a positive integer; dateutil loops for ever on 0
+            raise TimingError(f"INTERVAL is not a positive number: {text!r}")
         elif key in _RULE_PARTS:
             parts.append(f"{key}={value}")
     if not any(p.startswith("FREQ=") for p in parts):

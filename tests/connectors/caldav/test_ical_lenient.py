@@ -87,6 +87,9 @@ def test_damage_outside_the_timing_is_ignored() -> None:
         ("DTSTART:20270301T100000Z", "EXDATE:tomorrow"),
         ("DTSTART:20270301T100000Z", "RRULE:FREQ=YEARLY;RSCALE=CHINESE"),
         ("SUMMARY:no start",),
+        ("DTSTART:20270301T100000Z", "RRULE:FREQ=DAILY;INTERVAL=0"),
+        ("DTSTART:99991231T235959", "DURATION:P1W"),
+        ("DTSTART:19700101T000000Z", "RRULE:FREQ=SECONDLY"),
     ],
     ids=[
         "bad-date",
@@ -98,6 +101,9 @@ def test_damage_outside_the_timing_is_ignored() -> None:
         "bad-exdate",
         "other-calendar-scale",
         "no-dtstart",
+        "interval-zero-would-loop",
+        "beyond-datetime",
+        "too-many-candidates",
     ],
 )
 def test_timing_that_cannot_be_read_is_still_refused(props: tuple[str, ...]) -> None:

@@ -399,7 +399,7 @@ def _recurrence_set(master: _Event, limit: datetime) -> dict[object, tuple[_Mome
 
 # A rule with more candidates than this before the window's end (a
 # SECONDLY rule since 1970, say) is refused rather than expanded for minutes.
-_MAX_CANDIDATES = 500_000
+_MAX_CANDIDATES = 200_000
 
 
 def _rule_walls(rule: Rule, start: _Moment, through: datetime) -> Iterator[datetime]:

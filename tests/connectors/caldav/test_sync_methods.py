@@ -113,3 +113,20 @@ def test_etag_cursor_round_trips() -> None:
     cursor = encode_etag_cursor("ctag-1", etags)
     assert decode_etag_cursor(cursor) == ("ctag-1", etags)
     assert len(cursor) < 8000  # compressed: fits a text column comfortably
+
+
+def test_unreadable_objects_are_named_in_listings_and_changes() -> None:
+    """Issue 21: a skipped object used to be visible only in a debug log."""
+    server = EtagOnlyServer()
+    server.store("/c/good.ics", ics("good", 2))
+    server.store("/c/bad.ics", ics("bad", 3).replace("DTSTART:", "X-START:"))
+    sync = sync_over(server, SyncMethod.ETAG)
+    listing = sync.list_window(WINDOW)[0]
+    assert set(listing.objects) == {"/c/good.ics"}
+    assert list(listing.unreadable) == ["/c/bad.ics"]
+    assert "no DTSTART" in listing.unreadable["/c/bad.ics"]
+
+    server.store("/c/good.ics", ics("good", 4).replace("DTEND:", "RRULE:FREQ=NEVER\r\nDTEND:"))
+    changes = sync.changes_since(listing.cursor, WINDOW)
+    assert changes.objects == {"/c/good.ics": ()}
+    assert list(changes.unreadable) == ["/c/good.ics"]

@@ -233,3 +233,23 @@ def test_a_busy_cache_sees_what_another_process_committed(radicale: Server, stor
 def _spans(timeline: BusyTimeline) -> list[tuple[datetime, datetime]]:
     pairs = zip(timeline.starts.tolist(), timeline.ends.tolist(), strict=True)
     return [(from_us(start), from_us(end)) for start, end in pairs]
+
+
+def test_unreadable_objects_are_counted_in_the_report(radicale: Server, store: Store) -> None:
+    """Issue 21: a sync that skipped objects said "0 changed" and nothing else."""
+    calendar = fresh_calendar(radicale, "unreadable")
+    put_event(radicale, calendar, "good", event_ics("good", at(2), at(3)))
+    unknown_zone = (  # a globally unique TZID without VTIMEZONE whose tail is no IANA name
+        event_ics("bad", at(4), at(5))
+        .replace("DTSTART:", "DTSTART;TZID=/vendor/Not/A_Zone:")
+        .replace("DTEND:", "DTEND;TZID=/vendor/Not/A_Zone:")
+        .replace("Z\r\n", "\r\n")
+    )
+    put_event(radicale, calendar, "bad", unknown_zone)
+    sync = service(store, bind("room", calendar, connector_for(radicale)))
+
+    report = sync.sync_calendar("room")
+
+    assert (report.changed, report.removed, report.unreadable) == (1, 0, 1)
+    assert "bad.ics: " in report.last_unreadable and "A_Zone" in report.last_unreadable
+    assert cached(store, "room") == [("good", at(2), at(3))]

@@ -1,39 +1,67 @@
 """iCalendar objects in, busy instances out.
 
-:func:`instances_in_window` parses one stored calendar object (one href) and
-expands it inside a window with recurring-ical-events: RRULE, RDATE, EXDATE,
-RECURRENCE-ID overrides, VTIMEZONE or a bare IANA TZID.  Floating times and
-all-day dates are local to the calendar's zone (an all-day event is busy for
-the whole local day or days).  TRANSP:TRANSPARENT and STATUS:CANCELLED (of the
-event or of one instance) are reported with ``busy=False``.
+:func:`instances_in_window` reads one stored calendar object (one href) and
+expands it inside a window: RRULE, RDATE, EXDATE, RECURRENCE-ID overrides
+with ``RANGE=THISANDFUTURE``, the object's own VTIMEZONEs or IANA TZIDs
+(:mod:`connectors.caldav.zones`).  TRANSP:TRANSPARENT and STATUS:CANCELLED
+(of the event or of one instance) are reported with ``busy=False``.
 
-An object calpool cannot read with certainty raises :class:`MalformedObject`
-(the caller logs it with its href and skips it): a syntax error, a broken
-date or rule, a missing DTSTART, or a TZID that is neither defined in the
-object nor an IANA zone.
+The rules calpool reads by, where RFC 5545 leaves room:
+
+- Floating times and all-day dates are local to the calendar's configured
+  zone (an all-day event is busy for the whole local day or days).
+  ``X-WR-TIMEZONE`` is not RFC 5545 and is ignored: the configured zone is
+  the operator's statement about the calendar.
+- Each instance of a series is keyed by its own original start
+  (RFC 5545 §3.8.4.4), also when a THISANDFUTURE override moved it; keys are
+  unique within the object (an object holding several UIDs, which RFC 4791
+  §4.1 forbids, prefixes each key with its UID).
+- A THISANDFUTURE override shifts every later instance by the override's
+  move on the series' wall clock and gives it the override's length and
+  properties, until a later override takes over.
+- An RRULE instance whose local time falls in a DST gap is neither an
+  instance nor counted (RFC 5545 §3.3.10); DTSTART, RDATE and overrides in
+  a gap take the offset before it (§3.3.5).
+- An end before the start (RFC 5545 §3.8.2.2 forbids it) is read as the
+  two swapped: the time between them stays busy.
+- With both DTEND and DURATION (forbidden by §3.6.1), DTEND decides.
+
+Only what decides busy time is read — DTSTART, DTEND, DURATION, RRULE,
+EXRULE, RDATE, EXDATE, RECURRENCE-ID and its RANGE, TRANSP, STATUS, the
+VTIMEZONEs the times name — and leniently where the meaning is plain (blanks
+around a value, an empty ``TZID=``); a defect anywhere else (a VALARM's
+``TRIGGER:PT-2H``, a broken DESCRIPTION) changes nothing.  An object whose
+timing cannot be read raises :class:`MalformedObject` (the caller logs it
+with its href and skips it).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import UTC, date, datetime, timedelta, tzinfo
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
-import icalendar
-import recurring_ical_events
-
+from connectors.caldav.content import Component, Property, parse_components
+from connectors.caldav.expansion import EventTiming, Length, Moment, moment_at, occurrences
+from connectors.caldav.timing import (
+    Duration,
+    TimeValue,
+    TimingError,
+    read_duration,
+    read_list,
+    read_rule,
+    read_single,
+)
+from connectors.caldav.zones import UTC_CLOCK, IanaClock, WallClock, ZoneTable
 from engine.core.model import Interval, RemoteEvent
 from engine.ports import instance_key
 
 BOOKING_PROPERTY = "X-CALPOOL-BOOKING"
 
-# Properties whose damage makes the instances uncertain; damage elsewhere
-# (a broken DESCRIPTION, say) does not change when the event is busy.
-_TIME_PROPERTIES = ("DTSTART", "DTEND", "DURATION", "RRULE", "RDATE", "EXDATE", "RECURRENCE-ID")
-
-# Floating times are read in the calendar's zone only after expansion, so
-# expand over a window wide enough for any UTC offset, then cut exactly.
-_MARGIN = timedelta(days=2)
+# Lines of these names that do not even split make the instances uncertain.
+_TIME_PROPERTIES = (
+    "DTSTART", "DTEND", "DURATION", "RRULE", "EXRULE", "RDATE", "EXDATE", "RECURRENCE-ID",
+)  # fmt: skip
 
 
 class MalformedObject(ValueError):
@@ -44,66 +72,44 @@ class MalformedObject(ValueError):
         self.reason = reason
 
 
-def parse_calendar(data: str | bytes) -> icalendar.Calendar:
-    """Parse and check one calendar object; raise :class:`MalformedObject`."""
-    try:
-        calendar = icalendar.Calendar.from_ical(data)
-    except ValueError as exc:  # icalendar reports syntax errors as ValueError
-        raise MalformedObject(f"not iCalendar: {exc}") from exc
-    if not isinstance(calendar, icalendar.Calendar):
-        raise MalformedObject("not one VCALENDAR")
-    defined = {str(tz.get("TZID")) for tz in calendar.walk("VTIMEZONE")}
-    for event in calendar.walk("VEVENT"):
-        _check_event(event, defined)  # type: ignore[arg-type]  # walk() is typed loosely
-    return calendar
-
-
-def _check_event(event: icalendar.Event, defined_zones: set[str]) -> None:
-    uid = str(event.get("UID", ""))
-    for name, problem in event.errors:
-        if name in _TIME_PROPERTIES:
-            raise MalformedObject(f"event {uid!r}: {name}: {problem}")
-    if "DTSTART" not in event:
-        raise MalformedObject(f"event {uid!r} has no DTSTART")
-    for name in _TIME_PROPERTIES:
-        values = event.get(name)
-        for value in values if isinstance(values, list) else [values]:
-            tzid = getattr(value, "params", {}).get("TZID") if value is not None else None
-            if tzid and tzid not in defined_zones and not _is_iana(tzid):
-                raise MalformedObject(f"event {uid!r}: {name} names unknown zone {tzid!r}")
-
-
-def _is_iana(name: str) -> bool:
-    try:
-        ZoneInfo(name)
-    except (ValueError, KeyError, OSError):  # invalid key, unknown zone, unreadable tzdata
-        return False
-    return True
-
-
 def instances_in_window(
     data: str | bytes, *, source: str, etag: str, window: Interval, zone: str
 ) -> tuple[RemoteEvent, ...]:
     """The instances of one stored object that overlap ``window``, sorted by
-    start; raise :class:`MalformedObject` when it cannot be read."""
-    calendar = parse_calendar(data)
-    local = ZoneInfo(zone)
-    recurring = any(
-        key in event
-        for event in calendar.walk("VEVENT")
-        for key in ("RRULE", "RDATE", "RECURRENCE-ID")
-    )
+    start; raise :class:`MalformedObject` when its timing cannot be read."""
+    calendars = [c for c in parse_components(data) if c.name == "VCALENDAR"]
+    if len(calendars) != 1:
+        raise MalformedObject("not one VCALENDAR")
+    (calendar,) = calendars
+    vtimezones: dict[str, Component] = {}
+    for vtimezone in calendar.walk("VTIMEZONE"):
+        tzid = vtimezone.first("TZID")
+        if tzid is not None:
+            vtimezones.setdefault(tzid.value.strip(), vtimezone)
+    zones = ZoneTable(vtimezones, IanaClock(ZoneInfo(zone)))
+    by_uid: dict[str, list[EventTiming]] = {}
+    for position, component in enumerate(c for c in calendar.children if c.name == "VEVENT"):
+        event = _read_event(component, zones, position)
+        by_uid.setdefault(event.uid, []).append(event)
+    prefix_uid = len(by_uid) > 1
+    found: list[RemoteEvent] = []
     try:
-        occurrences = recurring_ical_events.of(calendar, components=["VEVENT"]).between(
-            window.start - _MARGIN, window.end + _MARGIN
-        )
-        found = [
-            _to_remote(occ, source=source, etag=etag, local=local, recurring=recurring)
-            for occ in occurrences
-        ]
-    except (ValueError, TypeError, AttributeError) as exc:
-        # recurring-ical-events and icalendar raise these for content they
-        # parsed but cannot expand (an invalid rule, a DTEND of another type)
+        for uid, events in by_uid.items():
+            for original, start, end, event in occurrences(events, window):
+                key = instance_key(original) if original is not None else ""
+                found.append(
+                    RemoteEvent(
+                        source=source,
+                        uid=uid,
+                        instance=f"{uid} {key}" if prefix_uid else key,
+                        start=min(start, end),  # an end before the start: swapped
+                        end=max(start, end),
+                        busy=event.busy,
+                        etag=etag,
+                        booking_id=event.booking_id,
+                    )
+                )
+    except (TimingError, OverflowError) as exc:  # a rule or a time beyond datetime's range
         raise MalformedObject(f"cannot expand: {exc}") from exc
     return tuple(sorted((e for e in found if _inside(e, window)), key=_order))
 
@@ -118,66 +124,128 @@ def _inside(event: RemoteEvent, window: Interval) -> bool:
     return event.start < window.end and window.start < event.end
 
 
-def _to_remote(
-    occurrence: icalendar.Event, *, source: str, etag: str, local: tzinfo, recurring: bool
-) -> RemoteEvent:
-    start_value = _when(occurrence, "DTSTART")
-    assert start_value is not None  # parse_calendar refused events without one
-    start = _instant(start_value, local)
-    end_value = _when(occurrence, "DTEND")
-    if end_value is not None:
-        end = _instant(end_value, local)
-    elif isinstance(start_value, datetime):
-        end = start  # RFC 5545 3.6.1: a date-time DTSTART alone takes no time
-    else:
-        end = _instant(start_value + timedelta(days=1), local)
-    end = max(end, start)
-    instance = ""
-    if recurring:
-        original = _when(occurrence, "RECURRENCE-ID") or start_value
-        instance = instance_key(_instant(original, local))
-    transparent = str(occurrence.get("TRANSP", "OPAQUE")).upper() == "TRANSPARENT"
-    cancelled = str(occurrence.get("STATUS", "")).upper() == "CANCELLED"
-    booking = occurrence.get(BOOKING_PROPERTY)
-    return RemoteEvent(
-        source=source,
-        uid=str(occurrence.get("UID", "")),
-        instance=instance,
+# -- reading one VEVENT ----------------------------------------------------
+
+
+def _read_event(component: Component, zones: ZoneTable, position: int) -> EventTiming:
+    uid_prop = component.first("UID")
+    uid = uid_prop.value.strip() if uid_prop is not None else ""
+    try:
+        return _timing_of(component, zones, uid, position)
+    except (TimingError, OverflowError) as exc:  # OverflowError: a time at datetime's edge
+        raise MalformedObject(f"event {uid!r}: {exc}") from exc
+
+
+def _timing_of(component: Component, zones: ZoneTable, uid: str, position: int) -> EventTiming:
+    broken = [name for name in component.unreadable if name in _TIME_PROPERTIES]
+    if broken:
+        raise TimingError(f"{broken[0]} does not parse")
+    start_prop = _single(component, "DTSTART")
+    if start_prop is None:
+        raise TimingError("no DTSTART")
+    start = _resolve(read_single(start_prop), zones)
+    end_prop, duration_prop = _single(component, "DTEND"), _single(component, "DURATION")
+    if end_prop is not None:
+        length = _length_between(start, _resolve(read_single(end_prop), zones))
+    elif duration_prop is not None:
+        length = _length_of(read_duration(duration_prop.value))
+    else:  # RFC 5545 §3.6.1: a date lasts the day, a date-time alone takes no time
+        length = Length(days=1) if start.is_date else Length()
+    rdates: list[tuple[Moment, Length | None]] = []
+    for prop in component.all("RDATE"):
+        for value in read_list(prop):
+            if isinstance(value, tuple):
+                period_start = _resolve(value[0], zones)
+                other = value[1]
+                period = (
+                    _length_of(other)
+                    if isinstance(other, Duration)
+                    else _length_between(period_start, _resolve(other, zones))
+                )
+                rdates.append((period_start, period))
+            else:
+                rdates.append((_resolve(value, zones), None))
+    exdates = [
+        _resolve(value, zones)
+        for prop in component.all("EXDATE")
+        for value in read_list(prop)
+        if not isinstance(value, tuple)
+    ]
+    recurrence_prop = _single(component, "RECURRENCE-ID")
+    recurrence_id = _resolve(read_single(recurrence_prop), zones) if recurrence_prop else None
+    this_and_future = (
+        recurrence_prop is not None
+        and (recurrence_prop.param("RANGE") or "").strip().upper() == "THISANDFUTURE"
+    )
+    return EventTiming(
+        uid=uid,
+        rank=(_sequence(component), position),
         start=start,
-        end=end,
-        busy=not (transparent or cancelled),
-        etag=etag,
-        booking_id=str(booking) if booking is not None else None,
+        length=length,
+        rules=tuple(read_rule(p.value) for p in component.all("RRULE")),
+        exrules=tuple(read_rule(p.value) for p in component.all("EXRULE")),
+        rdates=tuple(rdates),
+        exdates=tuple(exdates),
+        recurrence_id=recurrence_id,
+        this_and_future=this_and_future,
+        busy=not (
+            _word(component, "TRANSP") == "TRANSPARENT" or _word(component, "STATUS") == "CANCELLED"
+        ),
+        booking_id=_text(component, BOOKING_PROPERTY),
     )
 
 
-def _when(component: icalendar.Component, name: str) -> date | None:
-    """The date or date-time of property ``name`` (``None`` if absent)."""
-    if name not in component:
-        return None
-    value = component.decoded(name)
-    if not isinstance(value, date):  # datetime is a date too
-        raise MalformedObject(f"{name} is not a date or date-time: {value!r}")
-    return value
+def _single(component: Component, name: str) -> Property | None:
+    props = component.all(name)
+    if len({(p.params, p.value.strip()) for p in props}) > 1:
+        raise TimingError(f"{name} is given {len(props)} times, differently")
+    return props[0] if props else None
 
 
-def _instant(value: date | datetime, local: tzinfo) -> datetime:
-    """A UTC instant: aware times as they are; floating times and dates
-    (midnight starting that day) in the calendar's zone."""
-    if not isinstance(value, datetime):
-        value = datetime(value.year, value.month, value.day)
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=local)
-    return value.astimezone(UTC)
+def _word(component: Component, name: str) -> str:
+    prop = component.first(name)
+    return prop.value.strip().upper() if prop is not None else ""
+
+
+def _text(component: Component, name: str) -> str | None:
+    prop = component.first(name)
+    return prop.value if prop is not None else None
+
+
+def _sequence(component: Component) -> int:
+    text = _word(component, "SEQUENCE")
+    return int(text) if text.isdigit() else 0  # does not decide busy time: lenient
+
+
+def _resolve(value: TimeValue, zones: ZoneTable) -> Moment:
+    if value.utc:
+        clock: WallClock = UTC_CLOCK
+    elif value.is_date:
+        clock = zones.floating  # all-day: the calendar's local days
+    else:
+        clock = zones.clock(value.tzid)
+    return moment_at(value.wall, clock, value.is_date)
+
+
+def _length_between(start: Moment, end: Moment) -> Length:
+    if start.is_date and end.is_date:
+        return Length(days=(end.wall - start.wall).days)
+    if start.clock == end.clock:  # one clock: the difference on the wall, as a person sees it
+        return Length(wall=end.wall - start.wall)
+    return Length(exact=end.instant - start.instant)
+
+
+def _length_of(duration: Duration) -> Length:
+    return Length(days=duration.days, exact=duration.exact)
 
 
 def busy_intervals(events: Iterable[RemoteEvent]) -> tuple[Interval, ...]:
     """The busy events as sorted, merged intervals (zero-length ones drop)."""
     spans = sorted((e.start, e.end) for e in events if e.busy and e.end > e.start)
     merged: list[list[datetime]] = []
-    for start, end in spans:
-        if merged and start <= merged[-1][1]:
+    for begin, end in spans:
+        if merged and begin <= merged[-1][1]:
             merged[-1][1] = max(merged[-1][1], end)
         else:
-            merged.append([start, end])
-    return tuple(Interval(start, end) for start, end in merged)
+            merged.append([begin, end])
+    return tuple(Interval(begin, end) for begin, end in merged)

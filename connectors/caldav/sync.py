@@ -94,15 +94,21 @@ class CalendarSync:
                 self._method = SyncMethod.ETAG
             else:
                 fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
-                objects = self._expand(fetched.values(), window)
+                unreadable: dict[str, str] = {}
+                objects = self._expand(fetched.values(), window, unreadable)
                 cursor = self._sync_cursor(answer.token)
-                return ChangeSet(cursor=cursor, objects=_present(objects), full=True), self._method
+                listing = ChangeSet(
+                    cursor=cursor, objects=_present(objects), full=True, unreadable=unreadable
+                )
+                return listing, self._method
         ctag, members = self._session.etags(self._url)
         fetched = self._session.multiget(self._url, (m.href for m in members))
-        objects = self._expand(fetched.values(), window)
+        skipped: dict[str, str] = {}
+        objects = self._expand(fetched.values(), window, skipped)
         etags = {m.href: m.etag for m in fetched.values()}
         cursor = encode_etag_cursor(ctag, etags)
-        return ChangeSet(cursor=cursor, objects=_present(objects), full=True), SyncMethod.ETAG
+        listing = ChangeSet(cursor=cursor, objects=_present(objects), full=True, unreadable=skipped)
+        return listing, SyncMethod.ETAG
 
     def changes_since(self, cursor: str, window: Interval) -> ChangeSet:
         if cursor.startswith((_SYNC_PREFIX, _UNBOUND_SYNC_PREFIX)) and (
@@ -126,12 +132,16 @@ class CalendarSync:
         except CursorExpired as exc:
             raise CursorExpired(exc.detail, cursor=cursor, calendar=self._calendar_id) from exc
         fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
-        objects = self._expand(fetched.values(), window)
+        unreadable: dict[str, str] = {}
+        objects = self._expand(fetched.values(), window, unreadable)
         # Changed but gone by the time of the multiget: deleted meanwhile.
         gone = set(answer.removed) | {m.href for m in answer.changed if m.href not in fetched}
         for href in gone:
             objects[href] = ()
-        return ChangeSet(cursor=self._sync_cursor(answer.token), objects=objects, full=False)
+        return ChangeSet(
+            cursor=self._sync_cursor(answer.token), objects=objects, full=False,
+            unreadable=unreadable,
+        )
 
     def _sync_cursor(self, token: str) -> str:
         return f"{_SYNC_PREFIX}{self._tag}:{token}"
@@ -154,13 +164,16 @@ class CalendarSync:
         now = {m.href: m.etag for m in members}
         changed = [href for href, etag in now.items() if old.get(href) != etag or not etag]
         fetched = self._session.multiget(self._url, changed)
-        objects = self._expand(fetched.values(), window)
+        unreadable: dict[str, str] = {}
+        objects = self._expand(fetched.values(), window, unreadable)
         gone = (set(old) - set(now)) | (set(changed) - set(fetched))
         for href in gone:
             objects[href] = ()
             now.pop(href, None)
         now.update({m.href: m.etag for m in fetched.values()})
-        return ChangeSet(cursor=encode_etag_cursor(ctag, now), objects=objects, full=False)
+        return ChangeSet(
+            cursor=encode_etag_cursor(ctag, now), objects=objects, full=False, unreadable=unreadable
+        )
 
     # -- free/busy ---------------------------------------------------------
 
@@ -182,8 +195,13 @@ class CalendarSync:
         return _clip(busy_intervals(events), window)
 
     def _expand(
-        self, members: Iterable[Member], window: Interval
+        self,
+        members: Iterable[Member],
+        window: Interval,
+        unreadable: dict[str, str] | None = None,
     ) -> dict[str, tuple[RemoteEvent, ...]]:
+        """Each member's instances; a member whose timing cannot be read is
+        reported gone, and named in ``unreadable`` with the reason."""
         objects: dict[str, tuple[RemoteEvent, ...]] = {}
         for member in members:
             try:
@@ -199,6 +217,8 @@ class CalendarSync:
                 # (as a full listing would omit it) and say which it is.
                 log.warning("caldav: skipping malformed object %s: %s", member.href, exc.reason)
                 objects[member.href] = ()
+                if unreadable is not None:
+                    unreadable[member.href] = exc.reason
         return objects
 
 

@@ -38,7 +38,7 @@ from connectors.caldav.failures import (
     precondition_name,
     status_error,
 )
-from connectors.caldav.ical import BOOKING_PROPERTY, MalformedObject, parse_calendar
+from connectors.caldav.ical import BOOKING_PROPERTY
 from engine.core.model import Attendee
 from engine.errors import Conflict, NotFound
 from engine.ports import EventDraft, WrittenEvent
@@ -107,9 +107,9 @@ def _cn(person: Attendee) -> dict[str, str]:
 
 
 def _stored_event(text: str) -> icalendar.Event | None:
-    try:
-        calendar = parse_calendar(text)
-    except MalformedObject:
+    try:  # calpool's own copy: UTC times, no VTIMEZONE to mix up
+        calendar = icalendar.Calendar.from_ical(text)
+    except ValueError:
         return None
     events = calendar.walk("VEVENT")
     return events[0] if len(events) == 1 else None  # type: ignore[return-value]

@@ -54,10 +54,10 @@ def describe(report: SyncReport) -> str:
     if report.failed:
         return f"{report.calendar}: failed: {report.error}"
     kind = "full listing" if report.full else "changes"
-    return (
-        f"{report.calendar}: synced ({kind}), {report.changed} changed, "
-        f"{report.removed} removed"
-    )
+    line = f"{report.calendar}: synced ({kind}), {report.changed} changed, {report.removed} removed"
+    if report.unreadable:  # busy time calpool could not read: never only in a debug log
+        line += f", {report.unreadable} unreadable (e.g. {report.last_unreadable})"
+    return line
 
 
 class _Progress:

@@ -291,11 +291,18 @@ class ChangeSet:
     or moved out of the window).  Applying replaces every cached instance of
     each listed source.  When ``full`` is true the change set is the whole
     state of the window: every cached source not listed is gone too.
+
+    ``unreadable`` maps a source the connector fetched but could not read
+    (its timing is malformed) to the reason; such a source is reported gone
+    (listed without instances, or left out of a full listing), so its busy
+    time is unknown to calpool, which is why the count should be shown.
     """
 
     cursor: str
     objects: Mapping[str, tuple[RemoteEvent, ...]]
     full: bool = False
+    unreadable: Mapping[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "objects", _frozen_mapping(self.objects))
+        object.__setattr__(self, "unreadable", _frozen_mapping(self.unreadable))

@@ -84,6 +84,10 @@ class SyncReport:
     reconcile_differences: int = 0
     error_kind: str = ""
     """The failure's class in the error tree (``RateLimited``, ``AuthFailed``…)."""
+    unreadable: int = 0
+    """Objects fetched but not readable (their busy time is unknown)."""
+    last_unreadable: str = ""
+    """One of them as ``source: reason``, for the operator to look at."""
 
     @property
     def failed(self) -> bool:
@@ -222,7 +226,8 @@ class SyncService:
         if self._cache is not None and (changes.full or changes.objects):
             self._cache.reload(self._store, [key])
         changed = sum(1 for instances in changes.objects.values() if instances)
-        removed = len(changes.objects) - changed
+        # an unreadable object is listed as gone, but was not removed at the provider
+        removed = len(changes.objects) - changed - len(changes.unreadable.keys() & changes.objects)
         if changes.full:
             listed = set(changes.objects)
             removed += len({event.source for event in before} - listed)
@@ -234,6 +239,10 @@ class SyncService:
             removed=removed,
             version=version,
             reconcile_differences=differences,
+            unreadable=len(changes.unreadable),
+            last_unreadable=next(
+                (f"{source}: {reason}" for source, reason in sorted(changes.unreadable.items())), ""
+            ),
         )
 
 

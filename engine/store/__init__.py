@@ -9,6 +9,7 @@ upgrades the schema (``calpool db upgrade``).  Supported URLs:
 from engine.store import migrate
 from engine.store.errors import (
     BookingExists,
+    DuplicateInstance,
     ReservationConflict,
     SchemaNotCurrent,
     StoreError,
@@ -32,6 +33,7 @@ __all__ = [
     "Assignment",
     "BookingEvent",
     "BookingExists",
+    "DuplicateInstance",
     "IdempotencyOutcome",
     "IdempotencyState",
     "Link",

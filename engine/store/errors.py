@@ -6,7 +6,8 @@
     ├── SchemaNotCurrent       the database is unmigrated, behind, or ahead of this calpool
     ├── ReservationConflict    an active reservation already holds the calendar then
     ├── BookingExists          a booking with this id is already stored
-    └── UnknownBooking         no booking with this id
+    ├── UnknownBooking         no booking with this id
+    └── DuplicateInstance      a sync batch names one instance of an object twice
 """
 
 from __future__ import annotations
@@ -53,3 +54,16 @@ class UnknownBooking(StoreError):
     def __init__(self, booking_id: str) -> None:
         super().__init__(f"no booking {booking_id}")
         self.booking_id = booking_id
+
+
+class DuplicateInstance(StoreError, ValueError):
+    """A sync batch lists two instances of ``source`` with the same
+    ``instance`` key.  Each instance of a series is identified by its own
+    original start (RFC 5545 §3.8.4.4), so a repeated key is a connector bug
+    (a THISANDFUTURE override once keyed every later instance by its own
+    RECURRENCE-ID); keeping either row would silently lose busy time."""
+
+    def __init__(self, source: str, instance: str) -> None:
+        super().__init__(f"instance {instance!r} of source {source!r} is listed twice")
+        self.source = source
+        self.instance = instance

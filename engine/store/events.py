@@ -11,6 +11,7 @@ from sqlalchemy import ARRAY, Connection, String, any_, bindparam, delete, func,
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
 from engine.store.calendars import CalendarRepository
 from engine.store.dialects import insert_many, is_postgresql
+from engine.store.errors import DuplicateInstance
 from engine.store.schema import busy_events, calendars
 
 # Stay far below SQLite's bound-parameter limit in ``IN (…)`` lists.
@@ -36,7 +37,9 @@ class EventRepository:
         all of it visible at once, or none of it.
 
         Raises ``ValueError`` (before writing anything) when an event's
-        ``source`` differs from the source it is listed under.
+        ``source`` differs from the source it is listed under, and
+        :class:`DuplicateInstance` (a ``ValueError`` too) when one source
+        lists the same instance key twice.
         """
         rows = _rows_of(changes.objects)
         synced_at = as_utc(synced_at, what="synced_at")
@@ -170,7 +173,8 @@ def _rows_of(objects: Mapping[str, tuple[RemoteEvent, ...]]) -> list[dict[str, A
         for event in instances:
             if event.source != source:
                 raise ValueError(f"event of source {event.source!r} listed under source {source!r}")
-            # A repeated identity within one batch: the later report wins.
+            if event.identity in by_identity:
+                raise DuplicateInstance(event.source, event.instance)
             by_identity[event.identity] = {
                 "source": event.source,
                 "instance": event.instance,

@@ -3,7 +3,7 @@ TLS with an account CA file, ``auto`` sync, the server's free-busy report."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import pytest
 import trustme
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
-from engine.core.model import Interval
+from engine.core.model import Interval, RemoteEvent
 from engine.errors import PermanentError
 from engine.ports import CalendarRef
 from tests.support.caldav_servers import Server, start_radicale, start_xandikos
@@ -89,3 +89,39 @@ def test_server_free_busy_report_agrees_on_plain_events(server: Server) -> None:
     )
     assert by_report.free_busy([calendar], WINDOW)["report/"] == expected
     assert by_query.free_busy([calendar], WINDOW)["report/"] == expected
+
+
+def zoned_ics(uid: str, offset: str) -> bytes:
+    """An event at 09:00 in a zone named "Office", whose VTIMEZONE says ``offset``."""
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:t\r\n"
+        "BEGIN:VTIMEZONE\r\nTZID:Office\r\nBEGIN:STANDARD\r\nDTSTART:16010101T000000\r\n"
+        f"TZOFFSETFROM:{offset}\r\nTZOFFSETTO:{offset}\r\nEND:STANDARD\r\nEND:VTIMEZONE\r\n"
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTAMP:20270101T000000Z\r\n"
+        "DTSTART;TZID=Office:20270302T090000\r\nDTEND;TZID=Office:20270302T100000\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+def test_one_tzid_with_two_vtimezones_and_an_edit_while_the_connector_lives(
+    server: Server,
+) -> None:
+    """Issue 21: icalendar cached the first VTIMEZONE of a non-IANA TZID for
+    the process, so a second object (or an edited one) was read in its rules."""
+    url = server.make_calendar("zones")
+    server.request("PUT", f"{url}east.ics", zoned_ics("east", "+1300"))
+    server.request("PUT", f"{url}west.ics", zoned_ics("west", "-0500"))
+    calendar = CalendarRef("zones/")
+    connector = CalDAVConnector(CalDAVAccount(url=server.home, retry=FAST))
+
+    def starts(objects: Mapping[str, tuple[RemoteEvent, ...]]) -> dict[str, datetime]:
+        return {e.uid: e.start for instances in objects.values() for e in instances}
+
+    listing = connector.list_window(calendar, WINDOW)
+    assert starts(listing.objects) == {
+        "east": datetime(2027, 3, 1, 20, tzinfo=UTC),
+        "west": datetime(2027, 3, 2, 14, tzinfo=UTC),
+    }
+    server.request("PUT", f"{url}east.ics", zoned_ics("east", "+0100"))
+    changes = connector.changes_since(calendar, listing.cursor, WINDOW)
+    assert starts(changes.objects) == {"east": datetime(2027, 3, 2, 8, tzinfo=UTC)}

@@ -137,3 +137,20 @@ def test_a_sync_token_is_bound_to_its_calendar() -> None:
 def test_a_sync_cursor_written_before_the_binding_is_still_followed() -> None:
     changes = sync_over(SyncingServer(), SyncMethod.AUTO).changes_since("sc1:data:,1-1", WINDOW)
     assert changes.cursor.startswith("sc2:") and changes.cursor.endswith(":data:,1796230377-6")
+
+
+def test_unreadable_objects_are_named_in_listings_and_changes() -> None:
+    """Issue 21: a skipped object used to be visible only in a debug log."""
+    server = EtagOnlyServer()
+    server.store("/c/good.ics", ics("good", 2))
+    server.store("/c/bad.ics", ics("bad", 3).replace("DTSTART:", "X-START:"))
+    sync = sync_over(server, SyncMethod.ETAG)
+    listing = sync.list_window(WINDOW)[0]
+    assert set(listing.objects) == {"/c/good.ics"}
+    assert list(listing.unreadable) == ["/c/bad.ics"]
+    assert "no DTSTART" in listing.unreadable["/c/bad.ics"]
+
+    server.store("/c/good.ics", ics("good", 4).replace("DTEND:", "RRULE:FREQ=NEVER\r\nDTEND:"))
+    changes = sync.changes_since(listing.cursor, WINDOW)
+    assert changes.objects == {"/c/good.ics": ()}
+    assert list(changes.unreadable) == ["/c/good.ics"]

@@ -9,6 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.store import Store
+from engine.store.errors import DuplicateInstance
 from tests.engine.store.samples import WINDOW, at, changes, event
 
 
@@ -140,10 +141,17 @@ def test_event_listed_under_another_source_is_refused_before_writing(store: Stor
         assert uow.events.in_window("alice", WINDOW) == []
 
 
-def test_repeated_identity_in_one_batch_keeps_the_last_report(store: Store) -> None:
-    batch = ChangeSet(cursor="c1", objects={"a": (event("a", 1, 2), event("a", 3, 4))})
-    apply(store, "alice", batch)
-    assert [e.start for e in cached(store, "alice")] == [at(3)]
+def test_repeated_instance_key_in_one_batch_is_refused_before_writing(store: Store) -> None:
+    """Issue 21: a THISANDFUTURE override once gave every later instance the
+    override's key and the store kept one row of many; a repeated key is now
+    an error, never a silent overwrite."""
+    apply(store, "alice", changes("c1", event("b", 1, 2)))
+    batch = ChangeSet(cursor="c2", objects={"a": (event("a", 1, 2), event("a", 3, 4))})
+    with store.unit_of_work() as uow:
+        with pytest.raises(DuplicateInstance) as caught:
+            uow.events.apply_changes("alice", batch, WINDOW, at(1))
+        assert (caught.value.source, caught.value.instance) == ("a", "")
+        assert [e.source for e in uow.events.in_window("alice", WINDOW)] == ["b"]
 
 
 def test_failure_is_recorded_without_touching_cursor_or_events(store: Store) -> None:

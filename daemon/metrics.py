@@ -186,6 +186,11 @@ def _store_families(watched: Watched) -> Iterator[Metric]:
         "calpool_calendar_failed",
         "1 when the calendar's most recent sync failed.", labels=["calendar"],
     )
+    unreadable = GaugeMetricFamily(
+        "calpool_calendar_unreadable_objects",
+        "Objects of the calendar its connector fetched but could not read (their busy time is "
+        "missing).", labels=["calendar"],
+    )
     cached = GaugeMetricFamily(
         "calpool_cached_events", "Events of the calendar in the local cache.",
         labels=["calendar"],
@@ -198,7 +203,8 @@ def _store_families(watched: Watched) -> Iterator[Metric]:
             last_success.add_metric([key], success.timestamp())
         failing.add_metric([key], 1 if state is not None and state.failed else 0)
         cached.add_metric([key], events[key])
-    yield from (staleness, last_success, failing, cached)
+        unreadable.add_metric([key], len(state.unreadable) if state is not None else 0)
+    yield from (staleness, last_success, failing, cached, unreadable)
     bookings = GaugeMetricFamily(
         "calpool_bookings", "Bookings in the store by status.", labels=["status"])
     for name in ("pending", "confirmed", "failed", "cancelled"):

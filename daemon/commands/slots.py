@@ -51,8 +51,9 @@ def run(invocation: Invocation) -> int:
             print("no bookable slots in this range", file=invocation.out)
     for stale in answer.stale_calendars:
         since = local_iso(stale.last_synced, zone) or "never"
+        words = STALE_WORDS.get(stale.reason, f"has {stale.reason} ({stale.error})")
         print(
-            f"warning: calendar {stale.calendar} {STALE_WORDS[stale.reason]}, so its free time "
+            f"warning: calendar {stale.calendar} {words}, so its free time "
             f"may be wrong (last synced: {since})",
             file=invocation.err,
         )

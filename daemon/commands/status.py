@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.config.settings import Config
 from engine.services.status import SiteStatus, StatusQuery
-from engine.store import SchemaNotCurrent, Store
+from engine.store import SchemaNotCurrent, Store, SyncState
 
 
 def run(invocation: Invocation) -> int:
@@ -63,6 +63,8 @@ def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
                 "id": channel.channel_id, "expires_at": _instant(channel.expires_at)},
             "last_error": state.last_error if state is not None else None,
             "last_error_at": _instant(state.last_error_at if state is not None else None),
+            "unreadable": len(state.unreadable) if state is not None else 0,
+            "last_unreadable": _first_unreadable(state),
         })
     return {
         "ok": not status.flagged,
@@ -93,6 +95,9 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
         line = f"{entry['calendar']:<{width}}  {entry['state']:<12}  {synced}; {push}"
         if entry["state"] != "ok" and entry["last_error"]:
             line += f"; last error: {entry['last_error']}"
+        if entry["unreadable"]:
+            line += (f"; {entry['unreadable']} objects unreadable, e.g. "
+                     f"{entry['last_unreadable']}")
         print(line, file=out)
     if not document["calendars"]:
         print("no calendars configured", file=out)
@@ -109,6 +114,15 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
         limit = _age(document["stale_after_seconds"])
         print(f"{len(bad)} calendar(s) not ok (stale after {limit}): {', '.join(bad)}",
               file=invocation.err)
+
+
+def _first_unreadable(state: SyncState | None) -> str | None:
+    """One unreadable object of the calendar with its reason (the first by
+    source, so the line is stable between runs)."""
+    if state is None or not state.unreadable:
+        return None
+    source, reason = min(state.unreadable.items())
+    return f"{source}: {reason}"
 
 
 def _instant(value: datetime | None) -> str | None:

@@ -8,7 +8,7 @@ describes it for clients, and the tests check the two agree.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
@@ -49,7 +49,11 @@ class SlotDocument(BaseModel):
 class StaleCalendarDocument(BaseModel):
     calendar: str
     last_synced: datetime | None = Field(description="the last successful sync, if any")
-    reason: Literal["never_synced", "failed", "stale"]
+    reason: Annotated[str, Field(
+        pattern=r"^(never_synced|failed|stale|\d+ objects? unreadable)$",
+        description="never_synced, failed or stale; for a calendar otherwise in order "
+                    "'N objects unreadable': it holds events calpool could not read, whose "
+                    "busy time is missing (see calpool status)")]
 
 
 class SlotsDocument(BaseModel):

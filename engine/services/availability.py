@@ -143,7 +143,9 @@ def _same(one: BusyTimeline, other: BusyTimeline) -> bool:
 @dataclass(frozen=True, slots=True)
 class StaleCalendar:
     """A calendar whose cached view may not be the truth.  ``reason`` is
-    ``never_synced``, ``failed`` or ``stale``."""
+    ``never_synced``, ``failed`` or ``stale``; or, for a calendar otherwise
+    in order, ``N objects unreadable`` (busy time calpool could not read;
+    ``error`` names one with its reason)."""
 
     calendar: str
     last_synced: datetime | None
@@ -181,6 +183,23 @@ def staleness(
             found.append(StaleCalendar(key, state.last_success_at, "failed", error))
         elif now - state.last_success_at > stale_after:
             found.append(StaleCalendar(key, state.last_success_at, "stale"))
+    return tuple(found)
+
+
+def unreadable(states: Mapping[str, SyncState], keys: Iterable[str]
+               ) -> tuple[StaleCalendar, ...]:
+    """The calendars among ``keys`` holding objects their connector could
+    not read, as ``N objects unreadable``, the first by source named."""
+    found = []
+    for key in dict.fromkeys(keys):
+        state = states.get(key)
+        if state is None or not state.unreadable:
+            continue
+        count = len(state.unreadable)
+        source, reason = min(state.unreadable.items())
+        found.append(StaleCalendar(
+            key, state.last_success_at,
+            f"{count} object{'s' if count != 1 else ''} unreadable", f"{source}: {reason}"))
     return tuple(found)
 
 
@@ -228,6 +247,8 @@ class SlotService:
         states = self._cache.refresh(self._store)
         snapshot = self._cache.snapshot()
         stale = staleness(states, keys, now=now, stale_after=self._stale_after)
+        flagged = {entry.calendar for entry in stale}
+        stale += unreadable(states, [key for key in keys if key not in flagged])
         starts = slot_starts(event_type, calendars=self.calendars, window=window, now=now)
         if starts.size == 0:
             return SlotAnswer(event_type, window, (), stale)

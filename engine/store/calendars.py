@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from functools import cache
@@ -167,4 +168,5 @@ def _sync_state(row: Row[tuple[object, ...]] | RowMapping) -> SyncState:
         last_error=values["last_error"],
         last_error_at=values["last_error_at"],
         version=int(values["version"]),
+        unreadable=json.loads(values["unreadable"]) if values["unreadable"] else {},
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -70,6 +71,7 @@ class EventRepository:
         insert_many(
             self._connection, busy_events, [{"calendar_id": calendar_id, **row} for row in rows]
         )
+        unreadable = self._unreadable_after(calendar_id, changes)
         version = self._connection.execute(
             update(calendars)
             .where(calendars.c.id == calendar_id)
@@ -81,6 +83,7 @@ class EventRepository:
                 last_attempt_at=synced_at,
                 last_error=None,
                 last_error_at=None,
+                unreadable=json.dumps(unreadable, sort_keys=True) if unreadable else None,
                 # Only a change of events moves the version: every process
                 # reloads a calendar whose version moved, and most syncs bring
                 # nothing.  (The change mark still sees the new success time.)
@@ -89,6 +92,21 @@ class EventRepository:
             .returning(calendars.c.version)
         ).scalar_one()
         return int(version)
+
+    def _unreadable_after(self, calendar_id: int, changes: ChangeSet) -> dict[str, str]:
+        """The calendar's unreadable objects once ``changes`` apply: a full
+        listing says all of them; an incremental one replaces what it says of
+        each object it lists (read now, gone, or unreadable still)."""
+        if changes.full:
+            return dict(changes.unreadable)
+        stored = self._connection.execute(
+            select(calendars.c.unreadable).where(calendars.c.id == calendar_id)
+        ).scalar_one_or_none()
+        known: dict[str, str] = json.loads(stored) if stored else {}
+        for source in changes.objects:
+            known.pop(source, None)
+        known.update(changes.unreadable)
+        return known
 
     def in_window(self, calendar: str, window: Interval) -> list[RemoteEvent]:
         """Every cached event of ``calendar`` overlapping ``window``, by start."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +32,8 @@ class SyncState:
     last_error: str | None
     last_error_at: datetime | None
     version: int
+    unreadable: Mapping[str, str] = field(default_factory=dict)
+    """Objects the connector fetched but could not read: source → reason."""
 
     @property
     def failed(self) -> bool:

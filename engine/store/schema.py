@@ -62,6 +62,8 @@ calendars = Table(
     Column("last_error", Text, nullable=True),
     Column("last_error_at", UTCInstant, nullable=True),
     Column("version", BigInteger, nullable=False, server_default="0"),
+    # JSON {source: reason} of the objects the last syncs could not read.
+    Column("unreadable", Text, nullable=True),
 )
 
 sync_leases = Table(

@@ -75,7 +75,7 @@ def forget_removed_calendars(store: Store, configured: Collection[str]) -> list[
         for key in removed:
             for channel in uow.channels.for_calendar(key):
                 log.info("push channel %s of removed calendar %s runs out at %s",
-                         channel.channel_id, key, channel.expires_at.isoformat(),
+                         channel.id, key, channel.expires_at.isoformat(),
                          extra={"calendar": key})
             uow.calendars.remove(key)
         uow.commit()

@@ -114,6 +114,7 @@ push_channels = Table(
     Column("token_sha256", String(64), nullable=False),
     Column("expires_at", UTCInstant, nullable=False),
     Column("created_at", UTCInstant, nullable=False),
+    Column("calendar_ref", Text, nullable=False, server_default=""),  # revision 0005
     Index(None, "calendar_id"),
 )
 
@@ -332,4 +333,30 @@ webhook_deliveries = Table(
     UniqueConstraint("event_id", "endpoint"),
     CheckConstraint("state IN ('pending', 'done', 'failed')", name="state"),
     Index(None, "state", "due_at"),
+)
+
+
+# ---- revision 0005: push plumbing --------------------------------------------------------
+
+sync_requests = Table(
+    "sync_requests",
+    metadata,
+    Column(
+        "calendar_id",
+        RowId,
+        ForeignKey("calendars.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("requested", BigInteger, nullable=False, server_default="0"),
+    Column("served", BigInteger, nullable=False, server_default="0"),
+    Column("requested_at", UTCInstant, nullable=True),
+)
+
+push_messages = Table(
+    "push_messages",
+    metadata,
+    Column("channel_id", String(200), primary_key=True),
+    Column("message", String(200), primary_key=True),
+    Column("received_at", UTCInstant, nullable=False),
+    Index(None, "received_at"),
 )

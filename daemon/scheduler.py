@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 # booking request drains its own jobs at once, this catches the rest.
 OUTBOX_EVERY = timedelta(seconds=2)
 
+# How often calendars marked by a push notification are looked for and
+# synced (by whichever process gets the lease): push is only worth it when
+# the change shows within seconds.
+SYNC_REQUESTED_EVERY = timedelta(seconds=2)
+
+# How often push channels are opened, renewed and stopped as needed.
+CHANNELS_EVERY = timedelta(minutes=5)
+
 # How often expired bookings, idempotency keys and links are purged; the
 # retention periods are days, so a few runs a day keep within them.
 RETENTION_EVERY = timedelta(hours=6)
@@ -93,6 +101,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         next_run_time=now,
     )
     scheduler.add_job(
+        sync_requested,
+        IntervalTrigger(seconds=SYNC_REQUESTED_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="sync-requested",
+        name="sync calendars a push notification marked",
+        next_run_time=now,
+    )
+    scheduler.add_job(
         purge_expired,
         IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(), timezone=UTC),
         args=[app],
@@ -118,6 +134,16 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
     if not report.failed:
         log.debug("sync of %s: %s, %d changed, %d removed", key, report.outcome,
                   report.changed, report.removed, extra={"calendar": key})
+
+
+def sync_requested(app: App) -> None:
+    """Sync the calendars a push notification marked (any process may
+    receive the notification; the lease decides who syncs)."""
+    for report in app.sync.sync_requested():
+        if not report.failed:
+            log.debug("pushed sync of %s: %s, %d changed, %d removed", report.calendar,
+                      report.outcome, report.changed, report.removed,
+                      extra={"calendar": report.calendar})
 
 
 def drain_outbox(app: App) -> None:

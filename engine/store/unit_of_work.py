@@ -34,6 +34,7 @@ from engine.store.leases import LeaseRepository
 from engine.store.links import LinkRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
+from engine.store.sync_requests import SyncRequestRepository
 from engine.store.webhooks import WebhookRepository
 
 
@@ -91,6 +92,7 @@ class UnitOfWork:
     links: LinkRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
+    sync_requests: SyncRequestRepository
     webhooks: WebhookRepository
 
     def __init__(self, engine: Engine, *, read_only: bool) -> None:
@@ -119,6 +121,7 @@ class UnitOfWork:
         self.links = LinkRepository(connection)
         self.idempotency = IdempotencyRepository(connection)
         self.channels = ChannelRepository(connection, self.calendars)
+        self.sync_requests = SyncRequestRepository(connection, self.calendars)
         return self
 
     def __exit__(

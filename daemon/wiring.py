@@ -31,6 +31,7 @@ from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
 from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
+from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
@@ -91,6 +92,7 @@ class App:
     status: StatusQuery
     retention: RetentionPeriods
     clock: Clock
+    push: PushReceiver
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     metrics: Metrics = field(default_factory=Metrics)
@@ -132,6 +134,16 @@ def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatch
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
+
+
+def _push_routes(config: Config, bindings: Mapping[str, CalendarBinding]
+                 ) -> dict[str, PushRoute]:
+    """Each served calendar's provider and connector, for push deliveries."""
+    return {
+        key: PushRoute(config.account_of(key).provider, binding.connector)
+        for key, binding in bindings.items()
+        if binding.connector is not None
+    }
 
 
 def build(
@@ -228,6 +240,7 @@ def build(
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),
         clock=clock,
+        push=PushReceiver(store, _push_routes(config, bindings), clock=clock),
         unavailable=unavailable,
         metrics=metrics,
     )

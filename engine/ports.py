@@ -153,18 +153,39 @@ class NotificationKind(enum.StrEnum):
     MISSED = "missed"  # notifications were lost: resync the calendar
     REMOVED = "removed"  # the provider ended the channel: open a new one, resync
     REAUTHORIZE = "reauthorize"  # the provider wants the channel re-authorised (renew it)
+    HANDSHAKE = "handshake"  # the provider checks the address (Graph's validationToken): answer
+
+
+@dataclass(frozen=True, slots=True)
+class HookReply:
+    """What to answer a delivery with, when the provider expects a
+    particular answer (Graph's validation: 200 ``text/plain`` echoing the
+    token) rather than a plain 2xx."""
+
+    status: int
+    content_type: str
+    body: str
 
 
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One parsed push notification; ``token`` is what the provider echoed
     (Google channel token, Graph clientState) for the caller to check in
-    constant time against the channel's."""
+    constant time against the channel's (:meth:`PushChannel.accepts`).
+
+    ``message`` identifies the notification within its channel (Google's
+    ``X-Goog-Message-Number``, a Graph notification's id) so a redelivery
+    triggers one sync; ``""`` when the provider gives none.  A
+    :attr:`NotificationKind.HANDSHAKE` carries the ``reply`` to send and
+    may name no channel (Graph validates before the subscription exists).
+    """
 
     channel_id: str
     resource_id: str
     token: str
     kind: NotificationKind
+    message: str = ""
+    reply: HookReply | None = None
 
 
 @runtime_checkable
@@ -242,11 +263,14 @@ class CalendarConnector(Protocol):
         ...
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
         """The notifications in one webhook delivery (header names in any
-        case).  Raises :class:`~engine.errors.PermanentError` for a delivery
-        that is not one of this provider's."""
+        case; ``query`` the delivery URL's query parameters, ``None`` taken
+        as none).  A handshake (Graph's ``?validationToken=``) is one
+        notification of kind ``HANDSHAKE`` whose ``reply`` the caller sends.
+        Raises :class:`~engine.errors.PermanentError` for a delivery that is
+        not one of this provider's."""
         ...
 
 

@@ -109,6 +109,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         next_run_time=now,
     )
     scheduler.add_job(
+        maintain_channels,
+        IntervalTrigger(seconds=CHANNELS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="channels",
+        name="open, renew and stop push channels",
+        next_run_time=now + timedelta(seconds=first_spread),
+    )
+    scheduler.add_job(
         purge_expired,
         IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(), timezone=UTC),
         args=[app],
@@ -144,6 +152,33 @@ def sync_requested(app: App) -> None:
             log.debug("pushed sync of %s: %s, %d changed, %d removed", report.calendar,
                       report.outcome, report.changed, report.removed,
                       extra={"calendar": report.calendar})
+
+
+def maintain_channels(app: App) -> None:
+    """Open, renew and stop push channels (``engine.services.channels``)."""
+    report = app.channels.maintain()
+    if report.opened or report.renewed or report.stopped:
+        log.info("push channels: %d opened, %d renewed, %d stopped",
+                 len(report.opened), len(report.renewed), len(report.stopped))
+
+
+def stop_channels(app: App) -> None:
+    """On shutdown: stop this config's push channels at their providers."""
+    try:
+        stopped = app.channels.stop_all()
+    except Exception:  # the database may be gone already; channels run out anyway
+        log.exception("stopping the push channels failed")
+        return
+    if stopped:
+        log.info("stopped %d push channels", len(stopped))
+
+
+def stop_removed_channels(old: App, new: App) -> None:
+    """On reload: the old config's connectors stop the push channels of
+    calendars the new config no longer names."""
+    stopped = old.channels.stop_removed(new.config.calendars)
+    if stopped:
+        log.info("stopped %d push channels of removed calendars", len(stopped))
 
 
 def drain_outbox(app: App) -> None:

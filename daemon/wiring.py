@@ -24,6 +24,7 @@ from engine.core.model import Booking
 from engine.ports import CalendarConnector, CalendarRef, RequestObserver
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
+from engine.services.channels import ChannelPolicy, ChannelService, ChannelTarget
 from engine.services.delivery import CalendarSource, invitation_delivery, known_addresses
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
@@ -93,6 +94,7 @@ class App:
     retention: RetentionPeriods
     clock: Clock
     push: PushReceiver
+    channels: ChannelService
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     metrics: Metrics = field(default_factory=Metrics)
@@ -241,6 +243,13 @@ def build(
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),
         clock=clock,
         push=PushReceiver(store, _push_routes(config, bindings), clock=clock),
+        channels=ChannelService(
+            store,
+            {key: ChannelTarget(route.provider, bindings[key].ref, route.connector)
+             for key, route in _push_routes(config, bindings).items()},
+            ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
+            clock=clock,
+        ),
         unavailable=unavailable,
         metrics=metrics,
     )

@@ -89,7 +89,8 @@ class SyncWindow:
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """What one sync of one calendar did.  ``outcome`` is ``"synced"``,
-    ``"skipped"`` (another process holds the lease) or ``"failed"``."""
+    ``"skipped"`` (another process holds the lease; a "sync requested" mark
+    stays set for whoever holds or takes it) or ``"failed"``."""
 
     calendar: str
     outcome: str

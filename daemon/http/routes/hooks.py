@@ -57,7 +57,8 @@ async def _raw_body(request: Request) -> bytes:
         200: {"description": "a handshake (Graph's `validationToken`): the token echoed",
               "content": {"text/plain": {"schema": {"type": "string"}}}},
         **problem_responses(UNKNOWN_CHANNEL.uri, WRONG_CHANNEL_TOKEN.uri,
-                            NOT_A_NOTIFICATION.uri, "/problems/payload-too-large"),
+                            NOT_A_NOTIFICATION.uri, "/problems/payload-too-large",
+                            "/problems/validation"),
     },
 )
 def receive_push(

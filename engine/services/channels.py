@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
 
+# How long the message ids of push deliveries are kept to spot redeliveries
+# (providers redeliver within minutes to hours).
+MESSAGES_KEPT = timedelta(days=1)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelTarget:
@@ -110,8 +114,10 @@ class ChannelService:
     def maintain(self) -> ChannelReport:
         now = self._clock()
         wanted = set(self.wanted())
-        with self._store.reader() as uow:
+        with self._store.unit_of_work() as uow:
+            uow.channels.forget_messages_before(now - MESSAGES_KEPT)
             stored = uow.channels.all()  # soonest expiry first
+            uow.commit()
         by_calendar: dict[str, list[PushChannel]] = {}
         for channel in stored:
             by_calendar.setdefault(channel.calendar, []).append(channel)

@@ -80,11 +80,13 @@ class ChannelRepository:
     def first_delivery(self, channel_id: str, message: str, at: datetime) -> bool:
         """Record that message ``message`` of ``channel_id`` arrived; ``False``
         when it had arrived before (a provider's redelivery)."""
-        result = self._connection.execute(
-            insert_ignoring_duplicates(self._connection, push_messages, ["channel_id", "message"]),
+        # RETURNING, not rowcount: psycopg reports -1 for a DO NOTHING insert.
+        inserted = self._connection.execute(
+            insert_ignoring_duplicates(self._connection, push_messages, ["channel_id", "message"])
+            .returning(push_messages.c.channel_id),
             {"channel_id": channel_id, "message": message, "received_at": as_utc(at)},
-        )
-        return result.rowcount == 1
+        ).first()
+        return inserted is not None
 
     def forget_messages_before(self, instant: datetime) -> int:
         """Drop message ids recorded before ``instant`` (no provider

@@ -22,7 +22,7 @@ from daemon.config.settings import Account
 from daemon.http.app import create_app
 from daemon.http.problems import MEDIA_TYPE
 from daemon.metrics import Metrics
-from daemon.scheduler import maintain_channels, sync_requested
+from daemon.scheduler import maintain_channels, stop_channels, sync_requested
 from daemon.wiring import CONNECTORS, App, build
 from engine.core.model import Interval
 from engine.ports import CalendarConnector, RequestObserver
@@ -244,3 +244,10 @@ def test_the_hook_needs_no_bearer_token_and_is_in_the_openapi_document(site: Pus
     assert {"200", "202", "400", "401", "404"} <= set(operation["responses"])
     assert "/problems/wrong-channel-token" in document["info"]["description"]
     assert "security" not in operation
+
+
+def test_shutdown_stops_the_channels_at_the_provider(site: PushSite) -> None:
+    assert len(site.provider.channels()) == 2
+    stop_channels(site.app)
+    assert site.provider.channels() == ()
+    assert site.app.status.read(NOW, channels=True).channels == {"alice": [], "room-a": []}

@@ -68,7 +68,7 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     first_spread = min(10.0, settings.poll_interval.total_seconds())
     for key in app.config.calendars:
         scheduler.add_job(
-            sync_calendar,
+            poll_calendar,
             every(settings.poll_interval),
             args=[app, key],
             id=f"poll:{key}",
@@ -141,6 +141,16 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
     report = app.sync.sync_calendar(key, reconcile=reconcile)
     if not report.failed:
         log.debug("sync of %s: %s, %d changed, %d removed", key, report.outcome,
+                  report.changed, report.removed, extra={"calendar": key})
+
+
+def poll_calendar(app: App, key: str) -> None:
+    """A scheduled poll; a calendar with a live push channel is polled only
+    every ``sync.safety_poll`` (push brings its changes; missed ones happen)."""
+    pushed = key in app.channels.live()
+    report = app.sync.poll(key, quiet_for=app.config.sync.safety_poll if pushed else None)
+    if report is not None and not report.failed:
+        log.debug("poll of %s: %s, %d changed, %d removed", key, report.outcome,
                   report.changed, report.removed, extra={"calendar": key})
 
 

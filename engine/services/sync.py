@@ -167,6 +167,19 @@ class SyncService:
             self._on_synced(report, time.perf_counter() - started)
         return report
 
+    def poll(self, key: str, *, quiet_for: timedelta | None = None) -> SyncReport | None:
+        """A scheduled poll of ``key``.  ``quiet_for`` is given when the
+        calendar has a live push channel: then the poll is only the safety
+        poll, due once the last success is older than ``quiet_for``
+        (``None``: not due, nothing ran)."""
+        if quiet_for is not None:
+            with self._store.reader() as uow:
+                state = uow.calendars.sync_state(key)
+            if state is not None and state.last_success_at is not None and not state.failed \
+                    and self._clock() - state.last_success_at < quiet_for:
+                return None
+        return self.sync_calendar(key)
+
     def sync_requested(self) -> list[SyncReport]:
         """Sync every configured calendar whose "sync requested" mark is set
         (a push notification arrived); one leased by another process is

@@ -22,7 +22,7 @@ from daemon.config.settings import Account
 from daemon.http.app import create_app
 from daemon.http.problems import MEDIA_TYPE
 from daemon.metrics import Metrics
-from daemon.scheduler import maintain_channels, stop_channels, sync_requested
+from daemon.scheduler import maintain_channels, poll_calendar, stop_channels, sync_requested
 from daemon.wiring import CONNECTORS, App, build
 from engine.core.model import Interval
 from engine.ports import CalendarConnector, RequestObserver
@@ -251,3 +251,11 @@ def test_shutdown_stops_the_channels_at_the_provider(site: PushSite) -> None:
     stop_channels(site.app)
     assert site.provider.channels() == ()
     assert site.app.status.read(NOW, channels=True).channels == {"alice": [], "room-a": []}
+
+
+def test_a_calendar_with_a_live_channel_is_polled_only_by_the_safety_poll(site: PushSite) -> None:
+    poll_calendar(site.app, "room-a")
+    assert site.syncs == []  # just synced, and push brings the changes
+    site.clock.now = NOW + site.app.config.sync.safety_poll
+    poll_calendar(site.app, "room-a")
+    assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]

@@ -53,6 +53,7 @@ async def _raw_body(request: Request) -> bytes:
     "/hooks/{provider}",
     summary="A provider's push notification (Google watch channel, Graph subscription)",
     status_code=202,
+    response_model=PushReceipt,
     responses={
         200: {"description": "a handshake (Graph's `validationToken`): the token echoed",
               "content": {"text/plain": {"schema": {"type": "string"}}}},

@@ -244,6 +244,9 @@ def test_the_hook_needs_no_bearer_token_and_is_in_the_openapi_document(site: Pus
     assert {"200", "202", "400", "401", "404"} <= set(operation["responses"])
     assert "/problems/wrong-channel-token" in document["info"]["description"]
     assert "security" not in operation
+    receipt = operation["responses"]["202"]["content"]["application/json"]["schema"]
+    assert receipt == {"$ref": "#/components/schemas/PushReceipt"}
+    assert list(operation["responses"]["200"]["content"]) == ["text/plain"]
 
 
 def test_shutdown_stops_the_channels_at_the_provider(site: PushSite) -> None:

@@ -262,3 +262,18 @@ def test_a_calendar_with_a_live_channel_is_polled_only_by_the_safety_poll(site: 
     site.clock.now = NOW + site.app.config.sync.safety_poll
     poll_calendar(site.app, "room-a")
     assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]
+
+
+def test_a_channel_the_provider_ends_is_dropped_resynced_and_reopened(site: PushSite) -> None:
+    (old,) = site.app.status.read(NOW, channels=True).channels["room-a"]
+    site.provider.end_channel(old.id)  # Graph's subscriptionRemoved
+
+    (delivery,) = site.deliveries()
+    assert site.post(delivery).status_code == 202
+    assert site.outstanding() == ["room-a"]
+    assert site.app.status.read(NOW, channels=True).channels["room-a"] == []
+
+    report = site.app.channels.maintain()
+    assert report.opened == ("room-a",)
+    sync_requested(site.app)
+    assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]

@@ -29,7 +29,12 @@ from daemon.http.app import create_app
 from daemon.http.server import HttpServer
 from daemon.notify import Notifier
 from daemon.reload import ConfigLoader, Reloader
-from daemon.scheduler import build_scheduler, forget_removed_calendars
+from daemon.scheduler import (
+    build_scheduler,
+    forget_removed_calendars,
+    stop_channels,
+    stop_removed_channels,
+)
 from daemon.wiring import App
 
 log = logging.getLogger("calpool.daemon")
@@ -106,6 +111,7 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         self._stop_scheduler()
+        stop_channels(self.app)
 
     def wait(self) -> None:
         """Serve until :meth:`request_stop` (or a stop signal); reload on
@@ -157,6 +163,7 @@ class Daemon:
         old, self.app = self.app, new_app
         if self.asgi is not None:
             self._reloader.swap_into(self.asgi, new_app)
+        stop_removed_channels(old, new_app)
         forget_removed_calendars(new_app)
         self._start_scheduler()
         old.retire()

@@ -26,6 +26,14 @@ log = logging.getLogger(__name__)
 # booking request drains its own jobs at once, this catches the rest.
 OUTBOX_EVERY = timedelta(seconds=2)
 
+# How often calendars marked by a push notification are looked for and
+# synced (by whichever process gets the lease): push is only worth it when
+# the change shows within seconds.
+SYNC_REQUESTED_EVERY = timedelta(seconds=2)
+
+# How often push channels are opened, renewed and stopped as needed.
+CHANNELS_EVERY = timedelta(minutes=5)
+
 # How often expired bookings, idempotency keys and links are purged; the
 # retention periods are days, so a few runs a day keep within them.
 RETENTION_EVERY = timedelta(hours=6)
@@ -60,7 +68,7 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     first_spread = min(10.0, settings.poll_interval.total_seconds())
     for key in app.config.calendars:
         scheduler.add_job(
-            sync_calendar,
+            poll_calendar,
             every(settings.poll_interval),
             args=[app, key],
             id=f"poll:{key}",
@@ -93,6 +101,22 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         next_run_time=now,
     )
     scheduler.add_job(
+        sync_requested,
+        IntervalTrigger(seconds=SYNC_REQUESTED_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="sync-requested",
+        name="sync calendars a push notification marked",
+        next_run_time=now,
+    )
+    scheduler.add_job(
+        maintain_channels,
+        IntervalTrigger(seconds=CHANNELS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="channels",
+        name="open, renew and stop push channels",
+        next_run_time=now + timedelta(seconds=first_spread),
+    )
+    scheduler.add_job(
         purge_expired,
         IntervalTrigger(seconds=RETENTION_EVERY.total_seconds(), timezone=UTC),
         args=[app],
@@ -118,6 +142,53 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
     if not report.failed:
         log.debug("sync of %s: %s, %d changed, %d removed", key, report.outcome,
                   report.changed, report.removed, extra={"calendar": key})
+
+
+def poll_calendar(app: App, key: str) -> None:
+    """A scheduled poll; a calendar with a live push channel is polled only
+    every ``sync.safety_poll`` (push brings its changes; missed ones happen)."""
+    pushed = key in app.channels.live()
+    report = app.sync.poll(key, quiet_for=app.config.sync.safety_poll if pushed else None)
+    if report is not None and not report.failed:
+        log.debug("poll of %s: %s, %d changed, %d removed", key, report.outcome,
+                  report.changed, report.removed, extra={"calendar": key})
+
+
+def sync_requested(app: App) -> None:
+    """Sync the calendars a push notification marked (any process may
+    receive the notification; the lease decides who syncs)."""
+    for report in app.sync.sync_requested():
+        if not report.failed:
+            log.debug("pushed sync of %s: %s, %d changed, %d removed", report.calendar,
+                      report.outcome, report.changed, report.removed,
+                      extra={"calendar": report.calendar})
+
+
+def maintain_channels(app: App) -> None:
+    """Open, renew and stop push channels (``engine.services.channels``)."""
+    report = app.channels.maintain()
+    if report.opened or report.renewed or report.stopped:
+        log.info("push channels: %d opened, %d renewed, %d stopped",
+                 len(report.opened), len(report.renewed), len(report.stopped))
+
+
+def stop_channels(app: App) -> None:
+    """On shutdown: stop this config's push channels at their providers."""
+    try:
+        stopped = app.channels.stop_all()
+    except Exception:  # the database may be gone already; channels run out anyway
+        log.exception("stopping the push channels failed")
+        return
+    if stopped:
+        log.info("stopped %d push channels", len(stopped))
+
+
+def stop_removed_channels(old: App, new: App) -> None:
+    """On reload: the old config's connectors stop the push channels of
+    calendars the new config no longer names."""
+    stopped = old.channels.stop_removed(new.config.calendars)
+    if stopped:
+        log.info("stopped %d push channels of removed calendars", len(stopped))
 
 
 def drain_outbox(app: App) -> None:

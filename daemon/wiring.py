@@ -24,6 +24,7 @@ from engine.core.model import Booking
 from engine.ports import CalendarConnector, CalendarRef, RequestObserver
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
+from engine.services.channels import ChannelPolicy, ChannelService, ChannelTarget
 from engine.services.delivery import CalendarSource, invitation_delivery, known_addresses
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
@@ -32,6 +33,7 @@ from engine.services.links import LinkService
 from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
+from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
@@ -93,6 +95,8 @@ class App:
     status: StatusQuery
     retention: RetentionPeriods
     clock: Clock
+    push: PushReceiver
+    channels: ChannelService
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     metrics: Metrics = field(default_factory=Metrics)
@@ -134,6 +138,16 @@ def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatch
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
+
+
+def _push_routes(config: Config, bindings: Mapping[str, CalendarBinding]
+                 ) -> dict[str, PushRoute]:
+    """Each served calendar's provider and connector, for push deliveries."""
+    return {
+        key: PushRoute(config.account_of(key).provider, binding.connector)
+        for key, binding in bindings.items()
+        if binding.connector is not None
+    }
 
 
 def build(
@@ -232,6 +246,14 @@ def build(
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),
         clock=clock,
+        push=PushReceiver(store, _push_routes(config, bindings), clock=clock),
+        channels=ChannelService(
+            store,
+            {key: ChannelTarget(route.provider, bindings[key].ref, route.connector)
+             for key, route in _push_routes(config, bindings).items()},
+            ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
+            clock=clock,
+        ),
         unavailable=unavailable,
         metrics=metrics,
     )

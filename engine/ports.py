@@ -15,6 +15,8 @@ out are UTC-aware; a window is an :class:`~engine.core.model.Interval`.
 from __future__ import annotations
 
 import enum
+import hashlib
+import hmac
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -100,18 +102,49 @@ class WrittenEvent:
     uid: str
 
 
+def token_digest(token: str) -> str:
+    """The sha256 (hex) of a channel token: what the store keeps of it."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PushChannel:
-    """A live push channel (Google watch channel, Graph subscription)."""
+    """A push channel (Google watch channel, Graph subscription): the one
+    type the connectors, the services and the store share.
+
+    ``calendar_id`` is the provider's calendar id (:attr:`CalendarRef.id`);
+    ``calendar`` the configured calendar key, set by the engine when it
+    persists a channel (a connector leaves it empty).  ``token`` is the
+    channel's secret (Google channel token, Graph clientState), known only
+    to whoever opened the channel; the store keeps ``token_sha256`` alone,
+    so a channel read back has ``token == ""``.  :meth:`accepts` checks what
+    a notification echoed, in constant time.
+    """
 
     id: str
     calendar_id: str
     resource_id: str
-    token: str
     expires_at: datetime
+    token: str = ""
+    token_sha256: str = ""
+    calendar: str = ""
+    created_at: datetime | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "expires_at", as_utc(self.expires_at, what="channel expiry"))
+        if self.created_at is not None:
+            object.__setattr__(self, "created_at", as_utc(self.created_at, what="channel start"))
+        if self.token:
+            digest = token_digest(self.token)
+            if self.token_sha256 and not hmac.compare_digest(digest, self.token_sha256):
+                raise ValueError("a channel's token_sha256 must be the digest of its token")
+            object.__setattr__(self, "token_sha256", digest)
+
+    def accepts(self, token: str) -> bool:
+        """Whether ``token`` is this channel's secret (constant time)."""
+        if not self.token_sha256:
+            return False
+        return hmac.compare_digest(token_digest(token), self.token_sha256)
 
 
 class NotificationKind(enum.StrEnum):
@@ -120,18 +153,39 @@ class NotificationKind(enum.StrEnum):
     MISSED = "missed"  # notifications were lost: resync the calendar
     REMOVED = "removed"  # the provider ended the channel: open a new one, resync
     REAUTHORIZE = "reauthorize"  # the provider wants the channel re-authorised (renew it)
+    HANDSHAKE = "handshake"  # the provider checks the address (Graph's validationToken): answer
+
+
+@dataclass(frozen=True, slots=True)
+class HookReply:
+    """What to answer a delivery with, when the provider expects a
+    particular answer (Graph's validation: 200 ``text/plain`` echoing the
+    token) rather than a plain 2xx."""
+
+    status: int
+    content_type: str
+    body: str
 
 
 @dataclass(frozen=True, slots=True)
 class Notification:
     """One parsed push notification; ``token`` is what the provider echoed
     (Google channel token, Graph clientState) for the caller to check in
-    constant time against the channel's."""
+    constant time against the channel's (:meth:`PushChannel.accepts`).
+
+    ``message`` identifies the notification within its channel (Google's
+    ``X-Goog-Message-Number``, a Graph notification's id) so a redelivery
+    triggers one sync; ``""`` when the provider gives none.  A
+    :attr:`NotificationKind.HANDSHAKE` carries the ``reply`` to send and
+    may name no channel (Graph validates before the subscription exists).
+    """
 
     channel_id: str
     resource_id: str
     token: str
     kind: NotificationKind
+    message: str = ""
+    reply: HookReply | None = None
 
 
 @runtime_checkable
@@ -209,11 +263,14 @@ class CalendarConnector(Protocol):
         ...
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
         """The notifications in one webhook delivery (header names in any
-        case).  Raises :class:`~engine.errors.PermanentError` for a delivery
-        that is not one of this provider's."""
+        case; ``query`` the delivery URL's query parameters, ``None`` taken
+        as none).  A handshake (Graph's ``?validationToken=``) is one
+        notification of kind ``HANDSHAKE`` whose ``reply`` the caller sends.
+        Raises :class:`~engine.errors.PermanentError` for a delivery that is
+        not one of this provider's."""
         ...
 
 

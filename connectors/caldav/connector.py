@@ -168,6 +168,6 @@ class CalDAVConnector:
         return None
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
         raise PermanentError("CalDAV delivers no push notifications")

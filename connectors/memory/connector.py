@@ -248,9 +248,9 @@ class MemoryConnector:
         )
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
-        return push.parse(headers, body)
+        return push.parse(headers, body, query)
 
 
 def _retry_now(error: ConnectorError) -> bool:

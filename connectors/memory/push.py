@@ -16,6 +16,10 @@ the channel opens (Google's first delivery), ``changed`` after a change,
 ``token`` echoes the channel's token (Google's channel token, Graph's
 clientState) for the receiver to check; ``message`` numbers the
 deliveries of one channel (Google's ``X-Goog-Message-Number``).
+
+Like Graph, the provider may first check the address: a POST with
+``?validationToken=<t>`` and no body, to be answered 200 ``text/plain``
+with ``<t>`` (:func:`parse` returns it as a ``handshake``).
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from engine.errors import PermanentError
-from engine.ports import Notification, NotificationKind
+from engine.ports import HookReply, Notification, NotificationKind
 
 MARKER = "calpool-memory-push"
 VERSION = 1
 CONTENT_TYPE = "application/json"
+VALIDATION = "validationToken"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,10 +62,16 @@ def encode(notifications: Sequence[tuple[Notification, int]]) -> tuple[dict[str,
     return {"Content-Type": CONTENT_TYPE}, body.encode()
 
 
-def parse(headers: Mapping[str, str], body: bytes) -> tuple[Notification, ...]:
+def parse(
+    headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
+) -> tuple[Notification, ...]:
     """The notifications of one delivery; :class:`PermanentError` for
     anything that is not one of this provider's (another provider's
     webhook, a truncated body, an unknown kind)."""
+    token = (query or {}).get(VALIDATION)
+    if token is not None:
+        reply = HookReply(200, "text/plain", token)
+        return (Notification("", "", "", NotificationKind.HANDSHAKE, reply=reply),)
     content_type = next((v for k, v in headers.items() if k.lower() == "content-type"), "")
     if content_type.split(";")[0].strip().lower() != CONTENT_TYPE:
         raise PermanentError(f"not a memory push delivery: content type {content_type!r}")
@@ -87,4 +98,8 @@ def _notification(item: object) -> Notification:
         parsed_kind = NotificationKind(kind)
     except ValueError as exc:
         raise PermanentError(f"memory push notification of unknown kind {kind!r}") from exc
-    return Notification(channel_id, resource_id, token, parsed_kind)
+    if parsed_kind is NotificationKind.HANDSHAKE:
+        raise PermanentError("a memory push handshake comes as ?validationToken=, not in a body")
+    number = item.get("message")
+    message = str(number) if isinstance(number, int) and not isinstance(number, bool) else ""
+    return Notification(channel_id, resource_id, token, parsed_kind, message)

@@ -60,7 +60,7 @@ def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
             "last_attempt": _instant(state.last_attempt_at if state is not None else None),
             "age_seconds": None if success is None else round((now - success).total_seconds()),
             "push_channel": None if channel is None else {
-                "id": channel.channel_id, "expires_at": _instant(channel.expires_at)},
+                "id": channel.id, "expires_at": _instant(channel.expires_at)},
             "last_error": state.last_error if state is not None else None,
             "last_error_at": _instant(state.last_error_at if state is not None else None),
             "unreadable": len(state.unreadable) if state is not None else 0,

@@ -31,14 +31,14 @@ from daemon.http.problems import (
     install_problem_handlers,
     problem,
 )
-from daemon.http.routes import bookings, event_types, health, links, pools, reschedule
+from daemon.http.routes import bookings, event_types, health, hooks, links, pools, reschedule
 from daemon.http.routes import metrics as metrics_routes
 from daemon.wiring import App
 
 log = logging.getLogger("calpool.http")
 
 ROUTERS = (health.router, event_types.router, bookings.router, reschedule.router, links.router,
-           pools.router, pages_router)
+           pools.router, hooks.router, pages_router)
 
 DESCRIPTION = """\
 The HTTP hook of calpool: pooled-availability slots, bookings and one-time links.
@@ -46,7 +46,8 @@ The HTTP hook of calpool: pooled-availability slots, bookings and one-time links
 Routes under `/v1/` need `Authorization: Bearer <token>` with a token
 configured under `[[api.tokens]]` that holds the route's scope (`slots`,
 `book` or `admin`): without a known token 401 (with `WWW-Authenticate:
-Bearer`), without the scope 403.
+Bearer`), without the scope 403.  `POST /hooks/{provider}` takes no bearer
+token: each push delivery is authenticated by its channel's token.
 
 The customer pages (`/book/{token}`, `/meet/{event_type}`,
 `/manage/{manage_token}`, `/assets/{name}`) are HTML for people and are not

@@ -64,18 +64,21 @@ def forget_removed_calendars(store: Store, configured: Collection[str]) -> list[
     cached events, cursor, lease and push channels; return their keys.
     Bookings name calendars by key and stay.
 
-    A removed calendar's push channels cannot be stopped at the provider:
-    its account and provider id left the config with it, and the store keeps
-    only a digest of each channel's token.  They run out at their expiry
-    (days at most), and the hook answers their notifications as unknown
-    once the rows are gone; the log names each one."""
+    A running daemon that reloads its config stops a removed calendar's
+    push channels first, with the old config's connectors
+    (``ChannelService.stop_removed``).  A calendar removed while no daemon
+    ran cannot be stopped at the provider: its account and provider id left
+    the config with it, and the store keeps only a digest of each channel's
+    token.  Such channels run out at their expiry (days at most), and the
+    hook answers their notifications as unknown once the rows are gone; the
+    log names each one."""
     with store.unit_of_work() as uow:
         stored = uow.calendars.keys()
         removed = [key for key in stored if key not in configured]
         for key in removed:
             for channel in uow.channels.for_calendar(key):
                 log.info("push channel %s of removed calendar %s runs out at %s",
-                         channel.channel_id, key, channel.expires_at.isoformat(),
+                         channel.id, key, channel.expires_at.isoformat(),
                          extra={"calendar": key})
             uow.calendars.remove(key)
         uow.commit()

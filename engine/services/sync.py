@@ -5,7 +5,8 @@ The steps of :meth:`SyncService.sync_calendar` and why they are in this order:
 1. Take the sync timestamp *before* asking the provider, so a change made
    while the request is in flight is never hidden behind a later stamp.
 2. Take the calendar's lease (invariant 8); a calendar leased by another
-   process is skipped, not waited for.
+   process is skipped, not waited for.  Read the calendar's "sync
+   requested" mark (a push notification raised it) in the same transaction.
 3. Ask the connector: a full listing on first sync, on ``--full``, after the
    cursor expired, or when the sync window moved (it rolls forward daily, and
    a moved window needs the instances that entered it); else the changes
@@ -14,6 +15,15 @@ The steps of :meth:`SyncService.sync_calendar` and why they are in this order:
    (invariant 2), only while the lease is still ours.  A crash before the
    commit repeats the fetch next time; it never skips a change.
 5. Tell the in-memory busy cache, so slot queries see the batch at once.
+6. While the lease is still ours and a notification arrived during the
+   fetch (the mark was raised again), fetch once more: a notification is
+   never dropped because a sync was running (in this process or another).
+   A calendar whose lease another process holds keeps its mark, and
+   :meth:`SyncService.sync_requested` (a job of every process) runs it as
+   soon as the lease is free.
+
+The mark is cleared in the transaction of the batch (step 4), up to the
+request number read before the fetch, so a crash leaves it set.
 
 A failure of any kind records a one-line reason on the calendar and leaves
 its cache and cursor untouched; it never reaches the caller as an exception,
@@ -33,11 +43,18 @@ from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import ConnectorError, CursorExpired
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
-from engine.store import Store
+from engine.store import Store, SyncState
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+
+# Further fetches one lease holds for notifications that arrived during a
+# fetch; past that the next run of ``sync_requested`` picks the mark up.
+MORE_ROUNDS = 2
+
+# A calendar marked for sync whose last attempt failed is retried this often.
+RETRY_FAILED_AFTER = timedelta(seconds=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +89,8 @@ class SyncWindow:
 @dataclass(frozen=True, slots=True)
 class SyncReport:
     """What one sync of one calendar did.  ``outcome`` is ``"synced"``,
-    ``"skipped"`` (another process holds the lease) or ``"failed"``."""
+    ``"skipped"`` (another process holds the lease; a "sync requested" mark
+    stays set for whoever holds or takes it) or ``"failed"``."""
 
     calendar: str
     outcome: str
@@ -153,27 +171,59 @@ class SyncService:
             self._on_synced(report, time.perf_counter() - started)
         return report
 
-    def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
-        binding = self._bindings[key]
+    def poll(self, key: str, *, quiet_for: timedelta | None = None) -> SyncReport | None:
+        """A scheduled poll of ``key``.  ``quiet_for`` is given when the
+        calendar has a live push channel: then the poll is only the safety
+        poll, due once the last success is older than ``quiet_for``
+        (``None``: not due, nothing ran)."""
+        if quiet_for is not None:
+            with self._store.reader() as uow:
+                state = uow.calendars.sync_state(key)
+            if state is not None and state.last_success_at is not None and not state.failed \
+                    and self._clock() - state.last_success_at < quiet_for:
+                return None
+        return self.sync_calendar(key)
+
+    def sync_requested(self) -> list[SyncReport]:
+        """Sync every configured calendar whose "sync requested" mark is set
+        (a push notification arrived); one leased by another process is
+        skipped and keeps its mark for the next run.  A marked calendar whose
+        last attempt failed waits :data:`RETRY_FAILED_AFTER` before the next
+        try, so a broken provider is not asked every few seconds."""
         now = self._clock()
-        window = self._window.at(now)
+        with self._store.reader() as uow:
+            marked = [key for key in uow.sync_requests.outstanding() if key in self._bindings]
+            states = {state.calendar: state for state in uow.calendars.sync_states()}
+        due = [
+            key for key in marked
+            if (state := states.get(key)) is None
+            or not state.failed
+            or state.last_attempt_at is None
+            or now - state.last_attempt_at >= RETRY_FAILED_AFTER
+        ]
+        return [self.sync_calendar(key) for key in due]
+
+    def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
+        now = self._clock()
         with self._store.unit_of_work() as uow:
             if not uow.leases.try_acquire(key, self.holder, self._lease_ttl, now):
                 uow.commit()
                 return SyncReport(key, "skipped")
             uow.calendars.record_attempt(key, now)
             state = uow.calendars.sync_state(key)
+            requested = uow.sync_requests.requested(key)
             uow.commit()
         try:
-            if binding.connector is None:
-                raise ConnectorError(binding.reason or "this calendar's provider is not available")
-            cursor = state.cursor if state is not None else None
-            moved = state is None or state.window != window
-            listing = full or reconcile or cursor is None or moved
-            changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
-            if self._on_fetched is not None:
-                self._on_fetched(key, changes)
-            return self._commit(key, changes, window, now, reconcile=reconcile)
+            report = self._round(key, state, requested, now, full=full, reconcile=reconcile)
+            for _ in range(MORE_ROUNDS):
+                with self._store.unit_of_work() as uow:
+                    if not uow.sync_requests.is_outstanding(key):
+                        break
+                    state = uow.calendars.sync_state(key)
+                    requested = uow.sync_requests.requested(key)
+                now = self._clock()
+                report = self._round(key, state, requested, now, full=False, reconcile=False)
+            return report
         except Exception as exc:  # one calendar's failure must not stop the others
             reason = _one_line(exc)
             if isinstance(exc, ConnectorError):
@@ -188,6 +238,28 @@ class SyncService:
             with self._store.unit_of_work() as uow:
                 uow.leases.release(key, self.holder)
                 uow.commit()
+
+    def _round(
+        self,
+        key: str,
+        state: SyncState | None,
+        requested: int,
+        now: datetime,
+        *,
+        full: bool,
+        reconcile: bool,
+    ) -> SyncReport:
+        binding = self._bindings[key]
+        window = self._window.at(now)
+        if binding.connector is None:
+            raise ConnectorError(binding.reason or "this calendar's provider is not available")
+        cursor = state.cursor if state is not None else None
+        moved = state is None or state.window != window
+        listing = full or reconcile or cursor is None or moved
+        changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
+        if self._on_fetched is not None:
+            self._on_fetched(key, changes)
+        return self._commit(key, changes, window, now, reconcile=reconcile, requested=requested)
 
     def _fetch(
         self,
@@ -207,7 +279,14 @@ class SyncService:
             return connector.list_window(ref, window)
 
     def _commit(
-        self, key: str, changes: ChangeSet, window: Interval, now: datetime, *, reconcile: bool
+        self,
+        key: str,
+        changes: ChangeSet,
+        window: Interval,
+        now: datetime,
+        *,
+        reconcile: bool,
+        requested: int = 0,
     ) -> SyncReport:
         with self._store.unit_of_work() as uow:
             if not uow.leases.renew(key, self.holder, self._lease_ttl, self._clock()):
@@ -215,6 +294,7 @@ class SyncService:
             before = uow.events.in_window(key, window) if reconcile or changes.full else []
             differences = _differences(before, changes) if reconcile else 0
             version = uow.events.apply_changes(key, changes, window, synced_at=now)
+            uow.sync_requests.serve(key, requested)
             uow.commit()
         if differences:
             log.warning(

@@ -6,6 +6,7 @@ upgrades the schema (``calpool db upgrade``).  Supported URLs:
 ``sqlite:///ABSOLUTE/PATH.db`` and ``postgresql+psycopg://USER@HOST/DB``.
 """
 
+from engine.ports import PushChannel  # the one channel type, shared with the connectors
 from engine.store import migrate
 from engine.store.errors import (
     BookingExists,
@@ -22,7 +23,6 @@ from engine.store.records import (
     IdempotencyState,
     Link,
     OutboxJob,
-    PushChannel,
     StatusChange,
     SyncState,
     WebhookDelivery,

@@ -101,22 +101,6 @@ class IdempotencyOutcome:
     body: str | None = None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class PushChannel:
-    """A provider push channel (Google watch channel, Graph subscription).
-
-    The channel's secret (Google channel token, Graph clientState) is kept
-    as its sha256 only; a notification is checked by hashing what it carries.
-    """
-
-    channel_id: str
-    calendar: str
-    resource_id: str
-    token_sha256: str
-    expires_at: datetime
-    created_at: datetime
-
-
 @dataclass(frozen=True, slots=True)
 class BookingEvent:
     """Something that happened to a booking: ``type`` is ``created``,

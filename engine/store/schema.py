@@ -116,6 +116,7 @@ push_channels = Table(
     Column("token_sha256", String(64), nullable=False),
     Column("expires_at", UTCInstant, nullable=False),
     Column("created_at", UTCInstant, nullable=False),
+    Column("calendar_ref", Text, nullable=False, server_default=""),  # revision 0005
     Index(None, "calendar_id"),
 )
 
@@ -349,4 +350,29 @@ manage_tokens = Table(
     ),
     Column("created_at", UTCInstant, nullable=False),
     Index(None, "booking_id"),
+)
+
+# ---- revision 0007: push plumbing --------------------------------------------------------
+
+sync_requests = Table(
+    "sync_requests",
+    metadata,
+    Column(
+        "calendar_id",
+        RowId,
+        ForeignKey("calendars.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("requested", BigInteger, nullable=False, server_default="0"),
+    Column("served", BigInteger, nullable=False, server_default="0"),
+    Column("requested_at", UTCInstant, nullable=True),
+)
+
+push_messages = Table(
+    "push_messages",
+    metadata,
+    Column("channel_id", String(200), primary_key=True),
+    Column("message", String(200), primary_key=True),
+    Column("received_at", UTCInstant, nullable=False),
+    Index(None, "received_at"),
 )

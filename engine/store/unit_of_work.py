@@ -35,6 +35,7 @@ from engine.store.links import LinkRepository
 from engine.store.manage import ManageTokenRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
+from engine.store.sync_requests import SyncRequestRepository
 from engine.store.webhooks import WebhookRepository
 
 
@@ -93,6 +94,7 @@ class UnitOfWork:
     manage_tokens: ManageTokenRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
+    sync_requests: SyncRequestRepository
     webhooks: WebhookRepository
 
     def __init__(self, engine: Engine, *, read_only: bool) -> None:
@@ -122,6 +124,7 @@ class UnitOfWork:
         self.manage_tokens = ManageTokenRepository(connection)
         self.idempotency = IdempotencyRepository(connection)
         self.channels = ChannelRepository(connection, self.calendars)
+        self.sync_requests = SyncRequestRepository(connection, self.calendars)
         return self
 
     def __exit__(

@@ -112,6 +112,8 @@ def test_caldav_says_it_has_no_push() -> None:
         connector.renew_channel(channel, ttl_seconds=60)
     with pytest.raises(PermanentError):
         connector.parse_notification({}, b"")
+    with pytest.raises(PermanentError):  # no handshake either
+        connector.parse_notification({}, b"", {"validationToken": "t"})
 
 
 def test_the_connector_implements_the_protocol() -> None:

@@ -121,7 +121,9 @@ def test_provider_admitting_a_loss_says_missed() -> None:
     provider.report_missed(channel.id)
 
     (note,) = heard(provider, connector)
-    assert note == Notification(channel.id, channel.resource_id, "tok", NotificationKind.MISSED)
+    assert note == Notification(
+        channel.id, channel.resource_id, "tok", NotificationKind.MISSED, message="2"
+    )
 
 
 def test_each_channel_hears_only_its_calendar() -> None:

@@ -4,12 +4,13 @@ not one of its deliveries."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import pytest
 
 from connectors.memory import push
 from engine.errors import PermanentError
-from engine.ports import Notification, NotificationKind
+from engine.ports import HookReply, Notification, NotificationKind
 
 NOTE = Notification("ch-1", "res-1", "tok", NotificationKind.CHANGED)
 
@@ -21,12 +22,20 @@ def body(document: object) -> bytes:
 def test_round_trip_of_several_notifications_in_one_delivery() -> None:
     second = Notification("ch-2", "res-2", "other", NotificationKind.REMOVED)
     headers, raw = push.encode([(NOTE, 1), (second, 7)])
-    assert push.parse(headers, raw) == (NOTE, second)
+    assert push.parse(headers, raw) == (replace(NOTE, message="1"), replace(second, message="7"))
 
 
 def test_header_names_in_any_case_and_a_charset_parameter() -> None:
     _, raw = push.encode([(NOTE, 1)])
-    assert push.parse({"CONTENT-TYPE": "application/json; charset=utf-8"}, raw) == (NOTE,)
+    assert push.parse({"CONTENT-TYPE": "application/json; charset=utf-8"}, raw) == (
+        replace(NOTE, message="1"),
+    )
+
+
+def test_validation_token_in_the_query_is_a_handshake_echoing_it() -> None:
+    (note,) = push.parse({}, b"", {"validationToken": "Validation: Token 1"})
+    assert note.kind is NotificationKind.HANDSHAKE
+    assert note.reply == HookReply(200, "text/plain", "Validation: Token 1")
 
 
 @pytest.mark.parametrize(

@@ -71,7 +71,8 @@ def test_calendars_removed_from_the_config_leave_the_cache_not_the_bookings(
     built.synced("room-b", NOW)
     with built.app.store.unit_of_work() as uow:
         uow.bookings.reserve(booking("kept", NOW + timedelta(days=1), room="room-b"))
-        uow.channels.save(PushChannel(channel_id="ch-1", calendar="room-b", resource_id="r",
+        uow.channels.save(PushChannel(id="ch-1", calendar_id="room-b", calendar="room-b",
+                                      resource_id="r",
                                       token_sha256="0" * 64, expires_at=NOW + timedelta(days=2),
                                       created_at=NOW))
         uow.commit()
@@ -161,7 +162,8 @@ def test_status_names_stale_and_failed_calendars_and_the_channel(build_app: Buil
     built.synced("room-a", now - timedelta(minutes=1))
     built.synced("room-b", now - timedelta(minutes=1))
     with built.app.store.unit_of_work() as uow:
-        uow.channels.save(PushChannel(channel_id="ch-alice", calendar="alice", resource_id="r",
+        uow.channels.save(PushChannel(id="ch-alice", calendar_id="alice", calendar="alice",
+                                      resource_id="r",
                                       token_sha256="0" * 64, expires_at=now + timedelta(days=2),
                                       created_at=now))
         uow.outbox.enqueue("write", {}, due_at=now, now=now - timedelta(seconds=90))

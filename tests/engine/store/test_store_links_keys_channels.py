@@ -102,7 +102,8 @@ def test_abandoned_key_can_be_claimed_again_and_old_keys_expire(store: Store) ->
 
 def test_push_channels_are_saved_renewed_and_found_by_expiry(store: Store) -> None:
     first = PushChannel(
-        channel_id="ch-1",
+        id="ch-1",
+        calendar_id="alice@example.org",
         calendar="alice",
         resource_id="res-1",
         token_sha256="b" * 64,
@@ -110,7 +111,8 @@ def test_push_channels_are_saved_renewed_and_found_by_expiry(store: Store) -> No
         created_at=at(0),
     )
     other = PushChannel(
-        channel_id="ch-2",
+        id="ch-2",
+        calendar_id="room-a@example.org",
         calendar="room-a",
         resource_id="",
         token_sha256="c" * 64,
@@ -118,7 +120,8 @@ def test_push_channels_are_saved_renewed_and_found_by_expiry(store: Store) -> No
         created_at=at(0),
     )
     renewed = PushChannel(
-        channel_id="ch-1",
+        id="ch-1",
+        calendar_id="alice@example.org",
         calendar="alice",
         resource_id="res-1",
         token_sha256="b" * 64,
@@ -133,7 +136,7 @@ def test_push_channels_are_saved_renewed_and_found_by_expiry(store: Store) -> No
         assert uow.channels.expiring_before(at(48)) == [first]
         uow.channels.save(renewed)
         assert uow.channels.for_calendar("alice") == [renewed]
-        assert [c.channel_id for c in uow.channels.expiring_before(at(100))] == ["ch-2", "ch-1"]
+        assert [c.id for c in uow.channels.expiring_before(at(100))] == ["ch-2", "ch-1"]
         assert uow.channels.remove("ch-2")
         assert uow.channels.get("ch-2") is None
 

@@ -28,6 +28,7 @@ from engine.services.delivery import CalendarSource, invitation_delivery, known_
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.limits import LimitTiming, limited
 from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
@@ -143,6 +144,7 @@ def build(
     store: Store | None = None,
     metrics: Metrics | None = None,
     connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
+    limit_timing: LimitTiming | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account with the factory registered for its provider, and the services
@@ -150,7 +152,12 @@ def build(
     secret variable) for the caller to report.
 
     A reload passes the running ``store`` and ``metrics``: the new services
-    share the database connection pool, and the counters carry on."""
+    share the database connection pool, and the counters carry on.
+
+    Every connector is built behind its account's limit
+    (``accounts.<key>.max_concurrent`` calls in flight, one cool-down after
+    a throttle for all its callers); ``limit_timing`` is how the limits tell
+    time (tests pass a clock they move)."""
     metrics = metrics or Metrics()
     built: dict[str, CalendarConnector] = {}
     unavailable: dict[str, str] = {}
@@ -159,7 +166,10 @@ def build(
         if factory is None:
             unavailable[key] = f"the {account.provider} connector is not part of this build yet"
         else:
-            built[key] = factory(account, metrics.request_observer(account.provider, key))
+            connector = factory(account, metrics.request_observer(account.provider, key))
+            built[key] = limited(
+                connector, key, max_concurrent=account.max_concurrent, timing=limit_timing,
+                observer=metrics.account_observer(key, account.max_concurrent))
     if store is None:
         store = Store.open(config.daemon.database_url)
     bindings = {}

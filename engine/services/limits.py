@@ -16,8 +16,8 @@ reach a provider around the limit.  The rules:
   as it was, to schedule its own retry; every caller after it, of any
   calendar of the account, waits the cool-down out before its call reaches
   the provider;
-- a caller does not sleep for longer than ``max_wait``: when more of the
-  cool-down is left, its call is refused at once with ``RateLimited``
+- a caller does not sleep for longer than ``max_wait`` at a time: when
+  more of the cool-down is left, its call is refused at once with ``RateLimited``
   carrying the seconds left (nothing is sent), so an outbox job is
   rescheduled after the cool-down and a request thread answers 503 with
   ``Retry-After`` instead of hanging.
@@ -167,7 +167,7 @@ class AccountLimit:
                     # A slot frees (or a throttle is met, in the same leave).
                     self._changed.wait()
                     continue
-            if waited + left > timing.max_wait:
+            if left > timing.max_wait:
                 self._observer.waited(self.account, left, deferred=True)
                 raise RateLimited(
                     f"account {self.account} is cooling down after the provider throttled it; "

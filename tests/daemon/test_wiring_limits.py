@@ -164,3 +164,17 @@ def test_a_long_cool_down_defers_the_accounts_callers_unsent(tmp_path: Path) -> 
                       account="work", how="deferred") == 1
     finally:
         app.close()
+
+
+def test_the_readme_lists_every_account_metric() -> None:
+    from daemon.metrics import Metrics
+
+    metrics = Metrics()
+    metrics.account_observer("acme", 3).throttled("acme", 1.0)
+    metrics.account_observer("acme", 3).waited("acme", 1.0, deferred=False)
+    names = {sample.name for family in metrics.registry.collect()
+             for sample in family.samples if sample.name.startswith("calpool_account_")}
+    names = {name for name in names if not name.endswith("_created")}
+    assert len(names) == 5
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert [name for name in sorted(names) if f"| `{name}` |" not in readme] == []

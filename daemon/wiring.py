@@ -28,7 +28,7 @@ from engine.services.delivery import CalendarSource, invitation_delivery, known_
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
-from engine.services.limits import LimitTiming, limited
+from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
@@ -94,6 +94,8 @@ class App:
     clock: Clock
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
+    limits: Mapping[str, AccountLimit] = field(default_factory=dict)
+    """Each served account's limit, shared by every caller of its connector."""
     metrics: Metrics = field(default_factory=Metrics)
 
     def watch_metrics(self) -> None:
@@ -145,6 +147,7 @@ def build(
     metrics: Metrics | None = None,
     connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
     limit_timing: LimitTiming | None = None,
+    limits: Mapping[str, AccountLimit] | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account with the factory registered for its provider, and the services
@@ -157,9 +160,13 @@ def build(
     Every connector is built behind its account's limit
     (``accounts.<key>.max_concurrent`` calls in flight, one cool-down after
     a throttle for all its callers); ``limit_timing`` is how the limits tell
-    time (tests pass a clock they move)."""
+    time (tests pass a clock they move).  A reload passes the running
+    ``limits`` too: an account whose ``max_concurrent`` stayed keeps its
+    limit, so calls still in flight on the old app count and a cool-down
+    carries over."""
     metrics = metrics or Metrics()
     built: dict[str, CalendarConnector] = {}
+    account_limits: dict[str, AccountLimit] = {}
     unavailable: dict[str, str] = {}
     for key, account in config.accounts.items():
         factory = connectors.get(account.provider)
@@ -167,9 +174,13 @@ def build(
             unavailable[key] = f"the {account.provider} connector is not part of this build yet"
         else:
             connector = factory(account, metrics.request_observer(account.provider, key))
-            built[key] = limited(
-                connector, key, max_concurrent=account.max_concurrent, timing=limit_timing,
-                observer=metrics.account_observer(key, account.max_concurrent))
+            limit = (limits or {}).get(key)
+            if limit is None or limit.max_concurrent != account.max_concurrent:
+                limit = AccountLimit(
+                    key, max_concurrent=account.max_concurrent, timing=limit_timing,
+                    observer=metrics.account_observer(key, account.max_concurrent))
+            account_limits[key] = limit
+            built[key] = LimitedConnector(connector, limit)
     if store is None:
         store = Store.open(config.daemon.database_url)
     bindings = {}
@@ -239,6 +250,7 @@ def build(
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),
         clock=clock,
         unavailable=unavailable,
+        limits=account_limits,
         metrics=metrics,
     )
     app.watch_metrics()

@@ -178,3 +178,59 @@ def test_the_readme_lists_every_account_metric() -> None:
     assert len(names) == 5
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     assert [name for name in sorted(names) if f"| `{name}` |" not in readme] == []
+
+
+def test_a_reload_keeps_each_accounts_limit_unless_its_size_changed(tmp_path: Path) -> None:
+    """Calls still in flight on the old app count against the new one, and
+    a cool-down carries over; a new ``max_concurrent`` starts a new limit."""
+    fake = FakeTime()
+    memory = providers()
+    timing = LimitTiming(clock=fake.clock, sleep=fake.sleep, max_wait=10)
+    first = build(two_account_site().migrated(tmp_path), clock=lambda: NOW,
+                  connectors=memory_registry(memory), limit_timing=timing)
+    try:
+        memory["work"].inject(Fault(kind=FaultKind.THROTTLED, retry_after=6))
+        assert first.sync.sync_calendar("alice").failed
+        for folder in ("changed", "same"):
+            (tmp_path / folder).mkdir()
+        changed = two_account_site(work_limit=3).migrated(tmp_path / "changed")
+        second = build(changed, clock=lambda: NOW, connectors=memory_registry(memory),
+                       store=first.store, metrics=first.metrics, limits=first.limits,
+                       limit_timing=timing)
+        same = build(two_account_site().migrated(tmp_path / "same"), clock=lambda: NOW,
+                     connectors=memory_registry(memory), store=first.store,
+                     metrics=first.metrics, limits=first.limits, limit_timing=timing)
+        assert same.limits["work"] is first.limits["work"]
+        assert same.limits["m365"] is first.limits["m365"]
+        assert second.limits["work"] is not first.limits["work"]
+        assert second.limits["work"].max_concurrent == 3
+        assert second.limits["m365"] is first.limits["m365"]
+        assert not same.sync.sync_calendar("room-a").failed
+        assert fake.sleeps == [6]  # the cool-down met before the reload held
+        second.retire()
+        same.retire()
+    finally:
+        first.close()
+
+
+def test_the_reloader_hands_the_running_limits_on(tmp_path: Path) -> None:
+    from daemon.reload import Reloader
+
+    config = (SiteConfig()
+              .daemon(database="sqlite:///calpool.db", timezone="UTC")
+              .caldav_account("dav", url="https://dav.example/dav/")
+              .calendars({"alice": "alice/", "room-a": "rooms/a/"}, persons={"alice"},
+                         account="dav")
+              .pool("rooms", members=["room-a"])
+              .event_type("consult", title="Consult", duration="30m", owner="alice",
+                          pools=["rooms"])
+              .migrated(tmp_path))
+    running = build(config, clock=lambda: NOW)
+    try:
+        assert running.limits["dav"].max_concurrent == 8  # CalDAV's default
+        new = Reloader(lambda: config).prepare(running)
+        assert new is not None
+        assert new.limits["dav"] is running.limits["dav"]
+        new.retire()
+    finally:
+        running.close()

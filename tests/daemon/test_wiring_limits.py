@@ -234,3 +234,36 @@ def test_the_reloader_hands_the_running_limits_on(tmp_path: Path) -> None:
         new.retire()
     finally:
         running.close()
+
+
+def test_the_outbox_waits_out_a_throttle_that_a_sync_met(tmp_path: Path) -> None:
+    """The sync of the owner's calendar met the 429; the booking's provider
+    writes, made by the outbox on another thread, wait its 7 s before they
+    reach the provider, then the booking is confirmed."""
+    from engine.core.model import Attendee, BookingStatus
+
+    fake = FakeTime()
+    memory = providers()
+    config = two_account_site().migrated(tmp_path)
+    app = build(config, clock=lambda: NOW, connectors=memory_registry(memory),
+                limit_timing=LimitTiming(clock=fake.clock, sleep=fake.sleep, max_wait=10))
+    try:
+        for key in ("alice", "room-a"):
+            assert not app.sync.sync_calendar(key).failed
+        memory["work"].inject(Fault(kind=FaultKind.THROTTLED, retry_after=7))
+        assert app.sync.sync_calendar("alice").error_kind == "RateLimited"
+        assert fake.sleeps == []
+        booking = app.bookings.book_and_wait(
+            "consult", NOW + timedelta(hours=2), Attendee("Carol", "carol@example.org"), "",
+            NOW, confirm_within=timedelta(seconds=5))
+        assert booking.status is BookingStatus.CONFIRMED
+        assert fake.sleeps == [7]  # the first write waited; the others found it over
+        assert memory["work"].get("alice@work", _object_of(memory["work"], "alice@work"))
+    finally:
+        app.close()
+
+
+def _object_of(provider: MemoryProvider, calendar: str) -> str:
+    stored, _ = provider.listing(calendar)
+    assert len(stored) == 1
+    return stored[0].id

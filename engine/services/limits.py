@@ -184,12 +184,15 @@ class AccountLimit:
         with self._changed:
             self._in_flight -= 1
             calls = self._in_flight
-            self._changed.notify()
+            # All, not one: a woken caller may leave for a cool-down without
+            # taking the slot, and the next must not sleep on through it.
+            self._changed.notify_all()
         self._observer.in_flight(self.account, calls)
 
     def _cool_down(self, retry_after: float) -> None:
         with self._changed:
             self._cool_until = max(self._cool_until, self._timing.clock() + retry_after)
+            self._changed.notify_all()  # callers queued for a slot meet the cool-down now
         self._observer.throttled(self.account, retry_after)
 
 

@@ -228,6 +228,41 @@ def test_a_limit_of_zero_or_less_is_refused() -> None:
 # -- throttles ------------------------------------------------------------------------
 
 
+def test_callers_queued_for_a_slot_are_not_stranded_by_a_long_cool_down() -> None:
+    """Regression: with one slot taken and two callers queued for it, the
+    call in flight meets a 300 s throttle.  Both queued callers must come
+    back (refused unsent, the cool-down being longer than they sleep), not
+    wait on for a slot that nobody will hand them."""
+    fake = FakeTime()
+    memory = memory_provider()
+    provider = Blocking(MemoryConnector(memory), fake)
+    connector = limited(provider, "acme", max_concurrent=1, timing=fake.timing(max_wait=10))
+    throttle(memory, 300)
+    outcomes: list[str] = []
+
+    def caller() -> None:
+        try:
+            connector.list_window(A, WINDOW)
+            outcomes.append("sent")
+        except RateLimited as exc:
+            outcomes.append("cooling" if "cooling down" in str(exc) else "throttled")
+
+    first = threading.Thread(target=caller, daemon=True)
+    first.start()
+    wait_until(lambda: provider.inside == 1)
+    queued = [threading.Thread(target=caller, daemon=True) for _ in range(2)]
+    for thread in queued:
+        thread.start()
+    time.sleep(0.05)  # both are queued behind the one slot
+    provider.gate.set()
+    for thread in (first, *queued):
+        thread.join(5)
+        assert not thread.is_alive(), "a queued caller was stranded"
+    assert sorted(outcomes) == ["cooling", "cooling", "throttled"]
+    assert len(provider.calls) == 1
+
+
+
 def test_a_throttle_makes_every_caller_of_the_account_wait_until_retry_after() -> None:
     """Sync met the 429; the outbox's write and the live re-check's
     free/busy, on other calendars, wait the 30 s out before they reach the

@@ -24,10 +24,11 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from engine.services.limits import LimitObserver
 from engine.services.status import StatusQuery
 from engine.services.sync import SyncReport
 
@@ -89,6 +90,32 @@ class Metrics:
             "Time to answer a slot query over HTTP, by route (event_type, link).",
             ["route"], buckets=SLOT_BUCKETS, registry=self.registry,
         )
+        self.account_in_flight = Gauge(
+            "calpool_account_requests_in_flight",
+            "Connector calls of an account running at its provider now.",
+            ["account"], registry=self.registry,
+        )
+        self.account_max_concurrent = Gauge(
+            "calpool_account_max_concurrent",
+            "The account's limit on calls in flight (accounts.<key>.max_concurrent).",
+            ["account"], registry=self.registry,
+        )
+        self.account_throttles = Counter(
+            "calpool_account_throttles",
+            "Throttles (429 with a Retry-After) that started or extended an account's cool-down.",
+            ["account"], registry=self.registry,
+        )
+        self.account_throttle_waits = Counter(
+            "calpool_account_throttle_waits",
+            "Calls that met an account's cool-down: slept (waited it out) or deferred "
+            "(refused unsent, the caller retries after it).",
+            ["account", "how"], registry=self.registry,
+        )
+        self.account_throttle_wait_seconds = Counter(
+            "calpool_account_throttle_wait_seconds",
+            "Seconds calls slept for an account's cool-down.",
+            ["account"], registry=self.registry,
+        )
         self.registry.register(StoreCollector(self.watched))
 
     def watch(self, status: StatusQuery, clock: Callable[[], datetime],
@@ -114,6 +141,12 @@ class Metrics:
 
         return observe
 
+    def account_observer(self, account: str, max_concurrent: int) -> LimitObserver:
+        """The observer of one account's limit (``engine.services.limits``)."""
+        self.account_max_concurrent.labels(account).set(max_concurrent)
+        self.account_in_flight.labels(account).set(0)
+        return _AccountFigures(self)
+
     def observe_sync(self, report: SyncReport, seconds: float) -> None:
         """The sync service's ``on_synced`` observer."""
         self.sync_seconds.labels(report.calendar, report.outcome).observe(seconds)
@@ -133,6 +166,26 @@ class Metrics:
         for outcome, count in (("done", done), ("retried", retried), ("dead", dead)):
             if count:
                 self.outbox_jobs.labels(outcome).inc(count)
+
+
+class _AccountFigures:
+    """Feeds the ``calpool_account_*`` figures from an account's limit."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self._metrics = metrics
+
+    def in_flight(self, account: str, calls: int) -> None:
+        self._metrics.account_in_flight.labels(account).set(calls)
+
+    def throttled(self, account: str, retry_after: float) -> None:
+        self._metrics.account_throttles.labels(account).inc()
+
+    def waited(self, account: str, seconds: float, *, deferred: bool) -> None:
+        metrics = self._metrics
+        metrics.account_throttle_waits.labels(account, "deferred" if deferred else "slept").inc()
+        if not deferred:
+            metrics.account_throttle_wait_seconds.labels(account).inc(seconds)
+
 
 @dataclass(frozen=True, slots=True)
 class Watched:

@@ -29,6 +29,7 @@ from engine.services.delivery import CalendarSource, invitation_delivery, known_
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
 from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
@@ -99,6 +100,8 @@ class App:
     channels: ChannelService
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
+    limits: Mapping[str, AccountLimit] = field(default_factory=dict)
+    """Each served account's limit, shared by every caller of its connector."""
     metrics: Metrics = field(default_factory=Metrics)
 
     def watch_metrics(self) -> None:
@@ -159,6 +162,8 @@ def build(
     store: Store | None = None,
     metrics: Metrics | None = None,
     connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
+    limit_timing: LimitTiming | None = None,
+    limits: Mapping[str, AccountLimit] | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account with the factory registered for its provider, and the services
@@ -166,16 +171,32 @@ def build(
     secret variable) for the caller to report.
 
     A reload passes the running ``store`` and ``metrics``: the new services
-    share the database connection pool, and the counters carry on."""
+    share the database connection pool, and the counters carry on.
+
+    Every connector is built behind its account's limit
+    (``accounts.<key>.max_concurrent`` calls in flight, one cool-down after
+    a throttle for all its callers); ``limit_timing`` is how the limits tell
+    time (tests pass a clock they move).  A reload passes the running
+    ``limits`` too: an account whose ``max_concurrent`` stayed keeps its
+    limit, so calls still in flight on the old app count and a cool-down
+    carries over."""
     metrics = metrics or Metrics()
     built: dict[str, CalendarConnector] = {}
+    account_limits: dict[str, AccountLimit] = {}
     unavailable: dict[str, str] = {}
     for key, account in config.accounts.items():
         factory = connectors.get(account.provider)
         if factory is None:
             unavailable[key] = f"the {account.provider} connector is not part of this build yet"
         else:
-            built[key] = factory(account, metrics.request_observer(account.provider, key))
+            connector = factory(account, metrics.request_observer(account.provider, key))
+            limit = (limits or {}).get(key)
+            if limit is None or limit.max_concurrent != account.max_concurrent:
+                limit = AccountLimit(
+                    key, max_concurrent=account.max_concurrent, timing=limit_timing,
+                    observer=metrics.account_observer(key, account.max_concurrent))
+            account_limits[key] = limit
+            built[key] = LimitedConnector(connector, limit)
     if store is None:
         store = Store.open(config.daemon.database_url)
     bindings = {}
@@ -255,6 +276,7 @@ def build(
             clock=clock,
         ),
         unavailable=unavailable,
+        limits=account_limits,
         metrics=metrics,
     )
     app.watch_metrics()

@@ -166,6 +166,9 @@ class WebhookSection(Section):
 
 class AccountSection(Section):
     ca_file: Text | None = None
+    max_concurrent: Annotated[int, Field(ge=1)] | None = None
+    """Requests in flight at once; ``None``: the provider's default
+    (``daemon.config.settings.DEFAULT_MAX_CONCURRENT``)."""
 
 
 class GoogleAccountSection(AccountSection):

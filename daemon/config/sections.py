@@ -12,6 +12,7 @@ from daemon.config import schema
 from daemon.config.checker import Checker, key_path
 from daemon.config.durations import parse_rate
 from daemon.config.settings import (
+    DEFAULT_MAX_CONCURRENT,
     Account,
     ApiToken,
     CaldavAccount,
@@ -98,6 +99,8 @@ def accounts(checker: Checker) -> tuple[dict[str, Account], set[str]]:
 
 def _account(checker: Checker, key: str, path: str, section: Any) -> Account | None:
     ca_file = checker.path_of(section.ca_file)
+    max_concurrent: int = (section.max_concurrent if section.max_concurrent is not None
+                           else DEFAULT_MAX_CONCURRENT[section.provider])
     if isinstance(section, schema.GoogleAccountSection):
         service_account = secret(checker, f"{path}.service_account",
                                  section.service_account_env, section.service_account_file)
@@ -106,7 +109,8 @@ def _account(checker: Checker, key: str, path: str, section: Any) -> Account | N
         if service_account is None:
             return None
         return GoogleAccount(key=key, service_account=service_account, subject=section.subject,
-                             api_url=section.api_url, ca_file=ca_file)
+                             api_url=section.api_url, ca_file=ca_file,
+                             max_concurrent=max_concurrent)
     if isinstance(section, schema.MicrosoftAccountSection):
         certificate = section.certificate_file or section.certificate_thumbprint
         chosen = checker.one_of(path, {"client_secret_env": section.client_secret_env,
@@ -125,14 +129,15 @@ def _account(checker: Checker, key: str, path: str, section: Any) -> Account | N
             certificate_thumbprint=section.certificate_thumbprint,
             graph_url=section.graph_url.rstrip("/"),
             authority_url=section.authority_url.rstrip("/"),
-            tentative_is_busy=section.tentative_is_busy, ca_file=ca_file)
+            tentative_is_busy=section.tentative_is_busy, ca_file=ca_file,
+            max_concurrent=max_concurrent)
     assert isinstance(section, schema.CaldavAccountSection)
     checker.one_of(path, {"password_env": section.password_env,
                           "password_file": section.password_file}, required=False)
     return CaldavAccount(
         key=key, url=section.url, username=section.username,
         password=secret(checker, f"{path}.password", section.password_env, section.password_file),
-        sync_method=section.sync_method, ca_file=ca_file)
+        sync_method=section.sync_method, ca_file=ca_file, max_concurrent=max_concurrent)
 
 
 def check_push(checker: Checker, sync: schema.SyncSection, http: HttpSettings,

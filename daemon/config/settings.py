@@ -102,6 +102,12 @@ class ApiToken:
     sha256: str | None = None
 
 
+DEFAULT_MAX_CONCURRENT: Mapping[str, int] = {"microsoft": 4, "google": 10, "caldav": 8}
+"""``accounts.<key>.max_concurrent`` by provider when the file sets none:
+Graph throttles a mailbox beyond 4 concurrent requests; Google's per-user
+quota takes more; a CalDAV server is one host that calpool should not crowd."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GoogleAccount:
     key: str
@@ -110,6 +116,8 @@ class GoogleAccount:
     subject: str | None
     api_url: str
     ca_file: Path | None
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT["google"]
+    """Requests of this account in flight at once."""
     provider: Literal["google"] = "google"
 
 
@@ -128,6 +136,8 @@ class MicrosoftAccount:
     authority_url: str
     tentative_is_busy: bool
     ca_file: Path | None
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT["microsoft"]
+    """Requests of this account in flight at once."""
     provider: Literal["microsoft"] = "microsoft"
 
 
@@ -139,6 +149,8 @@ class CaldavAccount:
     password: SecretRef | None
     sync_method: Literal["auto", "sync-collection", "etag"]
     ca_file: Path | None
+    max_concurrent: int = DEFAULT_MAX_CONCURRENT["caldav"]
+    """Requests of this account in flight at once."""
     provider: Literal["caldav"] = "caldav"
 
 

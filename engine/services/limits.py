@@ -1,0 +1,271 @@
+"""Per-account limits: how many requests one provider account has in flight,
+and the cool-down every caller of it keeps after the provider throttled.
+
+Each configured account has one :class:`AccountLimit`, shared by everything
+that calls the account's connector: sync, the outbox, the live re-check of a
+booking, the channel service.  The daemon wraps each connector in a
+:class:`LimitedConnector` when it builds the object graph, so no caller can
+reach a provider around the limit.  The rules:
+
+- at most ``max_concurrent`` calls of the account run at once; a further
+  caller waits (in arrival order, as far as the lock is fair) until one
+  ends;
+- a :class:`~engine.errors.RateLimited` that names a ``retry_after`` starts
+  a cool-down of the whole account until that much later (a later throttle
+  can extend it, never shorten it).  The caller that met it gets the error
+  as it was, to schedule its own retry; every caller after it, of any
+  calendar of the account, waits the cool-down out before its call reaches
+  the provider;
+- a caller does not sleep for longer than ``max_wait`` at a time: when
+  more of the cool-down is left, its call is refused at once with ``RateLimited``
+  carrying the seconds left (nothing is sent), so an outbox job is
+  rescheduled after the cool-down and a request thread answers 503 with
+  ``Retry-After`` instead of hanging.
+
+A throttle without ``retry_after`` starts no cool-down: the connector backs
+off itself (its retries) and the caller's own backoff does the rest.
+Accounts are independent: one account's throttle slows no other account.
+
+Time is injected (``clock``: monotonic seconds; ``sleep``), so tests run a
+cool-down in no time, and figures go to a :class:`LimitObserver`, so the
+engine knows nothing of Prometheus.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol, TypeVar
+
+from engine.core.model import ChangeSet, Interval
+from engine.errors import RateLimited
+from engine.ports import (
+    CalendarConnector,
+    CalendarRef,
+    EventDraft,
+    Notification,
+    PushChannel,
+    WrittenEvent,
+)
+
+T = TypeVar("T")
+
+MonotonicClock = Callable[[], float]
+Sleeper = Callable[[float], None]
+
+
+class LimitObserver(Protocol):
+    """Told what one account's limit does (the daemon's metrics)."""
+
+    def in_flight(self, account: str, calls: int) -> None:
+        """``calls`` of ``account`` are now running at the provider."""
+        ...
+
+    def throttled(self, account: str, retry_after: float) -> None:
+        """The provider asked ``account``'s callers to wait ``retry_after``
+        seconds: a cool-down started (or grew)."""
+        ...
+
+    def waited(self, account: str, seconds: float, *, deferred: bool) -> None:
+        """A call waited ``seconds`` for a cool-down (``deferred``: it was
+        refused instead, ``seconds`` being what was left)."""
+        ...
+
+
+class _Unobserved:
+    def in_flight(self, account: str, calls: int) -> None:
+        pass
+
+    def throttled(self, account: str, retry_after: float) -> None:
+        pass
+
+    def waited(self, account: str, seconds: float, *, deferred: bool) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LimitTiming:
+    """How limits tell time: ``clock`` in monotonic seconds, ``sleep`` to
+    wait, and ``max_wait``, the longest a caller sleeps for a cool-down
+    before its call is refused with the time left instead."""
+
+    clock: MonotonicClock = time.monotonic
+    sleep: Sleeper = time.sleep
+    max_wait: float = 10.0
+
+    def __post_init__(self) -> None:
+        if self.max_wait < 0:
+            raise ValueError("max_wait must not be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class LimitState:
+    """A snapshot of one account's limit (for status and tests)."""
+
+    account: str
+    max_concurrent: int
+    in_flight: int
+    cooling_for: float
+    """Seconds of cool-down left (0: none)."""
+
+
+class AccountLimit:
+    """The one limit of one account (see the module's docstring)."""
+
+    def __init__(
+        self,
+        account: str,
+        *,
+        max_concurrent: int,
+        timing: LimitTiming | None = None,
+        observer: LimitObserver | None = None,
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.account = account
+        self.max_concurrent = max_concurrent
+        self._timing = timing or LimitTiming()
+        self._observer: LimitObserver = observer or _Unobserved()
+        self._changed = threading.Condition(threading.Lock())
+        self._in_flight = 0
+        self._cool_until = float("-inf")
+
+    def state(self) -> LimitState:
+        with self._changed:
+            left = max(0.0, self._cool_until - self._timing.clock())
+            return LimitState(self.account, self.max_concurrent, self._in_flight, left)
+
+    def call(self, request: Callable[[], T]) -> T:
+        """Run ``request`` (one connector call) within the limit: after any
+        cool-down, in one of the account's slots; a ``RateLimited`` it
+        raises starts the account's cool-down and is re-raised."""
+        self._enter()
+        try:
+            return request()
+        except RateLimited as exc:
+            if exc.retry_after is not None and exc.retry_after > 0:
+                self._cool_down(exc.retry_after)
+            raise
+        finally:
+            self._leave()
+
+    # -- inside --------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        timing = self._timing
+        waited = 0.0
+        while True:
+            with self._changed:
+                left = self._cool_until - timing.clock()
+                if left <= 0:
+                    if self._in_flight < self.max_concurrent:
+                        self._in_flight += 1
+                        calls = self._in_flight
+                        break
+                    # A slot frees (or a throttle is met, in the same leave).
+                    self._changed.wait()
+                    continue
+            if left > timing.max_wait:
+                self._observer.waited(self.account, left, deferred=True)
+                raise RateLimited(
+                    f"account {self.account} is cooling down after the provider throttled it; "
+                    f"nothing was sent ({left:.0f} s left)",
+                    retry_after=left,
+                )
+            timing.sleep(left)  # outside the lock: other callers find the cool-down too
+            waited += left
+        self._observer.in_flight(self.account, calls)
+        if waited > 0:
+            self._observer.waited(self.account, waited, deferred=False)
+
+    def _leave(self) -> None:
+        with self._changed:
+            self._in_flight -= 1
+            calls = self._in_flight
+            # All, not one: a woken caller may leave for a cool-down without
+            # taking the slot, and the next must not sleep on through it.
+            self._changed.notify_all()
+        self._observer.in_flight(self.account, calls)
+
+    def _cool_down(self, retry_after: float) -> None:
+        with self._changed:
+            self._cool_until = max(self._cool_until, self._timing.clock() + retry_after)
+            self._changed.notify_all()  # callers queued for a slot meet the cool-down now
+        self._observer.throttled(self.account, retry_after)
+
+
+@dataclass(frozen=True)
+class LimitedConnector:
+    """A :class:`~engine.ports.CalendarConnector` that sends every call of
+    ``inner`` through ``limit``.  Calls that reach no provider
+    (:attr:`push_supported`, :meth:`parse_notification`) pass straight
+    through; :meth:`close` closes ``inner`` when it has a ``close``."""
+
+    inner: CalendarConnector
+    limit: AccountLimit = field(compare=False)
+
+    @property
+    def push_supported(self) -> bool:
+        return self.inner.push_supported
+
+    def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
+        return self.limit.call(lambda: self.inner.list_window(calendar, window))
+
+    def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
+        return self.limit.call(lambda: self.inner.changes_since(calendar, cursor, window))
+
+    def free_busy(
+        self, calendars: Sequence[CalendarRef], window: Interval
+    ) -> Mapping[str, tuple[Interval, ...]]:
+        return self.limit.call(lambda: self.inner.free_busy(calendars, window))
+
+    def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
+        return self.limit.call(lambda: self.inner.create_event(calendar, draft))
+
+    def update_event(
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+    ) -> WrittenEvent:
+        return self.limit.call(lambda: self.inner.update_event(calendar, draft, etag=etag))
+
+    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+        self.limit.call(lambda: self.inner.delete_event(calendar, booking_id))
+
+    def start_channel(
+        self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
+    ) -> PushChannel | None:
+        return self.limit.call(
+            lambda: self.inner.start_channel(
+                calendar, address=address, token=token, ttl_seconds=ttl_seconds
+            )
+        )
+
+    def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
+        return self.limit.call(lambda: self.inner.renew_channel(channel, ttl_seconds=ttl_seconds))
+
+    def stop_channel(self, channel: PushChannel) -> None:
+        self.limit.call(lambda: self.inner.stop_channel(channel))
+
+    def parse_notification(
+        self, headers: Mapping[str, str], body: bytes
+    ) -> tuple[Notification, ...]:
+        return self.inner.parse_notification(headers, body)
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if callable(close):
+            close()
+
+
+def limited(
+    connector: CalendarConnector,
+    account: str,
+    *,
+    max_concurrent: int,
+    timing: LimitTiming | None = None,
+    observer: LimitObserver | None = None,
+) -> LimitedConnector:
+    """``connector`` behind a new limit of its own for ``account``."""
+    limit = AccountLimit(account, max_concurrent=max_concurrent, timing=timing, observer=observer)
+    return LimitedConnector(connector, limit)

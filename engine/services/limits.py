@@ -248,9 +248,9 @@ class LimitedConnector:
         self.limit.call(lambda: self.inner.stop_channel(channel))
 
     def parse_notification(
-        self, headers: Mapping[str, str], body: bytes
+        self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
-        return self.inner.parse_notification(headers, body)
+        return self.inner.parse_notification(headers, body, query)
 
     def close(self) -> None:
         close = getattr(self.inner, "close", None)

@@ -119,10 +119,10 @@ class Stamped:
         self._stamp("stop_channel")
         self.inner.stop_channel(channel)
 
-    def parse_notification(self, headers: Mapping[str, str], body: bytes
-                           ) -> tuple[Notification, ...]:
+    def parse_notification(self, headers: Mapping[str, str], body: bytes,
+                           query: Mapping[str, str] | None = None) -> tuple[Notification, ...]:
         self._stamp("parse_notification")
-        return self.inner.parse_notification(headers, body)
+        return self.inner.parse_notification(headers, body, query)
 
 
 class Blocking(Stamped):

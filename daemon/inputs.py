@@ -35,6 +35,7 @@ from engine.core.zones import (
     wall_us,
     zone_info,
 )
+from engine.services.pools import CURRENT, PREVIOUS
 
 EARLIEST = datetime(1900, 1, 1, tzinfo=UTC)
 LATEST = datetime(9000, 1, 1, tzinfo=UTC)
@@ -69,6 +70,23 @@ def check_instant(value: datetime) -> datetime:
         raise InputError(f"{value.isoformat()!r} must lie between the years "
                          f"{EARLIEST.year} and {LATEST.year - 1}")
     return value
+
+
+def parse_cycle(text: str) -> str | date:
+    """A pool report's cycle: ``current``, ``previous`` or an ISO date (a day
+    in the cycle wanted) within the years instants may lie in; else
+    :class:`InputError` with a sentence."""
+    if text in (CURRENT, PREVIOUS):
+        return text
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{shorten(text)!r} is not current, previous or an ISO date like "
+                         "2027-03-29") from None
+    if not EARLIEST.date() <= day < LATEST.date():
+        raise InputError(f"{text!r} must lie between the years {EARLIEST.year} and "
+                         f"{LATEST.year - 1}")
+    return day
 
 
 def parse_instant(text: str, zone: str) -> datetime:

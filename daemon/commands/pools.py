@@ -9,7 +9,7 @@ import json
 from daemon.commands.app import open_app
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.documents import pool_report_document
-from engine.services.pools import parse_cycle
+from daemon.inputs import parse_cycle
 
 
 def report(invocation: Invocation) -> int:

@@ -25,18 +25,6 @@ CURRENT = "current"
 PREVIOUS = "previous"
 
 
-def parse_cycle(text: str) -> str | date:
-    """``current``, ``previous`` or an ISO date (a day in the cycle wanted);
-    ``ValueError`` with a sentence otherwise."""
-    if text in (CURRENT, PREVIOUS):
-        return text
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise ValueError(f"{text!r} is not current, previous or an ISO date like "
-                         "2027-03-29") from None
-
-
 class PoolReports:
     """Reports of the configured pools."""
 

@@ -19,7 +19,8 @@ from daemon.http.problems import (
     register_problem_type,
 )
 from daemon.http.schemas import PoolReportDocument, PoolsDocument
-from engine.services.pools import UnknownPool, parse_cycle
+from daemon.inputs import parse_cycle
+from engine.services.pools import UnknownPool
 
 router = APIRouter(prefix="/v1/pools", tags=["pools"])
 

@@ -88,7 +88,7 @@ def test_an_unknown_pool_and_a_bad_cycle_are_problems(site: Site) -> None:
     document = assert_problem(site.get("/v1/pools/nope/report", token="ops"), 404,
                               "/problems/unknown-pool")
     assert "nope" in document["detail"]
-    for bad in ("last", "2027-13-01", "x" * 20):
+    for bad in ("last", "2027-13-01", "x" * 20, "0001-01-01", "9999-12-31"):
         document = assert_problem(site.get(f"/v1/pools/small/report?cycle={bad}", token="ops"),
                                   422, "/problems/validation")
         assert document["errors"][0]["name"] == "cycle"

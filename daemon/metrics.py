@@ -222,7 +222,7 @@ class StoreCollector(Collector):
 
 def _store_families(watched: Watched) -> Iterator[Metric]:
     now = watched.clock()
-    status = watched.status.read(now, bookings=True, event_counts=True)
+    status = watched.status.read(now, bookings=True, event_counts=True, webhooks=True)
     states, events, by_status = status.states, status.cached_events, status.bookings_by_status
     depth, oldest = status.outbox_depth, status.outbox_oldest
     staleness = GaugeMetricFamily(

@@ -21,8 +21,9 @@ from zoneinfo import ZoneInfo
 
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.config.settings import Config
+from engine.services.availability import first_unreadable
 from engine.services.status import SiteStatus, StatusQuery
-from engine.store import SchemaNotCurrent, Store, SyncState
+from engine.store import SchemaNotCurrent, Store
 
 
 def run(invocation: Invocation) -> int:
@@ -33,7 +34,7 @@ def run(invocation: Invocation) -> int:
         raise CommandFailed(str(exc)) from exc
     try:
         status = StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after
-                             ).read(datetime.now(ZoneInfo("UTC")), channels=True)
+                             ).read(datetime.now(ZoneInfo("UTC")), channels=True, webhooks=True)
     finally:
         store.close()
     document = status_document(config, status)
@@ -64,7 +65,7 @@ def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
             "last_error": state.last_error if state is not None else None,
             "last_error_at": _instant(state.last_error_at if state is not None else None),
             "unreadable": len(state.unreadable) if state is not None else 0,
-            "last_unreadable": _first_unreadable(state),
+            "last_unreadable": first_unreadable(state),
         })
     return {
         "ok": not status.flagged,
@@ -114,15 +115,6 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
         limit = _age(document["stale_after_seconds"])
         print(f"{len(bad)} calendar(s) not ok (stale after {limit}): {', '.join(bad)}",
               file=invocation.err)
-
-
-def _first_unreadable(state: SyncState | None) -> str | None:
-    """One unreadable object of the calendar with its reason (the first by
-    source, so the line is stable between runs)."""
-    if state is None or not state.unreadable:
-        return None
-    source, reason = min(state.unreadable.items())
-    return f"{source}: {reason}"
 
 
 def _instant(value: datetime | None) -> str | None:

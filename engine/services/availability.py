@@ -193,14 +193,24 @@ def unreadable(states: Mapping[str, SyncState], keys: Iterable[str]
     found = []
     for key in dict.fromkeys(keys):
         state = states.get(key)
-        if state is None or not state.unreadable:
+        example = first_unreadable(state)
+        if state is None or example is None:
             continue
         count = len(state.unreadable)
-        source, reason = min(state.unreadable.items())
         found.append(StaleCalendar(
-            key, state.last_success_at,
-            f"{count} object{'s' if count != 1 else ''} unreadable", f"{source}: {reason}"))
+            key, state.last_success_at, f"{count} object{'s' if count != 1 else ''} unreadable",
+            example))
     return tuple(found)
+
+
+def first_unreadable(state: SyncState | None) -> str | None:
+    """One unreadable object of the calendar as ``source: reason``, the
+    first by source (stable from one look to the next); ``None`` when all
+    were read."""
+    if state is None or not state.unreadable:
+        return None
+    source, reason = min(state.unreadable.items())
+    return f"{source}: {reason}"
 
 
 def participants(event_type: EventType, pools: Mapping[str, Pool]) -> tuple[str, ...]:

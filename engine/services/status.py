@@ -15,8 +15,8 @@ from engine.store import PushChannel, Store, SyncState
 @dataclass(frozen=True, slots=True)
 class SiteStatus:
     """``calendars`` in configured order; ``flagged`` those not ok (never
-    synced, failed, stale).  Channels and event counts are read only when
-    asked for (empty otherwise)."""
+    synced, failed, stale).  Channels, bookings, event counts and webhook
+    deliveries are read only when asked for (empty otherwise)."""
 
     now: datetime
     calendars: tuple[str, ...]
@@ -53,7 +53,7 @@ class StatusQuery:
         self._stale_after = stale_after
 
     def read(self, now: datetime, *, channels: bool = False, bookings: bool = False,
-             event_counts: bool = False) -> SiteStatus:
+             event_counts: bool = False, webhooks: bool = False) -> SiteStatus:
         with self._store.reader() as uow:
             states = {state.calendar: state for state in uow.calendars.sync_states()}
             depth = uow.outbox.pending_count()
@@ -62,7 +62,7 @@ class StatusQuery:
             open_channels = ({key: uow.channels.for_calendar(key) for key in self._calendars}
                              if channels else {})
             counts = {key: uow.events.count(key) for key in self._calendars} if event_counts else {}
-            webhooks = uow.webhooks.counts()
+            deliveries = uow.webhooks.counts() if webhooks else {}
         flagged = staleness(states, self._calendars, now=now, stale_after=self._stale_after)
         return SiteStatus(now, self._calendars, states, flagged, depth, oldest, by_status,
-                          open_channels, counts, webhooks)
+                          open_channels, counts, deliveries)

@@ -76,6 +76,8 @@ class EventRepository:
             update(calendars)
             .where(calendars.c.id == calendar_id)
             .values(
+                **({} if unreadable is None else {
+                    "unreadable": json.dumps(unreadable, sort_keys=True) if unreadable else None}),
                 cursor=changes.cursor,
                 window_start=window.start,
                 window_end=window.end,
@@ -83,7 +85,6 @@ class EventRepository:
                 last_attempt_at=synced_at,
                 last_error=None,
                 last_error_at=None,
-                unreadable=json.dumps(unreadable, sort_keys=True) if unreadable else None,
                 # Only a change of events moves the version: every process
                 # reloads a calendar whose version moved, and most syncs bring
                 # nothing.  (The change mark still sees the new success time.)
@@ -93,12 +94,16 @@ class EventRepository:
         ).scalar_one()
         return int(version)
 
-    def _unreadable_after(self, calendar_id: int, changes: ChangeSet) -> dict[str, str]:
+    def _unreadable_after(self, calendar_id: int, changes: ChangeSet) -> dict[str, str] | None:
         """The calendar's unreadable objects once ``changes`` apply: a full
         listing says all of them; an incremental one replaces what it says of
-        each object it lists (read now, gone, or unreadable still)."""
+        each object it lists (read now, gone, or unreadable still).  ``None``:
+        an incremental batch that lists nothing changes nothing (most syncs;
+        the stored set is not even read)."""
         if changes.full:
             return dict(changes.unreadable)
+        if not changes.objects and not changes.unreadable:
+            return None
         stored = self._connection.execute(
             select(calendars.c.unreadable).where(calendars.c.id == calendar_id)
         ).scalar_one_or_none()

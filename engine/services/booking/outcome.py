@@ -76,8 +76,8 @@ class BookingOutcome:
         if booking.status is BookingStatus.PENDING:
             return cls(Result.PENDING, f"booking {booking.id} is reserved; its events are not "
                                        "all written yet", booking, history)
-        cause = history[-1].detail if history and history[-1].detail else "a provider write failed"
-        return cls(Result.FAILED, f"booking {booking.id} failed: {cause}", booking, history)
+        return cls(Result.FAILED, f"booking {booking.id} failed: {_cause(history)}", booking,
+                   history)
 
     @classmethod
     def refusal(cls, error: BookingError) -> BookingOutcome:
@@ -95,6 +95,10 @@ class BookingOutcome:
     @property
     def failure_cause(self) -> str:
         """Why a failed booking failed (the last history entry)."""
-        if self.history and self.history[-1].detail:
-            return self.history[-1].detail
-        return "a provider write failed"
+        return _cause(self.history)
+
+
+def _cause(history: Sequence[StatusChange]) -> str:
+    if history and history[-1].detail:
+        return history[-1].detail
+    return "a provider write failed"

@@ -296,12 +296,12 @@ class OutboxWorker:
         booking's (a repeated write) or belong to a booking that is no
         longer active (a delete still queued)."""
         window = booking.interval
-        busy = connector.free_busy([ref], window).get(ref.id, ())
+        busy = connector.free_busy([ref], window).of(ref.id)
         if not any(span.overlaps(window) for span in busy):
             return False
-        # Free/busy cannot tell whose event it is; the listing can.
-        listing = connector.list_window(ref, window)
-        owners = {event.booking_id for events in listing.objects.values() for event in events
+        # Free/busy cannot tell whose event it is; a plain read of the
+        # window can (without opening a sync round on the provider).
+        owners = {event.booking_id for event in connector.events_in(ref, window)
                   if event.busy and Interval(event.start, event.end).overlaps(window)}
         if None in owners:
             return True

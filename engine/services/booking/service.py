@@ -283,7 +283,12 @@ class BookingService:
         window = Interval(start - event_type.buffer_before, end + event_type.buffer_after)
         rooms = (room for members in rooms_available.values() for room in members)
         keys = [*event_type.persons, *rooms]
-        busy = self._busy_now(keys, window)
+        busy, failed = self._busy_now(keys, window)
+        people_failed = [person for person in event_type.persons if person in failed]
+        if people_failed:
+            raise ProviderUnavailable(
+                f"the live free/busy check of {people_failed[0]} failed: "
+                f"{failed[people_failed[0]]}")
         if busy[event_type.owner]:
             raise SlotUnavailable(SlotRejection.OWNER_BUSY)
         if any(busy[person] for person in event_type.with_):
@@ -294,9 +299,13 @@ class BookingService:
             raise SlotUnavailable(SlotRejection.NO_ROOM)
         return found
 
-    def _busy_now(self, keys: Sequence[str], window: Interval) -> dict[str, bool]:
+    def _busy_now(
+        self, keys: Sequence[str], window: Interval
+    ) -> tuple[dict[str, bool], dict[str, ConnectorError]]:
         """Whether each calendar is busy in ``window``, asked live, one call
-        per connector."""
+        per connector; a calendar the provider could not answer for counts
+        as busy (a room is never offered unchecked) and is named in the
+        second mapping with its error."""
         groups: dict[int, tuple[CalendarConnector, list[tuple[str, CalendarRef]]]] = {}
         for key in dict.fromkeys(keys):
             binding = self.catalog.bindings[key]
@@ -305,13 +314,17 @@ class BookingService:
             groups.setdefault(id(binding.connector), (binding.connector, []))[1].append(
                 (key, binding.ref))
         busy: dict[str, bool] = {}
+        failed: dict[str, ConnectorError] = {}
         for connector, members in groups.values():
             try:
                 answer = connector.free_busy([ref for _, ref in members], window)
             except ConnectorError as exc:
                 raise ProviderUnavailable(f"the live free/busy check failed: {exc}") from exc
             for key, ref in members:
-                busy[key] = any(span.overlaps(window) for span in answer.get(ref.id, ()))
-        return busy
+                if ref.id in answer.errors:
+                    busy[key], failed[key] = True, answer.errors[ref.id]
+                    continue
+                busy[key] = any(span.overlaps(window) for span in answer.busy.get(ref.id, ()))
+        return busy, failed
 
 

@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 # booking request drains its own jobs at once, this catches the rest.
 OUTBOX_EVERY = timedelta(seconds=2)
 
+# How often invited rooms (Google / Microsoft) are asked for their answer:
+# well within ``sync.room_answer_within`` (default 2 minutes).
+ANSWERS_EVERY = timedelta(seconds=15)
+
 # How often calendars marked by a push notification are looked for and
 # synced (by whichever process gets the lease): push is only worth it when
 # the change shows within seconds.
@@ -91,6 +95,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         id="outbox",
         name="drain the outbox",
         next_run_time=now,
+    )
+    scheduler.add_job(
+        check_room_answers,
+        IntervalTrigger(seconds=ANSWERS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="room-answers",
+        name="read invited rooms' answers",
+        next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
         deliver_webhooks,
@@ -198,6 +210,13 @@ def drain_outbox(app: App) -> None:
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",
                  report.done, report.retried, report.dead)
+
+
+def check_room_answers(app: App) -> None:
+    report = app.answers.check(app.clock())
+    if report.reassigned or report.failed:
+        log.info("room answers: %d read, %d accepted, %d reassigned, %d failed",
+                 report.read, report.accepted, report.reassigned, report.failed)
 
 
 def deliver_webhooks(app: App) -> None:

@@ -22,6 +22,7 @@ from daemon.documents import booking_document
 from daemon.metrics import Metrics
 from engine.core.model import Booking
 from engine.ports import CalendarConnector, CalendarRef, RequestObserver
+from engine.services.answers import RoomAnswers
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.channels import ChannelPolicy, ChannelService, ChannelTarget
@@ -87,6 +88,7 @@ class App:
     slots: SlotService
     bookings: BookingService
     outbox: OutboxWorker
+    answers: RoomAnswers
     reschedule: RescheduleService
     links: LinkService
     pools: PoolReports
@@ -125,7 +127,8 @@ class App:
         self.store.close()
 
 
-def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatcher:
+def _webhooks(config: Config, store: Store, metrics: Metrics,
+              bookings: BookingService) -> WebhookDispatcher:
     endpoints = []
     for entry in config.webhooks:
         try:
@@ -137,7 +140,7 @@ def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatch
     def render(booking: Booking, history: Sequence[StatusChange]) -> Mapping[str, Any]:
         owner = config.calendars.get(booking.owner)
         zone = owner.timezone if owner is not None else config.daemon.timezone
-        return booking_document(booking, list(history), zone)
+        return booking_document(booking, list(history), zone, bookings.deliveries(booking.id))
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
@@ -212,15 +215,6 @@ def build(
     cache = BusyCache(config.calendars)
     if load_cache:
         cache.reload(store, list(config.calendars))
-    sync = SyncService(
-        store,
-        bindings,
-        window=SyncWindow(config.sync.window_past, config.sync.window_future),
-        cache=cache,
-        clock=clock,
-        on_fetched=on_fetched,
-        on_synced=metrics.observe_sync,
-    )
     slots = SlotService(
         store,
         cache,
@@ -241,9 +235,21 @@ def build(
         bindings,
         addresses=known_addresses(sources),
         delivers=invitation_delivery(sources),
+        accounts={key: source.account for key, source in config.sources.items()},
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
+    answers = RoomAnswers(store, catalog, outbox, answer_within=config.sync.room_answer_within)
+    sync = SyncService(
+        store,
+        bindings,
+        window=SyncWindow(config.sync.window_past, config.sync.window_future),
+        cache=cache,
+        clock=clock,
+        on_fetched=on_fetched,
+        on_synced=metrics.observe_sync,
+        on_applied=lambda key, changes: answers.synced(key, changes, clock()),
+    )
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
     reschedule = RescheduleService(store, cache, catalog, outbox)
     keys = IdempotencyKeys(store, clock=clock,
@@ -257,11 +263,12 @@ def build(
         slots=slots,
         bookings=bookings,
         outbox=outbox,
+        answers=answers,
         reschedule=reschedule,
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
-        webhooks=_webhooks(config, store, metrics),
+        webhooks=_webhooks(config, store, metrics, bookings),
         manage=ManageService(store, bookings, reschedule, config.event_types),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),

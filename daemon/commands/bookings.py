@@ -31,6 +31,7 @@ def run(invocation: Invocation) -> int:
                 app.bookings.history(booking.id),
                 config.calendars[booking.owner].timezone
                 if booking.owner in config.calendars else zone,
+                app.bookings.deliveries(booking.id),
             )
             for booking in found
         ]
@@ -49,6 +50,15 @@ def run(invocation: Invocation) -> int:
             f"rooms {rooms or 'none'}  {attendee['name']} <{attendee['email']}>",
             file=invocation.out,
         )
+        # Where each copy stands; an invited room's answer is the state.
+        copies = ", ".join(f"{d['calendar']} {d['how']} {d['state']}"
+                           for d in document["deliveries"])
+        if copies:
+            print(f"    deliveries: {copies}", file=invocation.out)
+        # A room that left (declined, silent, busy) says so in the history.
+        for change in document["history"]:
+            if "reassigned to" in change["detail"]:
+                print(f"    {change['at']}  {change['detail']}", file=invocation.out)
     if not documents:
         print("no bookings", file=invocation.out)
     return 0

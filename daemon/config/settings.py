@@ -77,6 +77,9 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
+    room_answer_within: timedelta = timedelta(minutes=2)
+    """An invited room (Google / Microsoft) that has not accepted by then
+    after its invitation went out counts as declined."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

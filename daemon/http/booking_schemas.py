@@ -170,6 +170,17 @@ class HistoryEntryDocument(BaseModel):
     detail: str
 
 
+class DeliveryDocument(BaseModel):
+    calendar: str = Field(description="the calendar key")
+    how: Literal["written", "invited"] = Field(
+        description="written: calpool writes the copy; invited: an attendee of the owner's "
+                    "event, delivered by the owner's provider (Google, Microsoft 365)")
+    state: Literal["pending", "written", "accepted", "declined", "removed"] = Field(
+        description="an invited room is pending until it answers; declined (or silent past "
+                    "sync.room_answer_within): it left the booking, see history")
+    at: datetime = Field(description="when the copy got this state, in the owner's zone")
+
+
 class BookingDocument(BaseModel):
     id: str
     status: Status = Field(description="pending → confirmed | failed; confirmed → cancelled "
@@ -183,6 +194,8 @@ class BookingDocument(BaseModel):
     attendee: AttendeeDocument | None
     notes: str
     history: list[HistoryEntryDocument] = Field(description="every status change, oldest first")
+    deliveries: list[DeliveryDocument] = Field(
+        description="one entry per calendar the booking's event goes to (or went to)")
 
 
 class CreatedBookingDocument(BookingDocument):

@@ -113,6 +113,8 @@ class SyncReport:
 
 
 FetchObserver = Callable[[str, ChangeSet], None]
+"""Told each calendar's fetched changes: before their commit (``on_fetched``)
+or after it (``on_applied``, where invited rooms' answers are read)."""
 SyncObserver = Callable[[SyncReport, float], None]
 """Told every sync's report and how many seconds it took (for metrics)."""
 
@@ -132,6 +134,7 @@ class SyncService:
         lease_ttl: timedelta = timedelta(minutes=5),
         on_fetched: FetchObserver | None = None,
         on_synced: SyncObserver | None = None,
+        on_applied: FetchObserver | None = None,
     ) -> None:
         self._store = store
         self._bindings = dict(bindings)
@@ -142,6 +145,7 @@ class SyncService:
         self._lease_ttl = lease_ttl
         self._on_fetched = on_fetched
         self._on_synced = on_synced
+        self._on_applied = on_applied
 
     def window_at(self, now: datetime) -> Interval:
         return self._window.at(now)
@@ -259,7 +263,17 @@ class SyncService:
         changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
         if self._on_fetched is not None:
             self._on_fetched(key, changes)
-        return self._commit(key, changes, window, now, reconcile=reconcile, requested=requested)
+        report = self._commit(key, changes, window, now, reconcile=reconcile,
+                              requested=requested)
+        if self._on_applied is not None:
+            # After the commit, outside the lease's transaction: what calpool
+            # learns from the batch (an invited room's answer on the owner's
+            # event) must not fail or hold the sync that brought it.
+            try:
+                self._on_applied(key, changes)
+            except Exception:
+                log.exception("acting on the changes synced from %s failed", key)
+        return report
 
     def _fetch(
         self,

@@ -99,12 +99,18 @@ def test_book_confirms_and_bookings_lists_the_document(tmp_path: Path, radicale:
         "attendee": {"name": "Ann Example", "email": "ann@example.com"},
         "notes": "second floor",
         "history": document["history"],
+        "deliveries": document["deliveries"],
     }
     assert [(h["status"], h["at"][-6:]) for h in document["history"]] == [
         ("pending", start.isoformat()[-6:]), ("confirmed", start.isoformat()[-6:])]
+    # CalDAV: calpool writes both copies itself.
+    assert [(d["calendar"], d["how"], d["state"]) for d in document["deliveries"]] == [
+        ("alice", "written", "written"), ("room-a", "written", "written")]
+    assert all(d["at"][-6:] == start.isoformat()[-6:] for d in document["deliveries"])
 
     text = calpool(site, "bookings", "--calendar", "room-a")
     assert document["id"] in text.stdout and "confirmed" in text.stdout
+    assert "deliveries: alice written written, room-a written written" in text.stdout
     assert calpool(site, "bookings", "--end", TOMORROW.isoformat()).stdout == "no bookings\n"
 
     again = calpool(site, "book", "consultation", START, "--name", "Bo", "--email", "bo@x.org")

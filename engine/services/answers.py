@@ -103,7 +103,7 @@ class RoomAnswers:
             by_booking.setdefault(record.booking_id, []).append(record)
         for booking_id, records in by_booking.items():
             try:
-                answers = self._read_answers(booking_id, records[0].source)
+                answers = self._read_answers(booking_id, records[0].source, now)
             except ConnectorError as exc:
                 # Unreadable now: no answer learnt; silence still counts.
                 report.errors.append(f"{booking_id}: {exc}")
@@ -125,6 +125,7 @@ class RoomAnswers:
             for event in instances:
                 if event.booking_id is None or not event.answers:
                     continue
+                self._saw_version(event.booking_id, calendar, event.source, event.etag)
                 self._seen_all(event.booking_id, calendar, event.answers, now)
 
     def _seen_all(self, booking_id: str, owner: str, answers: Mapping[str, AttendeeAnswer],
@@ -220,7 +221,8 @@ class RoomAnswers:
 
     # ---- plumbing ----------------------------------------------------------------------------
 
-    def _read_answers(self, booking_id: str, source: str) -> Mapping[str, AttendeeAnswer] | None:
+    def _read_answers(self, booking_id: str, source: str,
+                      now: datetime) -> Mapping[str, AttendeeAnswer] | None:
         with self._store.reader() as uow:
             booking = uow.bookings.get(booking_id)
         if booking is None:
@@ -229,7 +231,20 @@ class RoomAnswers:
         if binding is None or binding.connector is None:
             return None
         state = binding.connector.read_event(binding.ref, booking_id, source=source)
-        return state.answers if state is not None else None
+        if state is None:
+            return None
+        self._saw_version(booking_id, booking.owner, state.source, state.etag)
+        return state.answers
+
+    def _saw_version(self, booking_id: str, owner: str, source: str, etag: str) -> None:
+        """A room's answer gave the owner's event a new version: record it,
+        so the next update of that event (a swapped room) is conditional on
+        the version the answer left, not refused for it."""
+        if not etag:
+            return
+        with self._store.unit_of_work() as uow:
+            uow.deliveries.saw_version(booking_id, owner, source=source, etag=etag)
+            uow.commit()
 
     def _email(self, calendar: str) -> str:
         return self._catalog.addresses.get(calendar, "").lower()

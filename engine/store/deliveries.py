@@ -64,6 +64,14 @@ class DeliveryRepository:
         self._update(booking_id, calendar, answer=answer, answered_at=now, state=state.value,
                      updated_at=now)
 
+    def saw_version(self, booking_id: str, calendar: str, *, source: str, etag: str) -> None:
+        """The copy in ``calendar`` was read at ``etag`` (an invited room's
+        answer changes the owner's event): the next conditional update of it
+        starts from that version.  Only where the copy is still at ``source``."""
+        self._connection.execute(update(deliveries).where(and_(
+            deliveries.c.booking_id == booking_id, deliveries.c.calendar == calendar,
+            deliveries.c.source == source)).values(etag=etag))
+
     def looked_at(self, booking_id: str, calendar: str, now: datetime) -> None:
         """The room's answer was read again and had not changed: only when it
         was last seen moves (the record's state and ``updated_at`` stay)."""

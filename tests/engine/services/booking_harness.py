@@ -20,6 +20,7 @@ from engine.core.model import (
     Pool,
 )
 from engine.ports import CalendarConnector, CalendarRef, EventDraft, WrittenEvent
+from engine.services.answers import RoomAnswers
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.drafts import Catalog
@@ -59,6 +60,7 @@ class Site:
     event_types: dict[str, EventType]
     pools: dict[str, Pool]
     connectors: dict[str, CalendarConnector] = field(default_factory=dict)
+    answers: RoomAnswers | None = None
 
     def stored(self, key: str) -> list[StoredObject]:
         """The objects the provider holds in ``key``'s calendar, read on the
@@ -115,9 +117,17 @@ def make_site(
     event_types: Iterable[EventType] = (),
     wrap: Callable[[CalendarConnector], CalendarConnector] = lambda c: c,
     policy: OutboxPolicy | None = None,
+    invited: Iterable[str] = (),
+    answer_within: timedelta = timedelta(minutes=2),
 ) -> Site:
     """Calendars for ``persons`` and every pool member, fresh on the provider;
-    event types default to one ``consult`` of alice with the first pool."""
+    event types default to one ``consult`` of alice with the first pool.
+
+    ``invited`` are the rooms the owner's provider invites itself (as Google
+    and Graph do within one account): no copy is written for them, they are
+    attendees of the owner's event with an address ``<room>@example.com``
+    and answer through :meth:`MemoryProvider.answer`."""
+    invited = frozenset(invited)
     pools_spec = pools or {"rooms": (["room-a", "room-b"], AssignmentMethod.PRIORITY)}
     calendars: dict[str, Calendar] = {}
     for person in persons:
@@ -140,14 +150,19 @@ def make_site(
     cache.reload(store, list(calendars))
     clock = Clock(NOW)
     catalog = Catalog(calendars, pool_models, types, bindings,
-                      addresses={key: f"{key}@example.com" for key in persons})
+                      addresses={key: f"{key}@example.com" for key in (*persons, *invited)},
+                      delivers=lambda owner, other: other in invited,
+                      accounts={key: "calpool" for key in calendars})
     worker = OutboxWorker(store, cache, catalog, policy=policy)
     bookings = BookingService(store, cache, catalog, worker, clock=clock)
     slots = SlotService(store, cache, calendars=calendars, pools=pool_models,
                         event_types=types, stale_after=timedelta(minutes=15))
+    answers = RoomAnswers(store, catalog, worker, answer_within=answer_within)
     sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
-                       cache=cache, clock=clock)
-    return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models)
+                       cache=cache, clock=clock,
+                       on_applied=lambda key, changes: answers.synced(key, changes, clock()))
+    return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models,
+                answers=answers)
 
 
 def consult(key: str = "consult", **changes: Any) -> EventType:

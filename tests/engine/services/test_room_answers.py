@@ -1,0 +1,194 @@
+"""Rooms that answer (issue 15): an invited room — an attendee of the owner's
+event that the owner's provider delivers to itself, as Google and Graph do
+within one account — accepts, declines or stays silent, on the in-memory
+provider (the room's booking assistant is played by
+:meth:`MemoryProvider.answer`)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from connectors.memory import Answer, MemoryProvider, booking_object_id
+from engine.core.model import AssignmentMethod, Booking, BookingStatus, Interval
+from engine.services.answers import RoomAnswers
+from engine.store import Store
+from tests.engine.services.booking_harness import ANN, NOW, SLOT, FlakyConnector, Site, make_site
+
+ROOMS = ["room-a", "room-b", "room-c"]
+
+
+def invited_site(provider: MemoryProvider, store: Store, **kwargs: Any) -> Site:
+    return make_site(provider, store, pools={"rooms": (ROOMS, AssignmentMethod.PRIORITY)},
+                     invited=ROOMS, wrap=FlakyConnector, **kwargs)
+
+
+def answers(site: Site) -> RoomAnswers:
+    assert site.answers is not None
+    return site.answers
+
+
+def book(site: Site) -> Booking:
+    booking = site.bookings.book("consult", SLOT, ANN, "", NOW)
+    site.bookings.outbox.drain(NOW)
+    return site.bookings.get(booking.id)
+
+
+def answer(site: Site, booking: Booking, room: str, what: Answer) -> None:
+    site.provider.answer(site.ids["alice"], booking_object_id(booking.id),
+                         f"{room}@example.com", what)
+
+
+def owner_event(site: Site) -> Any:
+    [stored] = site.stored("alice")
+    return stored.event
+
+
+def deliveries(site: Site, booking: Booking) -> list[tuple[str, str, str]]:
+    return [(d.calendar, d.how.value, d.state.value)
+            for d in site.bookings.deliveries(booking.id)]
+
+
+def details(site: Site, booking: Booking) -> list[str]:
+    return [change.detail for change in site.bookings.history(booking.id)]
+
+
+def owner_writes(site: Site) -> list[str]:
+    connector = site.connector
+    assert isinstance(connector, FlakyConnector)
+    return [what for what, calendar in connector.calls if calendar == site.ids["alice"]]
+
+
+def test_an_invited_room_is_an_attendee_of_the_owners_event_and_gets_no_copy(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    site = invited_site(provider, store)
+    booking = book(site)
+
+    assert booking.status is BookingStatus.PENDING  # the room has not answered yet
+    assert [p.email for p in owner_event(site).rooms] == ["room-a@example.com"]
+    assert [p.answer for p in owner_event(site).rooms] == [Answer.NEEDS_ACTION]
+    assert all(site.stored(room) == [] for room in ROOMS)
+    assert deliveries(site, booking) == [("alice", "written", "written"),
+                                         ("room-a", "invited", "pending")]
+
+    answer(site, booking, "room-a", Answer.ACCEPTED)
+    answers(site).check(NOW + timedelta(seconds=10))
+
+    assert site.bookings.get(booking.id).status is BookingStatus.CONFIRMED
+    assert deliveries(site, booking) == [("alice", "written", "written"),
+                                         ("room-a", "invited", "accepted")]
+
+
+def test_room_declined_reassigns_within_pool(provider: MemoryProvider, store: Store) -> None:
+    site = invited_site(provider, store)
+    booking = book(site)
+
+    answer(site, booking, "room-a", Answer.DECLINED)
+    answers(site).check(NOW + timedelta(seconds=10))
+    site.bookings.outbox.drain(NOW + timedelta(seconds=10))
+
+    moved = site.bookings.get(booking.id)
+    assert moved.rooms == {"rooms": "room-b"}
+    assert moved.status is BookingStatus.PENDING  # room-b is yet to answer
+    assert "room room-a declined the invitation; reassigned to room-b" in details(site, booking)
+    # The owner's event was updated once, in place: same object and UID,
+    # a higher SEQUENCE, naming the new room only; no second event.
+    [stored] = site.stored("alice")
+    assert stored.event.sequence == 1
+    assert [p.email for p in stored.event.rooms] == ["room-b@example.com"]
+    assert owner_writes(site) == ["create", "update"]
+    assert all(site.stored(room) == [] for room in ROOMS)
+    assert deliveries(site, booking) == [("alice", "written", "written"),
+                                         ("room-a", "invited", "declined"),
+                                         ("room-b", "invited", "pending")]
+
+    answer(site, booking, "room-b", Answer.ACCEPTED)
+    answers(site).check(NOW + timedelta(seconds=20))
+    assert site.bookings.get(booking.id).status is BookingStatus.CONFIRMED
+    assert owner_writes(site) == ["create", "update"]
+
+
+def test_every_room_declines_so_the_booking_fails_and_is_compensated(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    site = invited_site(provider, store)
+    booking = book(site)
+    at = NOW
+    for room in ROOMS:
+        at += timedelta(seconds=10)
+        answer(site, booking, room, Answer.DECLINED)
+        answers(site).check(at)
+        site.bookings.outbox.drain(at)
+
+    failed = site.bookings.get(booking.id)
+    assert failed.status is BookingStatus.FAILED
+    assert details(site, booking)[-1] == (
+        "room room-c declined the invitation; no other room of pool rooms is free")
+    assert site.stored("alice") == []  # compensated: the owner's event is gone
+    states = dict((calendar, state) for calendar, _, state in deliveries(site, booking))
+    assert states == {"alice": "removed", "room-a": "declined", "room-b": "declined",
+                      "room-c": "declined"}
+    # The slot is free again.
+    window = Interval(SLOT, SLOT + timedelta(hours=1))
+    assert SLOT in [slot.start for slot in site.slots.slots("consult", window, now=NOW).slots]
+
+
+def test_a_room_that_never_answers_is_replaced_after_room_answer_within(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    site = invited_site(provider, store, answer_within=timedelta(minutes=2))
+    booking = book(site)
+
+    answers(site).check(NOW + timedelta(minutes=1, seconds=59))
+    assert site.bookings.get(booking.id).rooms == {"rooms": "room-a"}
+
+    answers(site).check(NOW + timedelta(minutes=2))
+    site.bookings.outbox.drain(NOW + timedelta(minutes=2))
+
+    assert site.bookings.get(booking.id).rooms == {"rooms": "room-b"}
+    assert ("room room-a did not answer within 2m; reassigned to room-b"
+            in details(site, booking))
+    assert [p.email for p in owner_event(site).rooms] == ["room-b@example.com"]
+    # room-b's own two minutes count from its invitation.
+    answers(site).check(NOW + timedelta(minutes=3))
+    assert site.bookings.get(booking.id).rooms == {"rooms": "room-b"}
+
+
+def test_a_confirmed_booking_whose_room_declines_an_hour_later_is_reassigned(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    site = invited_site(provider, store)
+    booking = book(site)
+    answer(site, booking, "room-a", Answer.ACCEPTED)
+    answers(site).check(NOW + timedelta(seconds=10))
+    assert site.bookings.get(booking.id).status is BookingStatus.CONFIRMED
+
+    later = NOW + timedelta(hours=1)
+    answer(site, booking, "room-a", Answer.DECLINED)
+    answers(site).check(later)
+    site.bookings.outbox.drain(later)
+
+    moved = site.bookings.get(booking.id)
+    assert moved.status is BookingStatus.CONFIRMED
+    assert moved.rooms == {"rooms": "room-b"}
+    assert ("room room-a declined the invitation after confirmation; reassigned to room-b"
+            in details(site, booking))
+    assert [p.email for p in owner_event(site).rooms] == ["room-b@example.com"]
+    assert owner_writes(site) == ["create", "update"]
+
+
+def test_a_decline_seen_through_sync_of_the_owners_calendar_reassigns(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    site = invited_site(provider, store)
+    booking = book(site)
+    site.sync_all()
+
+    answer(site, booking, "room-a", Answer.DECLINED)
+    site.sync.sync_calendar("alice")  # no check(): sync alone brings the answer
+    site.bookings.outbox.drain(site.clock())
+
+    assert site.bookings.get(booking.id).rooms == {"rooms": "room-b"}
+    assert [p.email for p in owner_event(site).rooms] == ["room-b@example.com"]
+

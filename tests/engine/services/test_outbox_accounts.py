@@ -4,7 +4,6 @@ down after a throttle waits on its own (issue 15)."""
 from __future__ import annotations
 
 import contextlib
-
 from datetime import timedelta
 
 from connectors.memory import MemoryConnector, MemoryProvider

@@ -14,6 +14,7 @@ from engine.core.model import AssignmentMethod, Booking, BookingStatus, Interval
 from engine.services.answers import RoomAnswers
 from engine.store import Store
 from tests.engine.services.booking_harness import ANN, NOW, SLOT, FlakyConnector, Site, make_site
+from tests.engine.services.memory_calendars import plain_event, put_event
 
 ROOMS = ["room-a", "room-b", "room-c"]
 
@@ -192,3 +193,24 @@ def test_a_decline_seen_through_sync_of_the_owners_calendar_reassigns(
     assert site.bookings.get(booking.id).rooms == {"rooms": "room-b"}
     assert [p.email for p in owner_event(site).rooms] == ["room-b@example.com"]
 
+
+
+def test_an_invited_room_busy_on_its_provider_is_replaced_before_the_invitation(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    """Something calpool has not synced yet holds room-a: the owner's event
+    goes out inviting room-b instead, written once."""
+    site = invited_site(provider, store)
+    put_event(provider, site.ids["room-a"], "standup",
+              plain_event("standup", SLOT - timedelta(minutes=15), SLOT + timedelta(minutes=15)))
+
+    booking = book(site)
+
+    assert booking.rooms == {"rooms": "room-b"}
+    assert "room room-a busy on the provider; reassigned to room-b" in details(site, booking)
+    assert [p.email for p in owner_event(site).rooms] == ["room-b@example.com"]
+    assert owner_event(site).sequence == 0
+    assert owner_writes(site) == ["create"]
+    assert deliveries(site, booking) == [("alice", "written", "written"),
+                                         ("room-a", "invited", "removed"),
+                                         ("room-b", "invited", "pending")]

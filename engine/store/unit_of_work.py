@@ -27,6 +27,7 @@ from engine.store.bookings import BookingRepository
 from engine.store.calendars import CalendarRepository
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
+from engine.store.deliveries import DeliveryRepository
 from engine.store.errors import StoreError
 from engine.store.events import EventRepository
 from engine.store.idempotency import IdempotencyRepository
@@ -92,6 +93,7 @@ class UnitOfWork:
     outbox: OutboxRepository
     links: LinkRepository
     manage_tokens: ManageTokenRepository
+    deliveries: DeliveryRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
     sync_requests: SyncRequestRepository
@@ -122,6 +124,7 @@ class UnitOfWork:
         self.outbox = OutboxRepository(connection)
         self.links = LinkRepository(connection)
         self.manage_tokens = ManageTokenRepository(connection)
+        self.deliveries = DeliveryRepository(connection)
         self.idempotency = IdempotencyRepository(connection)
         self.channels = ChannelRepository(connection, self.calendars)
         self.sync_requests = SyncRequestRepository(connection, self.calendars)

@@ -181,9 +181,9 @@ class FlakyConnector:
         return self._inner.create_event(calendar, draft)
 
     def update_event(self, calendar: CalendarRef, draft: EventDraft, *,
-                     etag: str | None = None) -> WrittenEvent:
+                     etag: str | None = None, source: str = "") -> WrittenEvent:
         self._maybe_fail(calendar, "update")
-        return self._inner.update_event(calendar, draft, etag=etag)
+        return self._inner.update_event(calendar, draft, etag=etag, source=source)
 
     def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
         return self._inner.list_window(calendar, window)

@@ -23,7 +23,7 @@ from engine.store.schema import (
 )
 from tests.engine.store.samples import WINDOW, at, changes, event, make_booking
 
-MANAGE_TABLES = {"manage_tokens"}
+MANAGE_TABLES = {"manage_tokens", "deliveries"}
 SYNC_TABLES = {"calendars", "sync_leases", "busy_events", "push_channels"}
 ASSIGNMENT_TABLES = {"room_assignments", "booking_events", "webhook_deliveries",
                      "sync_requests", "push_messages"}
@@ -48,14 +48,14 @@ def tables(url: str) -> set[str]:
 
 
 def test_revisions_are_the_documented_ones() -> None:
-    assert migrate.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007"]
-    assert migrate.head_revision() == "0007"
+    assert migrate.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008"]
+    assert migrate.head_revision() == "0008"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0007"
+    assert migrate.current_revision(empty_url) == "0008"
     assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES | MANAGE_TABLES
 
 
@@ -117,14 +117,14 @@ def test_downgrade_to_previous_keeps_sync_cache_and_to_base_empties(db_url: str)
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0007")
+    assert (refused.value.current, refused.value.expected) == (None, "0008")
     assert "\n" not in str(refused.value)
 
 
 def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
-        SchemaNotCurrent, match=r"revision 0001 .* needs 0007; run `calpool db upgrade`"
+        SchemaNotCurrent, match=r"revision 0001 .* needs 0008; run `calpool db upgrade`"
     ):
         Store.open(empty_url)
 

@@ -31,6 +31,10 @@ OUTBOX_EVERY = timedelta(seconds=2)
 # the change shows within seconds.
 SYNC_REQUESTED_EVERY = timedelta(seconds=2)
 
+# How often invited rooms' answers are read back (a room's booking assistant
+# answers within seconds; a silent one is replaced after sync.room_answer_within).
+ROOM_ANSWERS_EVERY = timedelta(seconds=10)
+
 # How often push channels are opened, renewed and stopped as needed.
 CHANNELS_EVERY = timedelta(minutes=5)
 
@@ -99,6 +103,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         id="webhooks",
         name="deliver webhooks",
         next_run_time=now,
+    )
+    scheduler.add_job(
+        check_room_answers,
+        IntervalTrigger(seconds=ROOM_ANSWERS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="room-answers",
+        name="read invited rooms' answers; replace rooms that declined or stayed silent",
+        next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
         sync_requested,
@@ -198,6 +210,13 @@ def drain_outbox(app: App) -> None:
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",
                  report.done, report.retried, report.dead)
+
+
+def check_room_answers(app: App) -> None:
+    report = app.room_answers.check(app.clock())
+    if report.accepted or report.reassigned or report.failed:
+        log.info("room answers: %d accepted, %d reassigned, %d bookings failed",
+                 len(report.accepted), len(report.reassigned), len(report.failed))
 
 
 def deliver_webhooks(app: App) -> None:

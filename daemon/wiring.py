@@ -36,6 +36,7 @@ from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
 from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
+from engine.services.room_answers import RoomAnswers
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.services.webhooks import Endpoint, WebhookDispatcher, decode_secret
@@ -98,6 +99,7 @@ class App:
     clock: Clock
     push: PushReceiver
     channels: ChannelService
+    room_answers: RoomAnswers
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     limits: Mapping[str, AccountLimit] = field(default_factory=dict)
@@ -125,7 +127,8 @@ class App:
         self.store.close()
 
 
-def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatcher:
+def _webhooks(config: Config, store: Store, metrics: Metrics,
+              bookings: BookingService) -> WebhookDispatcher:
     endpoints = []
     for entry in config.webhooks:
         try:
@@ -137,7 +140,8 @@ def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatch
     def render(booking: Booking, history: Sequence[StatusChange]) -> Mapping[str, Any]:
         owner = config.calendars.get(booking.owner)
         zone = owner.timezone if owner is not None else config.daemon.timezone
-        return booking_document(booking, list(history), zone)
+        return booking_document(booking, list(history), zone,
+                                deliveries=bookings.deliveries(booking.id))
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
@@ -241,6 +245,7 @@ def build(
         bindings,
         addresses=known_addresses(sources),
         delivers=invitation_delivery(sources),
+        accounts={key: source.account for key, source in sources.items()},
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
@@ -261,7 +266,7 @@ def build(
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
-        webhooks=_webhooks(config, store, metrics),
+        webhooks=_webhooks(config, store, metrics, bookings),
         manage=ManageService(store, bookings, reschedule, config.event_types),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
@@ -275,6 +280,8 @@ def build(
             ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
             clock=clock,
         ),
+        room_answers=RoomAnswers(store, catalog, outbox,
+                                 answer_within=config.sync.room_answer_within, clock=clock),
         unavailable=unavailable,
         limits=account_limits,
         metrics=metrics,

@@ -31,6 +31,7 @@ def run(invocation: Invocation) -> int:
                 app.bookings.history(booking.id),
                 config.calendars[booking.owner].timezone
                 if booking.owner in config.calendars else zone,
+                deliveries=app.bookings.deliveries(booking.id),
             )
             for booking in found
         ]

@@ -77,6 +77,8 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
+    room_answer_within: timedelta
+    """An invited room (Google, Microsoft) silent this long counts as declined."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

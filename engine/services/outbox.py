@@ -457,6 +457,8 @@ class OutboxWorker:
             except StoreError:
                 return False  # cancelled or failed meanwhile
         if moved is None:
+            if declined:
+                uow.deliveries.removed(booking.id, leaving, now, state=DeliveryState.DECLINED)
             self._fail_booking(
                 uow, booking.id, now,
                 f"room {leaving} {why}; no other room of pool {pool.key} is free",

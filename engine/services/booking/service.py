@@ -52,7 +52,7 @@ from engine.services.booking.rules import (
 )
 from engine.services.drafts import Catalog, queue_removal, queue_writes
 from engine.services.outbox import OutboxWorker
-from engine.store import StatusChange, Store, UnitOfWork
+from engine.store import Delivery, StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 # Called inside the reservation's unit of work, before its commit: whatever
@@ -201,6 +201,11 @@ class BookingService:
     def history(self, booking_id: str) -> list[StatusChange]:
         with self._store.reader() as uow:
             return uow.bookings.history(booking_id)
+
+    def deliveries(self, booking_id: str) -> list[Delivery]:
+        """Where the booking's event is, calendar by calendar (delivery records)."""
+        with self._store.reader() as uow:
+            return uow.deliveries.for_booking(booking_id)
 
     def list(
         self,

@@ -11,8 +11,17 @@ from datetime import timedelta
 from connectors.memory import MemoryProvider
 from connectors.memory.events import Answer
 from engine.core.model import AssignmentMethod, BookingStatus
+from engine.errors import RateLimited
+from engine.ports import CalendarConnector
 from engine.store import DeliveryHow, DeliveryState, Store
-from tests.engine.services.booking_harness import ANN, NOW, SLOT, Site, make_site
+from tests.engine.services.booking_harness import (
+    ANN,
+    NOW,
+    SLOT,
+    FlakyConnector,
+    Site,
+    make_site,
+)
 
 ROOMS = ["room-a", "room-b", "room-c"]
 
@@ -181,3 +190,32 @@ def test_written_rooms_get_records_with_the_providers_id(
         "room-a": (DeliveryHow.WRITTEN, DeliveryState.WRITTEN)}
     assert found["room-a"].source == site.stored("room-a")[0].id
     assert found["room-a"].etag == site.stored("room-a")[0].etag
+
+
+def test_a_job_of_a_cooling_down_account_waits_unsent_and_holds_no_other(
+    provider: MemoryProvider, store: Store
+) -> None:
+    flaky: list[FlakyConnector] = []
+
+    def wrap(inner: CalendarConnector) -> CalendarConnector:
+        flaky.append(FlakyConnector(inner))
+        return flaky[0]
+
+    site = make_site(provider, store, wrap=wrap)
+    flaky[0].failures[site.ids["room-a"]] = [
+        RateLimited("cooling down", retry_after=600, calendar=site.ids["room-a"])]
+    booking = site.bookings.book("consult", SLOT, ANN, "", NOW)
+
+    report = site.bookings.outbox.drain(NOW, booking_id=booking.id)
+
+    assert (report.done, report.retried, report.dead) == (1, 1, 0)  # the owner's went on
+    with store.reader() as uow:
+        jobs = {job.payload["calendar"]: (state, job) for state, job in
+                uow.outbox.for_booking(booking.id)}
+    state, job = jobs["room-a"]
+    assert state == "pending" and job.attempts == 0  # not an attempt: never sent
+    assert job.due_at == NOW + timedelta(seconds=600)
+    assert jobs["alice"][0] == "done"
+    # Due again after the cool-down, it is written then.
+    site.bookings.outbox.drain(NOW + timedelta(seconds=601), booking_id=booking.id)
+    assert site.bookings.get(booking.id).status is BookingStatus.CONFIRMED

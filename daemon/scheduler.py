@@ -73,20 +73,17 @@ def build_scheduler(
     # Polls and reconciles spread evenly, each calendar at its own phase.
     polls = poll_phases(keys, settings.poll_interval)
     reconciles = poll_phases(keys, settings.reconcile_every)
-    # Calendars not synced within the last interval get one poll at once
-    # (spread over a few seconds) besides their phase's; the others wait for
-    # their phase.  (An interval trigger counts on from its last run, so the
-    # extra poll is a job of its own, and the phase stays.)
-    overdue = app.sync.due_for_poll(settings.poll_interval)
+    # Every calendar is polled once soon after start (spread over a few
+    # seconds), by a job of its own: an interval trigger counts on from its
+    # last run, so the calendar's own poll job keeps its phase.
     for key in keys:
-        if key in overdue:
-            scheduler.add_job(
-                poll_calendar,
-                DateTrigger(now + timedelta(seconds=rng.uniform(0, first_spread)), timezone=UTC),
-                args=[app, key, cycles],
-                id=f"first-poll:{key}",
-                name=f"first poll {key}",
-            )
+        scheduler.add_job(
+            poll_calendar,
+            DateTrigger(now + timedelta(seconds=rng.uniform(0, first_spread)), timezone=UTC),
+            args=[app, key, cycles],
+            id=f"first-poll:{key}",
+            name=f"first poll {key}",
+        )
         scheduler.add_job(
             poll_calendar,
             at_phase(settings.poll_interval, polls[key]),

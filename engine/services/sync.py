@@ -171,19 +171,6 @@ class SyncService:
             self._on_synced(report, time.perf_counter() - started)
         return report
 
-    def due_for_poll(self, interval: timedelta) -> set[str]:
-        """The configured calendars with no successful sync within the last
-        ``interval`` (never synced, failed since, or older): what a starting
-        daemon polls at once instead of at the calendar's phase."""
-        now = self._clock()
-        with self._store.reader() as uow:
-            states = {state.calendar: state for state in uow.calendars.sync_states()}
-        return {
-            key for key in self._bindings
-            if (state := states.get(key)) is None or state.last_success_at is None
-            or state.failed or now - state.last_success_at >= interval
-        }
-
     def poll(self, key: str, *, quiet_for: timedelta | None = None) -> SyncReport | None:
         """A scheduled poll of ``key``.  ``quiet_for`` is given when the
         calendar has a live push channel: then the poll is only the safety

@@ -1,5 +1,5 @@
-"""`calpool run`'s poll jobs: each calendar at its phase of the poll
-interval; calendars not synced within an interval right after start."""
+"""`calpool run`'s poll jobs: one poll of every calendar right after start,
+then each calendar at its own phase of the poll interval (issue 24)."""
 
 from __future__ import annotations
 
@@ -13,15 +13,11 @@ from tests.daemon.ops.conftest import NOW, Built
 BuildApp = Callable[..., Built]
 
 
-def test_synced_calendars_wait_for_their_phase_the_others_poll_at_once(
-    build_app: BuildApp,
-) -> None:
+def test_each_calendar_polls_at_start_and_then_at_its_own_phase(build_app: BuildApp) -> None:
     built = build_app()
-    built.synced("alice", NOW - timedelta(minutes=1))
-    built.synced("room-a", NOW - timedelta(minutes=1))
-    built.synced("room-b", NOW - timedelta(hours=1))  # older than the poll interval
+    calendars = built.app.config.calendars
     interval = built.app.config.sync.poll_interval
-    phases = poll_phases(built.app.config.calendars, interval)
+    phases = poll_phases(calendars, interval)
 
     scheduler = build_scheduler(built.app)
     scheduler.start(paused=True)  # jobs get their next run time; none runs
@@ -31,17 +27,17 @@ def test_synced_calendars_wait_for_their_phase_the_others_poll_at_once(
     finally:
         scheduler.shutdown(wait=False)
 
-    for key in ("alice", "room-a"):
-        assert NOW <= runs[f"poll:{key}"] < NOW + interval
-        assert (runs[f"poll:{key}"] - EPOCH) % interval == phases[key]
-        assert f"first-poll:{key}" not in runs
-    assert NOW <= runs["first-poll:room-b"] <= NOW + timedelta(seconds=10)
-    # room-b's own poll keeps its phase: counted from the epoch, unjittered.
-    first = runs["poll:room-b"]
-    assert (first - EPOCH) % interval == phases["room-b"]
-    later = triggers["poll:room-b"].get_next_fire_time(first, first)
-    assert later - first == interval
-    assert triggers["poll:room-b"].jitter is None
-    reconcile = triggers["reconcile:alice"]
-    assert (reconcile.start_date - EPOCH) == poll_phases(
-        built.app.config.calendars, built.app.config.sync.reconcile_every)["alice"]
+    for key in calendars:
+        assert NOW <= runs[f"first-poll:{key}"] <= NOW + timedelta(seconds=10)
+        first = runs[f"poll:{key}"]
+        assert NOW <= first < NOW + interval
+        assert (first - EPOCH) % interval == phases[key]
+        # Every later run keeps the phase: counted from the epoch, unjittered,
+        # and not moved by the extra poll at start (a job of its own).
+        assert triggers[f"poll:{key}"].get_next_fire_time(first, first) - first == interval
+        assert triggers[f"poll:{key}"].jitter is None
+        reconcile = triggers[f"reconcile:{key}"]
+        assert reconcile.start_date - EPOCH == poll_phases(
+            calendars, built.app.config.sync.reconcile_every)[key]
+    # Spread: no two calendars share a phase.
+    assert len({runs[f"poll:{key}"] for key in calendars}) == len(calendars)

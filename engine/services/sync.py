@@ -213,16 +213,21 @@ class SyncService:
             state = uow.calendars.sync_state(key)
             requested = uow.sync_requests.requested(key)
             uow.commit()
+        released = False
         try:
-            report = self._round(key, state, requested, now, full=full, reconcile=reconcile)
+            report, released = self._round(key, state, requested, now, full=full,
+                                           reconcile=reconcile)
             for _ in range(MORE_ROUNDS):
+                if released:
+                    break
                 with self._store.unit_of_work() as uow:
                     if not uow.sync_requests.is_outstanding(key):
                         break
                     state = uow.calendars.sync_state(key)
                     requested = uow.sync_requests.requested(key)
                 now = self._clock()
-                report = self._round(key, state, requested, now, full=False, reconcile=False)
+                report, released = self._round(key, state, requested, now, full=False,
+                                               reconcile=False)
             return report
         except Exception as exc:  # one calendar's failure must not stop the others
             reason = _one_line(exc)
@@ -235,9 +240,10 @@ class SyncService:
                 uow.commit()
             return SyncReport(key, "failed", error=reason, error_kind=type(exc).__name__)
         finally:
-            with self._store.unit_of_work() as uow:
-                uow.leases.release(key, self.holder)
-                uow.commit()
+            if not released:
+                with self._store.unit_of_work() as uow:
+                    uow.leases.release(key, self.holder)
+                    uow.commit()
 
     def _round(
         self,
@@ -248,7 +254,9 @@ class SyncService:
         *,
         full: bool,
         reconcile: bool,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
+        """One fetch and its batch; also whether the batch's transaction
+        gave the lease up (no notification waiting: nothing more to fetch)."""
         binding = self._bindings[key]
         window = self._window.at(now)
         if binding.connector is None:
@@ -287,7 +295,7 @@ class SyncService:
         *,
         reconcile: bool,
         requested: int = 0,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
         with self._store.unit_of_work() as uow:
             if not uow.leases.renew(key, self.holder, self._lease_ttl, self._clock()):
                 raise ConnectorError("the sync lease was lost before the batch could be applied")
@@ -295,6 +303,11 @@ class SyncService:
             differences = _differences(before, changes) if reconcile else 0
             version = uow.events.apply_changes(key, changes, window, synced_at=now)
             uow.sync_requests.serve(key, requested)
+            # No notification came during the fetch: the lease is given up in
+            # this transaction, one commit (an fsync on SQLite) fewer a sync.
+            release = not uow.sync_requests.is_outstanding(key)
+            if release:
+                uow.leases.release(key, self.holder)
             uow.commit()
         if differences:
             log.warning(
@@ -311,7 +324,7 @@ class SyncService:
         if changes.full:
             listed = set(changes.objects)
             removed += len({event.source for event in before} - listed)
-        return SyncReport(
+        return (SyncReport(
             key,
             "synced",
             full=changes.full,
@@ -323,7 +336,7 @@ class SyncService:
             last_unreadable=next(
                 (f"{source}: {reason}" for source, reason in sorted(changes.unreadable.items())), ""
             ),
-        )
+        ), release)
 
 
 def _differences(cached: list[RemoteEvent], listing: ChangeSet) -> int:

@@ -29,6 +29,7 @@ Usage::
 from __future__ import annotations
 
 import http.client
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -114,6 +115,11 @@ class _Handler(BaseHTTPRequestHandler):
 class _ProxyServer(ThreadingHTTPServer):
     daemon_threads = True
     proxy: FaultProxy
+
+    def handle_error(self, request: object, client_address: object) -> None:
+        # A client that hung up on a cut or endless answer is the point.
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)  # type: ignore[arg-type]
 
 
 Action = Callable[[_Handler], None]

@@ -264,6 +264,8 @@ def stream(
         for chunk in chunks(stopping):
             if stopping.is_set():
                 break
+            if not chunk:
+                continue  # an empty chunk would end a chunked body
             if length is None:
                 handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
             else:

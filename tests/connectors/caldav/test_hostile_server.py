@@ -17,6 +17,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import timedelta
@@ -75,6 +76,18 @@ def _forever(stopping: threading.Event) -> Iterator[bytes]:
     yield _HEAD
     while not stopping.is_set():
         yield _BLOCK
+
+
+def _gzip_bomb(stopping: threading.Event) -> Iterator[bytes]:
+    """About 400 KB on the wire, 400 MB once decompressed."""
+    packer = zlib.compressobj(9, zlib.DEFLATED, 16 + zlib.MAX_WBITS)  # gzip framing
+    yield packer.compress(_HEAD)
+    zeros = b"\0" * MIB
+    for _ in range(400):
+        if stopping.is_set():
+            return
+        yield packer.compress(zeros)
+    yield packer.flush()
 
 
 def _drip(stopping: threading.Event) -> Iterator[bytes]:
@@ -251,6 +264,8 @@ HUGE = {
     "50MB-chunked": stream(207, _multistatus_of(50 * MIB), headers=_XML),
     "never-ending-chunked": stream(207, _forever, headers=_XML),
     "never-ending-declared-a-terabyte": stream(207, _forever, headers=_XML, length=10**12),
+    # small on the wire, huge once decoded: the cap counts decoded bytes
+    "gzip-bomb": stream(207, _gzip_bomb, headers={**_XML, "Content-Encoding": "gzip"}),
 }
 
 

@@ -1,8 +1,11 @@
 """The daemon's periodic jobs (APScheduler, one scheduler per process).
 
-Jobs are per process; who does the work is decided by the database (sync
-leases), so several daemons on one PostgreSQL never sync a calendar twice at
-once (APScheduler 3's job stores cannot be shared between processes).
+Jobs are per process; who does the work is decided by the database (named
+leases: ``sync:<calendar>`` for each sync, ``job:retention``,
+``job:window-roll`` and ``job:channels`` for the jobs that must run in one
+process at a time), so several daemons on one PostgreSQL never sync a
+calendar twice at once nor run those jobs side by side (APScheduler 3's job
+stores cannot be shared between processes).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.wiring import App
-from engine.services import housekeeping
+from engine.services import housekeeping, leases
 from engine.services.housekeeping import Purged
 
 log = logging.getLogger(__name__)
@@ -165,8 +168,11 @@ def sync_requested(app: App) -> None:
 
 
 def maintain_channels(app: App) -> None:
-    """Open, renew and stop push channels (``engine.services.channels``)."""
-    report = app.channels.maintain()
+    """Open, renew and stop push channels (``engine.services.channels``),
+    in one process at a time."""
+    report = app.leases.run_exclusive(leases.CHANNELS, app.channels.maintain)
+    if report is None:
+        return
     if report.opened or report.renewed or report.stopped:
         log.info("push channels: %d opened, %d renewed, %d stopped",
                  len(report.opened), len(report.renewed), len(report.stopped))
@@ -206,14 +212,21 @@ def deliver_webhooks(app: App) -> None:
 
 
 def roll_window_forward(app: App) -> None:
-    window, moved = app.sync.roll_window_forward()
+    rolled = app.leases.run_exclusive(leases.WINDOW_ROLL, app.sync.roll_window_forward)
+    if rolled is None:
+        return
+    window, moved = rolled
     log.info("sync window is now %s to %s (%d calendars relisted)",
              window.start, window.end, len(moved))
 
 
-def purge_expired(app: App) -> Purged:
-    """Apply ``[retention]`` (``engine.services.housekeeping``), count and log it."""
-    purged = housekeeping.purge_expired(app.store, app.retention, app.clock())
+def purge_expired(app: App) -> Purged | None:
+    """Apply ``[retention]`` (``engine.services.housekeeping``) in one
+    process at a time, count and log it (``None``: another process runs it)."""
+    purged = app.leases.run_exclusive(
+        leases.RETENTION, lambda: housekeeping.purge_expired(app.store, app.retention, app.clock()))
+    if purged is None:
+        return None
     for kind in ("bookings", "idempotency_keys", "links"):
         count = getattr(purged, kind)
         if count:

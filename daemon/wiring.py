@@ -9,6 +9,9 @@ needs; none reaches another through its attributes.
 
 from __future__ import annotations
 
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -29,6 +32,7 @@ from engine.services.delivery import CalendarSource, invitation_delivery, known_
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.leases import LeaseKeeper
 from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
 from engine.services.manage import ManageService
@@ -54,6 +58,12 @@ ABANDONED_AFTER = timedelta(minutes=2)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def process_holder() -> str:
+    """A name for this process in leases and the processes table:
+    ``host:pid:random`` (the random part tells a restarted pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def caldav_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
@@ -98,6 +108,8 @@ class App:
     clock: Clock
     push: PushReceiver
     channels: ChannelService
+    leases: LeaseKeeper
+    """This process's sync and job leases (one holder name for all)."""
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     limits: Mapping[str, AccountLimit] = field(default_factory=dict)
@@ -164,6 +176,7 @@ def build(
     connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
     limit_timing: LimitTiming | None = None,
     limits: Mapping[str, AccountLimit] | None = None,
+    holder: str | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account with the factory registered for its provider, and the services
@@ -179,7 +192,10 @@ def build(
     time (tests pass a clock they move).  A reload passes the running
     ``limits`` too: an account whose ``max_concurrent`` stayed keeps its
     limit, so calls still in flight on the old app count and a cool-down
-    carries over."""
+    carries over.
+
+    ``holder`` names this process in the leases it takes (a reload passes
+    the running one, so the leases it holds stay its own)."""
     metrics = metrics or Metrics()
     built: dict[str, CalendarConnector] = {}
     account_limits: dict[str, AccountLimit] = {}
@@ -209,6 +225,7 @@ def build(
             unavailable.get(source.account, ""),
         )
     register_calendars(store, config.calendars)
+    leases = LeaseKeeper(store, holder or process_holder(), config.sync.lease_ttl, clock=clock)
     cache = BusyCache(config.calendars)
     if load_cache:
         cache.reload(store, list(config.calendars))
@@ -218,6 +235,7 @@ def build(
         window=SyncWindow(config.sync.window_past, config.sync.window_future),
         cache=cache,
         clock=clock,
+        leases=leases,
         on_fetched=on_fetched,
         on_synced=metrics.observe_sync,
     )
@@ -275,6 +293,7 @@ def build(
             ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
             clock=clock,
         ),
+        leases=leases,
         unavailable=unavailable,
         limits=account_limits,
         metrics=metrics,

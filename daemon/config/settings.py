@@ -77,6 +77,9 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
+    lease_ttl: timedelta
+    """A dead process's sync and job leases are taken over after this; a
+    holder renews its lease every third of it while it works."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

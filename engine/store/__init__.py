@@ -16,6 +16,7 @@ from engine.store.errors import (
     StoreError,
     UnknownBooking,
 )
+from engine.store.leases import Lease, sync_lease
 from engine.store.records import (
     Assignment,
     BookingEvent,
@@ -36,6 +37,7 @@ __all__ = [
     "DuplicateInstance",
     "IdempotencyOutcome",
     "IdempotencyState",
+    "Lease",
     "Link",
     "OutboxJob",
     "PushChannel",
@@ -49,4 +51,5 @@ __all__ = [
     "UnknownBooking",
     "WebhookDelivery",
     "migrate",
+    "sync_lease",
 ]

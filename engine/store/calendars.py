@@ -25,7 +25,7 @@ from sqlalchemy.engine import RowMapping
 from engine.core.model import Interval, as_utc
 from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
 from engine.store.records import SyncState
-from engine.store.schema import calendars
+from engine.store.schema import calendars, leases
 
 # Keep error text bounded: it is shown in `calpool status`, not a log archive.
 MAX_ERROR_LENGTH = 2000
@@ -47,6 +47,7 @@ class CalendarRepository:
 
     def remove(self, key: str) -> bool:
         """Forget a calendar with its cached events, lease and channels."""
+        self._connection.execute(leases.delete().where(leases.c.name == f"sync:{key}"))
         result = self._connection.execute(calendars.delete().where(calendars.c.key == key))
         return result.rowcount > 0
 

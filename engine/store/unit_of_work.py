@@ -116,7 +116,7 @@ class UnitOfWork:
         self._connection = connection
         self.calendars = CalendarRepository(connection)
         self.events = EventRepository(connection, self.calendars)
-        self.leases = LeaseRepository(connection, self.calendars)
+        self.leases = LeaseRepository(connection)
         self.webhooks = WebhookRepository(connection)
         self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
         self.outbox = OutboxRepository(connection)

@@ -97,6 +97,7 @@ def test_defaults(write_config) -> None:
     assert (sync.poll_interval, sync.safety_poll) == (timedelta(minutes=5), timedelta(hours=1))
     assert (sync.window_past, sync.window_future) == (timedelta(days=1), timedelta(days=90))
     assert (sync.stale_after, sync.reconcile_every) == (timedelta(minutes=15), timedelta(hours=24))
+    assert sync.lease_ttl == timedelta(minutes=2)
     assert config.links.default_expiry == timedelta(days=7)
     assert config.retention.bookings == timedelta(days=400)
     assert config.retention.idempotency_keys == timedelta(hours=24)

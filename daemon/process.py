@@ -32,6 +32,7 @@ from daemon.reload import ConfigLoader, Reloader
 from daemon.scheduler import (
     build_scheduler,
     forget_removed_calendars,
+    leave,
     stop_channels,
     stop_removed_channels,
 )
@@ -112,6 +113,7 @@ class Daemon:
             self.http.stop()
         self._stop_scheduler()
         stop_channels(self.app)
+        leave(self.app)
 
     def wait(self) -> None:
         """Serve until :meth:`request_stop` (or a stop signal); reload on
@@ -164,7 +166,7 @@ class Daemon:
         if self.asgi is not None:
             self._reloader.swap_into(self.asgi, new_app)
         stop_removed_channels(old, new_app)
-        forget_removed_calendars(new_app)
+        forget_removed_calendars(new_app, reload=True)
         self._start_scheduler()
         old.retire()
         self.notifier.ready(self.summary())

@@ -127,6 +127,12 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         name="purge expired bookings, idempotency keys and links",
         next_run_time=now + timedelta(seconds=30),
     )
+    scheduler.add_job(
+        app.processes.heartbeat,
+        IntervalTrigger(seconds=settings.lease_ttl.total_seconds() / 3, timezone=UTC),
+        id="process",
+        name="say in the store that this process runs",
+    )
     # The sync window is whole UTC days; right after midnight every calendar
     # lists its moved window, dropping the day that left it.
     scheduler.add_job(
@@ -189,6 +195,14 @@ def stop_channels(app: App) -> None:
         log.info("stopped %d push channels", len(stopped))
 
 
+def leave(app: App) -> None:
+    """On shutdown: take this process off the store's list of processes."""
+    try:
+        app.processes.leave()
+    except Exception:  # the database may be gone already; the row ages out
+        log.exception("removing this process from the store failed")
+
+
 def stop_removed_channels(old: App, new: App) -> None:
     """On reload: the old config's connectors stop the push channels of
     calendars the new config no longer names."""
@@ -237,10 +251,13 @@ def purge_expired(app: App) -> Purged | None:
     return purged
 
 
-def forget_removed_calendars(app: App) -> list[str]:
-    """Drop the calendars the config no longer names from the store
-    (``engine.services.housekeeping``) and log it."""
-    removed = housekeeping.forget_removed_calendars(app.store, app.config.calendars)
+def forget_removed_calendars(app: App, *, reload: bool = False) -> list[str]:
+    """On start and reload: record this process and its config's
+    fingerprint in the store (a config other than the newest is logged),
+    then drop the calendars the config no longer names, only when it is the
+    newest (``engine.services.processes``), and log it."""
+    app.processes.announce(reload=reload)
+    removed = app.processes.forget_removed_calendars()
     if removed:
         log.info("dropped %d calendars no longer in the config from the cache: %s",
                  len(removed), ", ".join(removed))

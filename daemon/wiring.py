@@ -9,6 +9,8 @@ needs; none reaches another through its attributes.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import secrets
 import socket
@@ -38,6 +40,7 @@ from engine.services.links import LinkService
 from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
+from engine.services.processes import ProcessRegistry
 from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
 from engine.services.status import StatusQuery
@@ -110,6 +113,8 @@ class App:
     channels: ChannelService
     leases: LeaseKeeper
     """This process's sync and job leases (one holder name for all)."""
+    processes: ProcessRegistry
+    """This process's record and its config's fingerprint in the database."""
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     limits: Mapping[str, AccountLimit] = field(default_factory=dict)
@@ -135,6 +140,11 @@ class App:
     def close(self) -> None:
         self.retire()
         self.store.close()
+
+
+def _calendars_fingerprint(config: Config) -> str:
+    """A config not read from a file (tests build some): named by its calendars."""
+    return hashlib.sha256(json.dumps(sorted(config.calendars)).encode()).hexdigest()
 
 
 def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatcher:
@@ -294,6 +304,10 @@ def build(
             clock=clock,
         ),
         leases=leases,
+        processes=ProcessRegistry(
+            store, holder=leases.holder, host=socket.gethostname(),
+            fingerprint=config.fingerprint or _calendars_fingerprint(config),
+            calendars=list(config.calendars), clock=clock, alive_within=config.sync.lease_ttl),
         unavailable=unavailable,
         limits=account_limits,
         metrics=metrics,

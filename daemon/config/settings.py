@@ -202,6 +202,9 @@ class Config:
     pools: Mapping[str, Pool]
     event_types: Mapping[str, EventType]
     webhooks: tuple[WebhookSettings, ...] = ()
+    fingerprint: str = ""
+    """The sha256 of the file's document (its TOML content, key order and
+    comments aside): processes compare it in the database."""
 
     def account_of(self, calendar: str) -> Account:
         """The account a calendar is read and written through."""

@@ -17,6 +17,7 @@ from engine.store.errors import (
     UnknownBooking,
 )
 from engine.store.leases import Lease, sync_lease
+from engine.store.processes import ConfigSeen, ProcessSeen
 from engine.store.records import (
     Assignment,
     BookingEvent,
@@ -34,12 +35,14 @@ __all__ = [
     "Assignment",
     "BookingEvent",
     "BookingExists",
+    "ConfigSeen",
     "DuplicateInstance",
     "IdempotencyOutcome",
     "IdempotencyState",
     "Lease",
     "Link",
     "OutboxJob",
+    "ProcessSeen",
     "PushChannel",
     "ReservationConflict",
     "SchemaNotCurrent",

@@ -35,6 +35,7 @@ from engine.store.links import LinkRepository
 from engine.store.manage import ManageTokenRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
+from engine.store.processes import ProcessRepository
 from engine.store.sync_requests import SyncRequestRepository
 from engine.store.webhooks import WebhookRepository
 
@@ -90,6 +91,7 @@ class UnitOfWork:
     leases: LeaseRepository
     bookings: BookingRepository
     outbox: OutboxRepository
+    processes: ProcessRepository
     links: LinkRepository
     manage_tokens: ManageTokenRepository
     idempotency: IdempotencyRepository
@@ -120,6 +122,7 @@ class UnitOfWork:
         self.webhooks = WebhookRepository(connection)
         self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
         self.outbox = OutboxRepository(connection)
+        self.processes = ProcessRepository(connection)
         self.links = LinkRepository(connection)
         self.manage_tokens = ManageTokenRepository(connection)
         self.idempotency = IdempotencyRepository(connection)

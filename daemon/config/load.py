@@ -58,8 +58,12 @@ def load_config(path: Path | str) -> Config:
 
 def fingerprint_of(document: Mapping[str, Any]) -> str:
     """The sha256 of ``document`` as canonical JSON: the same for the same
-    settings however the file is laid out."""
-    canonical = json.dumps(document, sort_keys=True, separators=(",", ":"), default=str)
+    settings however the file is laid out.  ``http.listen`` is left out:
+    processes that share a host listen on different ports."""
+    shared = dict(document)
+    if isinstance(shared.get("http"), dict):
+        shared["http"] = {key: value for key, value in shared["http"].items() if key != "listen"}
+    canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -19,6 +19,7 @@ Figures are printed (``-s`` shows them).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import itertools
 import os
@@ -74,10 +75,8 @@ class SilentServer:
     def close(self) -> None:
         # shutdown() first: close() alone leaves the socket listening while
         # the accept thread blocks in it, and new connections would hang.
-        try:
+        with contextlib.suppress(OSError):
             self._listener.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
         self._listener.close()
         for conn in self._held:
             conn.close()
@@ -315,3 +314,85 @@ def test_three_processes_on_one_postgresql(
         fleet.stop()
         radicale.stop()
         postgres_server.drop_database(database)
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_sql() -> list[tuple[str, str]]:
+    """The README's database setup ("Running several processes"): each
+    ``psql`` here-document with the database it runs in."""
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Running several processes"):]
+    found = re.findall(r"^sudo -u postgres psql(?: -d (\w+))? <<'SQL'\n(.*?)^SQL$", section,
+                       re.M | re.S)
+    return [(database or "postgres", body) for database, body in found]
+
+
+def renamed(sql: str) -> str:
+    sql = re.sub(r"\bDATABASE calpool\b", "DATABASE readme_db", sql)
+    sql = re.sub(r"\bcalpool_admin\b", "readme_admin", sql)
+    return re.sub(r"\bcalpool\b", "readme_app", sql)
+
+
+def test_the_readme_database_setup_works_as_written(
+    tmp_path: Path, postgres_server: PostgresServer  # noqa: F811
+) -> None:
+    """The roles of the README: the owner migrates, the daemons' role syncs,
+    books and reads status, and cannot change the schema."""
+    blocks = readme_sql()
+    assert [database for database, _ in blocks] == ["postgres", "calpool"]
+    # The test server's superuser is called calpool: the README's names, renamed.
+    blocks = [("postgres" if database == "postgres" else "readme_db", renamed(body))
+              for database, body in blocks]
+    radicale = start_radicale(tmp_path)
+    try:
+        for database, body in blocks:
+            with postgres_server.connect(database) as connection:
+                for statement in filter(None, (part.strip() for part in body.split(";"))):
+                    connection.execute(statement.encode())
+        for key in ("alice", "room-a"):
+            radicale.make_calendar(f"roles-{key}")
+        socket_dir = postgres_server.socket_dir
+
+        def config(role: str) -> Path:
+            path = tmp_path / f"{role}.toml"
+            path.write_text("\n".join([
+                "[daemon]",
+                f'database = "postgresql+psycopg://{role}@/readme_db?host={socket_dir}"',
+                "", "[sync]", "push = false", "",
+                "[accounts.dav]", 'provider = "caldav"', f'url = "{radicale.home}"', "",
+                "[calendars.alice]", 'account = "dav"', 'id = "roles-alice/"', 'kind = "person"',
+                "", "[calendars.room-a]", 'account = "dav"', 'id = "roles-room-a/"',
+                'kind = "room"', "", "[pools.rooms]", 'members = ["room-a"]', "",
+                "[event_types.consult]", 'title = "Consultation"', 'duration = "30m"',
+                'owner = "alice"',
+                'pools = ["rooms"]', ""]))
+            return path
+
+        def calpool(path: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([str(CALPOOL), "--config", str(path), *argv], text=True,
+                                  capture_output=True, env=environment(), timeout=120)
+
+        admin, daemon = config("readme_admin"), config("readme_app")
+        refused = calpool(daemon, "db", "upgrade")
+        assert refused.returncode == 1, refused.stderr  # the daemons' role may not migrate
+        assert "permission denied" in refused.stderr
+        upgraded = calpool(admin, "db", "upgrade")
+        assert upgraded.returncode == 0, upgraded.stderr
+        synced = calpool(daemon, "sync")
+        assert synced.returncode == 0, synced.stderr
+        start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=10, minute=0, second=0,
+                                                                microsecond=0)
+        booked = calpool(daemon, "book", "consult", start.isoformat(), "--name", "Jane",
+                         "--email", "jane@example.com")
+        assert booked.returncode == 0, booked.stderr
+        status = calpool(daemon, "status")
+        assert status.returncode == 0, status.stderr
+        assert "config: fingerprint" in status.stdout
+    finally:
+        radicale.stop()
+        postgres_server.drop_database("readme_db")
+        with postgres_server.connect() as connection:
+            for role in ("readme_app", "readme_admin"):
+                connection.execute(f"DROP ROLE IF EXISTS {role}".encode())

@@ -213,8 +213,11 @@ reservations = Table(
     Column("start_at", UTCInstant, nullable=False),
     Column("end_at", UTCInstant, nullable=False),
     Column("active", Boolean, nullable=False),
+    # revision 0008_named_leases: the calendar's version when this row last changed
+    Column("version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("end_at > start_at", name="ordered"),
     Index(None, "calendar_key", "start_at"),
+    Index(None, "calendar_key", "version"),
 )
 
 outbox = Table(

@@ -12,6 +12,11 @@ its document, the calendars it names, when it was first seen); the newest
 one decides which calendars leave the store.  ``processes`` says which
 fingerprint each running process has, for ``calpool status``.
 
+``reservations.version`` is the calendar's version when the row last
+changed, so a process's busy cache reloads only the bookings that changed
+since the version it holds (rows written before are 0: a cache loads them
+at start).
+
 Revision ID: 0008_named_leases
 Revises: 0007
 Create Date: 2026-12-02
@@ -58,9 +63,15 @@ def upgrade() -> None:
         sa.Column("seen_at", UTCInstant, nullable=False),
         sa.PrimaryKeyConstraint("holder", name="pk_processes"),
     )
+    op.add_column("reservations",
+                  sa.Column("version", sa.BigInteger, nullable=False, server_default="0"))
+    op.create_index("ix_reservations_calendar_key_version", "reservations",
+                    ["calendar_key", "version"])
 
 
 def downgrade() -> None:
+    op.drop_index("ix_reservations_calendar_key_version", table_name="reservations")
+    op.drop_column("reservations", "version")
     op.drop_table("processes")
     op.drop_table("config_fingerprints")
     op.create_table(

@@ -37,6 +37,7 @@ from daemon.scheduler import (
     stop_removed_channels,
 )
 from daemon.wiring import App
+from engine.store import ChangeFeed
 
 log = logging.getLogger("calpool.daemon")
 
@@ -59,6 +60,7 @@ class Daemon:
         self.app = app
         self.notifier = notifier or Notifier({})
         self._scheduler: BackgroundScheduler | None = None
+        self._feed: ChangeFeed | None = None
         self.asgi: FastAPI | None = None
         self.http: HttpServer | None = None
         if http:
@@ -80,6 +82,11 @@ class Daemon:
 
     def start(self) -> None:
         forget_removed_calendars(self.app)  # also proves that the database answers
+        # PostgreSQL: another process's booking or sync reaches the busy
+        # cache within milliseconds (self.app: after a reload, the new one's).
+        self._feed = self.app.store.change_feed(lambda: self.app.cache.refresh(self.app.store))
+        if self._feed is not None:
+            self._feed.start()
         # What start-up built lives as long as the process: keep it out of the
         # collector's full passes, which otherwise pause slot answers for ~75 ms
         # once the slot answer cache holds a few thousand objects.
@@ -112,6 +119,8 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         self._stop_scheduler()
+        if self._feed is not None:
+            self._feed.stop()
         stop_channels(self.app)
         leave(self.app)
 

@@ -8,6 +8,7 @@ upgrades the schema (``calpool db upgrade``).  Supported URLs:
 
 from engine.ports import PushChannel  # the one channel type, shared with the connectors
 from engine.store import migrate
+from engine.store.changes import ChangeFeed
 from engine.store.errors import (
     BookingExists,
     DuplicateInstance,
@@ -35,6 +36,7 @@ __all__ = [
     "Assignment",
     "BookingEvent",
     "BookingExists",
+    "ChangeFeed",
     "ConfigSeen",
     "DuplicateInstance",
     "IdempotencyOutcome",

@@ -23,7 +23,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 
 from engine.core.model import Interval, as_utc
-from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
+from engine.store.dialects import insert_ignoring_duplicates, is_postgresql, notify_change
 from engine.store.records import SyncState
 from engine.store.schema import calendars, leases
 
@@ -107,12 +107,15 @@ class CalendarRepository:
         Rows are updated in key order so two transactions touching the same
         calendars lock them in the same order and cannot deadlock.
         """
-        for key in sorted(set(keys)):
+        ordered = sorted(set(keys))
+        for key in ordered:
             self._connection.execute(
                 update(calendars)
                 .where(calendars.c.key == key)
                 .values(version=calendars.c.version + 1)
             )
+        if ordered:
+            notify_change(self._connection)
 
     def record_attempt(self, key: str, at: datetime) -> None:
         self.ensure([key])

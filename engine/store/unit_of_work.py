@@ -18,6 +18,7 @@ never waits for writers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -25,6 +26,7 @@ from sqlalchemy.engine import URL
 
 from engine.store.bookings import BookingRepository
 from engine.store.calendars import CalendarRepository
+from engine.store.changes import ChangeFeed
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
 from engine.store.errors import StoreError
@@ -63,6 +65,14 @@ class Store:
     def dialect(self) -> str:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._engine.dialect.name
+
+    def change_feed(self, on_change: Callable[[], object]) -> ChangeFeed | None:
+        """A feed (not started) that calls ``on_change`` whenever another
+        process commits a change of a calendar's version or sync state;
+        ``None`` on SQLite (:mod:`engine.store.changes`)."""
+        if self.dialect != "postgresql":
+            return None
+        return ChangeFeed(self._engine, on_change)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._engine, read_only=False)

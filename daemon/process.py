@@ -34,10 +34,12 @@ from daemon.reload import ConfigLoader, Reloader
 from daemon.scheduler import (
     build_scheduler,
     forget_removed_calendars,
+    leave,
     stop_channels,
     stop_removed_channels,
 )
 from daemon.wiring import App
+from engine.store import ChangeFeed
 
 log = logging.getLogger("calpool.daemon")
 
@@ -64,6 +66,7 @@ class Daemon:
         self._cycles: PollCycles | None = None
         self.notifier = notifier or Notifier({})
         self._scheduler: BackgroundScheduler | None = None
+        self._feed: ChangeFeed | None = None
         self.asgi: FastAPI | None = None
         self.http: HttpServer | None = None
         if http:
@@ -85,6 +88,11 @@ class Daemon:
 
     def start(self) -> None:
         forget_removed_calendars(self.app)  # also proves that the database answers
+        # PostgreSQL: another process's booking or sync reaches the busy
+        # cache within milliseconds (self.app: after a reload, the new one's).
+        self._feed = self.app.store.change_feed(lambda: self.app.cache.refresh(self.app.store))
+        if self._feed is not None:
+            self._feed.start()
         # What start-up built lives as long as the process: keep it out of the
         # collector's full passes, which otherwise pause slot answers for ~75 ms
         # once the slot answer cache holds a few thousand objects.
@@ -122,7 +130,10 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         self._stop_scheduler()
+        if self._feed is not None:
+            self._feed.stop()
         stop_channels(self.app)
+        leave(self.app)
 
     def wait(self) -> None:
         """Serve until :meth:`request_stop` (or a stop signal); reload on
@@ -175,7 +186,7 @@ class Daemon:
         if self.asgi is not None:
             self._reloader.swap_into(self.asgi, new_app)
         stop_removed_channels(old, new_app)
-        forget_removed_calendars(new_app)
+        forget_removed_calendars(new_app, reload=True)
         self._start_scheduler()
         old.retire()
         self.notifier.ready(self.summary())

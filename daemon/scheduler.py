@@ -1,8 +1,11 @@
 """The daemon's periodic jobs (APScheduler, one scheduler per process).
 
-Jobs are per process; who does the work is decided by the database (sync
-leases), so several daemons on one PostgreSQL never sync a calendar twice at
-once (APScheduler 3's job stores cannot be shared between processes).
+Jobs are per process; who does the work is decided by the database (named
+leases: ``sync:<calendar>`` for each sync, ``job:retention``,
+``job:window-roll`` and ``job:channels`` for the jobs that must run in one
+process at a time), so several daemons on one PostgreSQL never sync a
+calendar twice at once nor run those jobs side by side (APScheduler 3's job
+stores cannot be shared between processes).
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from daemon.cycles import PollCycles
 from daemon.wiring import App
-from engine.services import housekeeping
+from engine.services import housekeeping, leases
 from engine.services.housekeeping import Purged
 from engine.services.poll_schedule import anchor_of, first_run, poll_phases
 
@@ -152,6 +155,12 @@ def build_scheduler(
         name="purge expired bookings, idempotency keys and links",
         next_run_time=now + timedelta(seconds=30),
     )
+    scheduler.add_job(
+        app.processes.heartbeat,
+        IntervalTrigger(seconds=settings.lease_ttl.total_seconds() / 3, timezone=UTC),
+        id="process",
+        name="say in the store that this process runs",
+    )
     # The sync window is whole UTC days; right after midnight every calendar
     # lists its moved window, dropping the day that left it.
     scheduler.add_job(
@@ -196,8 +205,11 @@ def sync_requested(app: App) -> None:
 
 
 def maintain_channels(app: App) -> None:
-    """Open, renew and stop push channels (``engine.services.channels``)."""
-    report = app.channels.maintain()
+    """Open, renew and stop push channels (``engine.services.channels``),
+    in one process at a time."""
+    report = app.leases.run_exclusive(leases.CHANNELS, app.channels.maintain)
+    if report is None:
+        return
     if report.opened or report.renewed or report.stopped:
         log.info("push channels: %d opened, %d renewed, %d stopped",
                  len(report.opened), len(report.renewed), len(report.stopped))
@@ -212,6 +224,14 @@ def stop_channels(app: App) -> None:
         return
     if stopped:
         log.info("stopped %d push channels", len(stopped))
+
+
+def leave(app: App) -> None:
+    """On shutdown: take this process off the store's list of processes."""
+    try:
+        app.processes.leave()
+    except Exception:  # the database may be gone already; the row ages out
+        log.exception("removing this process from the store failed")
 
 
 def stop_removed_channels(old: App, new: App) -> None:
@@ -244,14 +264,21 @@ def deliver_webhooks(app: App) -> None:
 
 
 def roll_window_forward(app: App) -> None:
-    window, moved = app.sync.roll_window_forward()
+    rolled = app.leases.run_exclusive(leases.WINDOW_ROLL, app.sync.roll_window_forward)
+    if rolled is None:
+        return
+    window, moved = rolled
     log.info("sync window is now %s to %s (%d calendars relisted)",
              window.start, window.end, len(moved))
 
 
-def purge_expired(app: App) -> Purged:
-    """Apply ``[retention]`` (``engine.services.housekeeping``), count and log it."""
-    purged = housekeeping.purge_expired(app.store, app.retention, app.clock())
+def purge_expired(app: App) -> Purged | None:
+    """Apply ``[retention]`` (``engine.services.housekeeping``) in one
+    process at a time, count and log it (``None``: another process runs it)."""
+    purged = app.leases.run_exclusive(
+        leases.RETENTION, lambda: housekeeping.purge_expired(app.store, app.retention, app.clock()))
+    if purged is None:
+        return None
     for kind in ("bookings", "idempotency_keys", "links"):
         count = getattr(purged, kind)
         if count:
@@ -262,10 +289,13 @@ def purge_expired(app: App) -> Purged:
     return purged
 
 
-def forget_removed_calendars(app: App) -> list[str]:
-    """Drop the calendars the config no longer names from the store
-    (``engine.services.housekeeping``) and log it."""
-    removed = housekeeping.forget_removed_calendars(app.store, app.config.calendars)
+def forget_removed_calendars(app: App, *, reload: bool = False) -> list[str]:
+    """On start and reload: record this process and its config's
+    fingerprint in the store (a config other than the newest is logged),
+    then drop the calendars the config no longer names, only when it is the
+    newest (``engine.services.processes``), and log it."""
+    app.processes.announce(reload=reload)
+    removed = app.processes.forget_removed_calendars()
     if removed:
         log.info("dropped %d calendars no longer in the config from the cache: %s",
                  len(removed), ", ".join(removed))

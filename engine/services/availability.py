@@ -8,7 +8,12 @@ commit too (``calpool sync`` beside ``calpool run``, or several daemons on one
 PostgreSQL): before answering, :meth:`BusyCache.refresh` reads the store's
 one-row change mark and, only when it moved, every calendar's sync state, and
 reloads the calendars whose version moved.  Active bookings bump the versions
-of their calendars, so the same check keeps the cached bookings current.
+of their calendars, so the same check keeps the cached bookings current; a
+reload reads only the bookings whose reservations of those calendars changed
+since the version the cache holds (each reservation carries the version of
+the change that wrote it), not every active booking.  Bookings deleted by
+retention (ended long ago) stay in a running process's cache; they are in
+the past, where no slot is offered.
 
 A week of a 100-room pool is hundreds of slots listing tens of thousands of
 free rooms, and clients ask the same default window again and again, so
@@ -70,6 +75,8 @@ class BusyCache:
         self._contents: dict[str, int] = dict.fromkeys(self._keys, 0)
         self._bookings_content = 0
         self._changes = 0
+        self.bookings_read = 0
+        """Bookings read from the store so far (each reload reads the changed ones)."""
         # The store's change mark when ``_states`` were read (see refresh).
         self._mark: tuple[int, ...] | None = None
         self._states: Mapping[str, SyncState] = MappingProxyType({})
@@ -121,15 +128,20 @@ class BusyCache:
         return states
 
     def reload(self, store: Store, keys: Sequence[str]) -> None:
-        """Read ``keys``' busy time (and all active bookings) from the store.
+        """Read ``keys``' busy time, and the bookings whose reservations of
+        them changed since the versions this cache holds (all active ones of
+        a calendar loaded for the first time), from the store.
 
         The versions are read in the same transaction as the rows, so a
         commit between the two reads cannot leave a stale row marked fresh.
         """
+        with self._lock:
+            seen = {key: self._versions.get(key) for key in keys}
         with store.reader() as uow:
             versions = uow.calendars.versions(keys)
             intervals = uow.events.busy_intervals(keys, _EVERYTHING)
-            bookings = tuple(uow.bookings.active_touching(_EVERYTHING))
+            changed = uow.bookings.changed_since(seen)
+            fresh = uow.bookings.active_by_id(changed) if changed else []
         timelines = {key: BusyTimeline.from_intervals(intervals.get(key, ())) for key in keys}
         with self._lock:
             for key, timeline in timelines.items():
@@ -139,10 +151,14 @@ class BusyCache:
             self._busy.update(timelines)
             for key in keys:
                 self._versions[key] = versions.get(key, 0)
-            if bookings != self._bookings:
-                self._changes += 1
-                self._bookings_content = self._changes
-            self._bookings = bookings
+            self.bookings_read += len(fresh)
+            if changed:
+                kept = [booking for booking in self._bookings if booking.id not in changed]
+                bookings = tuple(sorted([*kept, *fresh], key=lambda b: (b.start, b.id)))
+                if bookings != self._bookings:
+                    self._changes += 1
+                    self._bookings_content = self._changes
+                self._bookings = bookings
 
     def snapshot(self) -> Snapshot:
         with self._lock:

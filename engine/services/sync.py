@@ -4,9 +4,11 @@ The steps of :meth:`SyncService.sync_calendar` and why they are in this order:
 
 1. Take the sync timestamp *before* asking the provider, so a change made
    while the request is in flight is never hidden behind a later stamp.
-2. Take the calendar's lease (invariant 8); a calendar leased by another
-   process is skipped, not waited for.  Read the calendar's "sync
-   requested" mark (a push notification raised it) in the same transaction.
+2. Take the calendar's lease ``sync:<calendar>`` (invariant 8); a calendar
+   leased by another process is skipped, not waited for.  While the sync
+   runs, a heartbeat renews the lease every third of ``lease_ttl``, so a
+   long first listing keeps it (:mod:`engine.services.leases`).  Read the
+   calendar's "sync requested" mark (a push notification raised it) in the same transaction.
 3. Ask the connector: a full listing on first sync, on ``--full``, after the
    cursor expired, or when the sync window moved (it rolls forward daily, and
    a moved window needs the instances that entered it); else the changes
@@ -43,7 +45,8 @@ from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import ConnectorError, CursorExpired
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
-from engine.store import Store, SyncState
+from engine.services.leases import HeldLease, LeaseKeeper
+from engine.store import Store, SyncState, sync_lease
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +132,8 @@ class SyncService:
         cache: BusyCache | None = None,
         clock: Clock = lambda: datetime.now(UTC),
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(minutes=5),
+        lease_ttl: timedelta = timedelta(minutes=2),
+        leases: LeaseKeeper | None = None,
         on_fetched: FetchObserver | None = None,
         on_synced: SyncObserver | None = None,
     ) -> None:
@@ -138,8 +142,12 @@ class SyncService:
         self._window = window
         self._cache = cache
         self._clock = clock
-        self.holder = holder or f"calpool-{uuid.uuid4().hex[:12]}"
-        self._lease_ttl = lease_ttl
+        if leases is None:
+            leases = LeaseKeeper(store, holder or f"calpool-{uuid.uuid4().hex[:12]}", lease_ttl,
+                                 clock=clock)
+        self._leases = leases
+        self.holder = leases.holder
+        self._lease_ttl = leases.ttl
         self._on_fetched = on_fetched
         self._on_synced = on_synced
 
@@ -205,10 +213,15 @@ class SyncService:
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()
+        held = self._leases.try_hold(sync_lease(key))
+        if held is None:
+            return SyncReport(key, "skipped")
+        with held:  # the heartbeat renews the lease while the provider answers
+            return self._sync_held(key, now, held, full=full, reconcile=reconcile)
+
+    def _sync_held(self, key: str, now: datetime, held: HeldLease, *, full: bool,
+                   reconcile: bool) -> SyncReport:
         with self._store.unit_of_work() as uow:
-            if not uow.leases.try_acquire(key, self.holder, self._lease_ttl, now):
-                uow.commit()
-                return SyncReport(key, "skipped")
             uow.calendars.record_attempt(key, now)
             state = uow.calendars.sync_state(key)
             requested = uow.sync_requests.requested(key)
@@ -228,6 +241,8 @@ class SyncService:
                 now = self._clock()
                 report, released = self._round(key, state, requested, now, full=False,
                                                reconcile=False)
+            if released:
+                held.given_up()
             return report
         except Exception as exc:  # one calendar's failure must not stop the others
             reason = _one_line(exc)
@@ -239,11 +254,6 @@ class SyncService:
                 uow.calendars.record_failure(key, now, reason)
                 uow.commit()
             return SyncReport(key, "failed", error=reason, error_kind=type(exc).__name__)
-        finally:
-            if not released:
-                with self._store.unit_of_work() as uow:
-                    uow.leases.release(key, self.holder)
-                    uow.commit()
 
     def _round(
         self,
@@ -297,7 +307,7 @@ class SyncService:
         requested: int = 0,
     ) -> tuple[SyncReport, bool]:
         with self._store.unit_of_work() as uow:
-            if not uow.leases.renew(key, self.holder, self._lease_ttl, self._clock()):
+            if not uow.leases.renew(sync_lease(key), self.holder, self._lease_ttl, self._clock()):
                 raise ConnectorError("the sync lease was lost before the batch could be applied")
             before = uow.events.in_window(key, window) if reconcile or changes.full else []
             differences = _differences(before, changes) if reconcile else 0
@@ -307,7 +317,7 @@ class SyncService:
             # this transaction, one commit (an fsync on SQLite) fewer a sync.
             release = not uow.sync_requests.is_outstanding(key)
             if release:
-                uow.leases.release(key, self.holder)
+                uow.leases.release(sync_lease(key), self.holder)
             uow.commit()
         if differences:
             log.warning(

@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 
 from engine.core.model import Interval, as_utc
-from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
+from engine.store.dialects import insert_ignoring_duplicates, is_postgresql, notify_change
 from engine.store.records import SyncState
-from engine.store.schema import calendars
+from engine.store.schema import calendars, leases
 
 # Keep error text bounded: it is shown in `calpool status`, not a log archive.
 MAX_ERROR_LENGTH = 2000
@@ -47,6 +47,7 @@ class CalendarRepository:
 
     def remove(self, key: str) -> bool:
         """Forget a calendar with its cached events, lease and channels."""
+        self._connection.execute(leases.delete().where(leases.c.name == f"sync:{key}"))
         result = self._connection.execute(calendars.delete().where(calendars.c.key == key))
         return result.rowcount > 0
 
@@ -111,12 +112,15 @@ class CalendarRepository:
         Rows are updated in key order so two transactions touching the same
         calendars lock them in the same order and cannot deadlock.
         """
-        for key in sorted(set(keys)):
+        ordered = sorted(set(keys))
+        for key in ordered:
             self._connection.execute(
                 update(calendars)
                 .where(calendars.c.key == key)
                 .values(version=calendars.c.version + 1)
             )
+        if ordered:
+            notify_change(self._connection)
 
     def record_attempt(self, key: str, at: datetime) -> None:
         self.ensure([key])

@@ -22,7 +22,7 @@ from sqlalchemy import (
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
 from engine.store.calendars import CalendarRepository
-from engine.store.dialects import insert_many, is_postgresql
+from engine.store.dialects import insert_many, is_postgresql, notify_change
 from engine.store.errors import DuplicateInstance
 from engine.store.schema import busy_events, calendars
 
@@ -107,6 +107,7 @@ class EventRepository:
             )
             .returning(calendars.c.version)
         ).scalar_one()
+        notify_change(self._connection)  # a new version, or at least a new success time
         return int(version)
 
     def _unreadable_after(self, calendar_id: int, changes: ChangeSet) -> dict[str, str] | None:

@@ -194,13 +194,13 @@ def test_a_calendar_leased_by_another_process_is_skipped(
     calendar = fresh_calendar(provider, "leased")
     sync = service(store, bind("room", calendar, connector_for(provider)))
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("room", "other-process", timedelta(minutes=5), NOW)
+        assert uow.leases.try_acquire("sync:room", "other-process", timedelta(minutes=5), NOW)
         uow.commit()
 
     assert sync.sync_calendar("room").outcome == "skipped"
 
     with store.unit_of_work() as uow:
-        uow.leases.release("room", "other-process")
+        uow.leases.release("sync:room", "other-process")
         uow.commit()
     assert sync.sync_calendar("room").outcome == "synced"
 

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
-from engine.store import Store
+from engine.store import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -100,11 +100,15 @@ class LeaseKeeper:
         self.ttl = ttl
         self._clock = clock
 
-    def try_hold(self, name: str) -> HeldLease | None:
+    def try_hold(self, name: str, *,
+                 also: Callable[[UnitOfWork], None] | None = None) -> HeldLease | None:
         """Take lease ``name`` and start its heartbeat; ``None`` when another
-        process holds it."""
+        process holds it.  ``also`` runs in the taking transaction once the
+        lease is taken (a sync's attempt record: one commit, not two)."""
         with self._store.unit_of_work() as uow:
             taken = uow.leases.try_acquire(name, self.holder, self.ttl, self._clock())
+            if taken and also is not None:
+                also(uow)
             uow.commit()
         return HeldLease(self, name).start() if taken else None
 

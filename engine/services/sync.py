@@ -46,7 +46,7 @@ from engine.errors import ConnectorError, CursorExpired
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
 from engine.services.leases import HeldLease, LeaseKeeper
-from engine.store import Store, SyncState, sync_lease
+from engine.store import Store, SyncState, UnitOfWork, sync_lease
 
 log = logging.getLogger(__name__)
 
@@ -213,19 +213,22 @@ class SyncService:
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()
-        held = self._leases.try_hold(sync_lease(key))
+        seen: list[tuple[SyncState | None, int]] = []
+
+        def begin(uow: UnitOfWork) -> None:
+            uow.calendars.record_attempt(key, now)
+            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key)))
+
+        held = self._leases.try_hold(sync_lease(key), also=begin)
         if held is None:
             return SyncReport(key, "skipped")
         with held:  # the heartbeat renews the lease while the provider answers
-            return self._sync_held(key, now, held, full=full, reconcile=reconcile)
+            state, requested = seen[0]
+            return self._sync_held(key, now, held, state, requested, full=full,
+                                   reconcile=reconcile)
 
-    def _sync_held(self, key: str, now: datetime, held: HeldLease, *, full: bool,
-                   reconcile: bool) -> SyncReport:
-        with self._store.unit_of_work() as uow:
-            uow.calendars.record_attempt(key, now)
-            state = uow.calendars.sync_state(key)
-            requested = uow.sync_requests.requested(key)
-            uow.commit()
+    def _sync_held(self, key: str, now: datetime, held: HeldLease, state: SyncState | None,
+                   requested: int, *, full: bool, reconcile: bool) -> SyncReport:
         released = False
         try:
             report, released = self._round(key, state, requested, now, full=full,

@@ -284,4 +284,4 @@ def test_a_sync_without_notifications_writes_twice_not_three_times(
 
     assert counting.writes == 2
     with store.unit_of_work() as uow:  # the lease is free for anyone
-        assert uow.leases.try_acquire("room", "someone-else", timedelta(minutes=1), NOW)
+        assert uow.leases.try_acquire("sync:room", "someone-else", timedelta(minutes=1), NOW)

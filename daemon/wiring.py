@@ -243,16 +243,6 @@ def build(
     cache = BusyCache(config.calendars)
     if load_cache:
         cache.reload(store, list(config.calendars))
-    sync = SyncService(
-        store,
-        bindings,
-        window=SyncWindow(config.sync.window_past, config.sync.window_future),
-        cache=cache,
-        clock=clock,
-        leases=leases,
-        on_fetched=on_fetched,
-        on_synced=metrics.observe_sync,
-    )
     slots = SlotService(
         store,
         cache,
@@ -277,6 +267,19 @@ def build(
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
+    room_answers = RoomAnswers(store, catalog, outbox,
+                               answer_within=config.sync.room_answer_within, clock=clock)
+    sync = SyncService(
+        store,
+        bindings,
+        window=SyncWindow(config.sync.window_past, config.sync.window_future),
+        cache=cache,
+        clock=clock,
+        leases=leases,
+        on_fetched=on_fetched,
+        on_synced=metrics.observe_sync,
+        on_applied=room_answers.seen_in_sync,
+    )
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
     reschedule = RescheduleService(store, cache, catalog, outbox)
     keys = IdempotencyKeys(store, clock=clock,
@@ -308,8 +311,7 @@ def build(
             ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
             clock=clock,
         ),
-        room_answers=RoomAnswers(store, catalog, outbox,
-                                 answer_within=config.sync.room_answer_within, clock=clock),
+        room_answers=room_answers,
         leases=leases,
         processes=ProcessRegistry(
             store, holder=leases.holder, host=socket.gethostname(),

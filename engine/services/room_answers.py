@@ -24,16 +24,15 @@ event back (:meth:`~engine.ports.CalendarConnector.read_event`) and acts:
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.core.model import AttendeeAnswer, Booking
+from engine.core.model import AttendeeAnswer, Booking, ChangeSet
 from engine.errors import ConnectorError
-from engine.ports import EventState
 from engine.services.drafts import Catalog, invitations
 from engine.services.outbox import OutboxWorker, record_answer
-from engine.store import Delivery, DeliveryState, Store
+from engine.store import Delivery, DeliveryHow, DeliveryState, Store
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +85,66 @@ class RoomAnswers:
                 log.info("room answers of booking %s unknown for now: %s", booking_id, exc)
         return report
 
+    def seen_in_sync(self, calendar: str, changes: ChangeSet) -> None:
+        """:meth:`synced` as the sync service's ``on_applied`` observer."""
+        self.synced(calendar, changes)
+
+    def synced(self, calendar: str, changes: ChangeSet) -> AnswersReport:
+        """Act on the answers a sync saw on calpool's own events in an
+        owner's calendar (a room that declined, even long after accepting,
+        shows there first)."""
+        now = self._clock()
+        report = AnswersReport()
+        seen: dict[str, Mapping[str, AttendeeAnswer]] = {}
+        for instances in changes.objects.values():
+            for event in instances:
+                if event.booking_id and event.answers and not event.instance:
+                    seen[event.booking_id] = event.answers
+        if not seen:
+            return report
+        with self._store.reader() as uow:
+            records = {booking_id: [r for r in uow.deliveries.for_booking(booking_id)
+                                    if r.how is DeliveryHow.INVITED]
+                       for booking_id in seen}
+        for booking_id, answers in seen.items():
+            changed = [r for r in records[booking_id]
+                       if r.state is not DeliveryState.REMOVED
+                       and (email := self._catalog.addresses.get(r.calendar, ""))
+                       and answers.get(email.lower()) is not None
+                       and answers[email.lower()].value != r.answer]
+            if changed:
+                try:
+                    self._check_booking(booking_id, changed, now, report, owner_calendar=calendar,
+                                        seen=answers)
+                except ConnectorError as exc:
+                    report.errors.append(f"{booking_id}: {exc}")
+        return report
+
     def _check_booking(self, booking_id: str, records: list[Delivery], now: datetime,
-                       report: AnswersReport) -> None:
+                       report: AnswersReport, *, owner_calendar: str | None = None,
+                       seen: Mapping[str, AttendeeAnswer] | None = None) -> None:
         with self._store.reader() as uow:
             booking = uow.bookings.get(booking_id)
             owner = uow.deliveries.of(booking_id, booking.owner) if booking else None
         if booking is None or not booking.status.is_active:
             return
+        if owner_calendar is not None and owner_calendar != booking.owner:
+            return  # an event of calpool's in a room's or a person's calendar
         current = {t.calendar: t for t in invitations(booking, self._catalog.delivers)}
         records = [r for r in records if r.calendar in current and current[r.calendar].pool]
         if not records or owner is None or owner.state is not DeliveryState.WRITTEN:
             return  # people are not swapped; the owner's event is not written yet
-        binding = self._catalog.bindings[booking.owner]
-        if binding.connector is None:
-            return
-        state = binding.connector.read_event(binding.ref, booking_id, source=owner.source)
+        if seen is not None:
+            answers: Mapping[str, AttendeeAnswer] = seen
+        else:
+            binding = self._catalog.bindings[booking.owner]
+            if binding.connector is None:
+                return
+            state = binding.connector.read_event(binding.ref, booking_id, source=owner.source)
+            answers = state.answers if state is not None else {}
         for record in records:
-            answer = self._answer_of(state, record.calendar)
+            email = self._catalog.addresses.get(record.calendar, "")
+            answer = answers.get(email.lower()) if email else None
             # Silent since the owner's event naming it was written.
             silent_for = now - max(record.since, owner.updated_at)
             if answer is AttendeeAnswer.DECLINED:
@@ -117,12 +159,6 @@ class RoomAnswers:
             self._replace(booking, current[record.calendar].pool, record.calendar, why, now,
                           report)
             return  # the booking moved: its other rooms are looked at next run
-
-    def _answer_of(self, state: EventState | None, calendar: str) -> AttendeeAnswer | None:
-        email = self._catalog.addresses.get(calendar, "")
-        if state is None or not email:
-            return None
-        return state.answer_of(email)
 
     def _note(self, booking: Booking, record: Delivery, answer: AttendeeAnswer | None,
               now: datetime, report: AnswersReport) -> None:

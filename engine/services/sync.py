@@ -116,6 +116,8 @@ class SyncReport:
 
 
 FetchObserver = Callable[[str, ChangeSet], None]
+"""Told each calendar's fetched changes: before their commit (``on_fetched``)
+or after it (``on_applied``: invited rooms' answers on calpool's own events)."""
 SyncObserver = Callable[[SyncReport, float], None]
 """Told every sync's report and how many seconds it took (for metrics)."""
 
@@ -136,6 +138,7 @@ class SyncService:
         leases: LeaseKeeper | None = None,
         on_fetched: FetchObserver | None = None,
         on_synced: SyncObserver | None = None,
+        on_applied: FetchObserver | None = None,
     ) -> None:
         self._store = store
         self._bindings = dict(bindings)
@@ -150,6 +153,7 @@ class SyncService:
         self._lease_ttl = leases.ttl
         self._on_fetched = on_fetched
         self._on_synced = on_synced
+        self._on_applied = on_applied
 
     def window_at(self, now: datetime) -> Interval:
         return self._window.at(now)
@@ -280,7 +284,14 @@ class SyncService:
         changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
         if self._on_fetched is not None:
             self._on_fetched(key, changes)
-        return self._commit(key, changes, window, now, reconcile=reconcile, requested=requested)
+        committed = self._commit(key, changes, window, now, reconcile=reconcile,
+                                 requested=requested)
+        if self._on_applied is not None and changes.objects:
+            try:
+                self._on_applied(key, changes)
+            except Exception:  # the sync itself is committed; what follows may fail alone
+                log.exception("after the sync of %s", key, extra={"calendar": key})
+        return committed
 
     def _fetch(
         self,

@@ -157,10 +157,10 @@ def make_site(
     bookings = BookingService(store, cache, catalog, worker, clock=clock)
     slots = SlotService(store, cache, calendars=calendars, pools=pool_models,
                         event_types=types, stale_after=timedelta(minutes=15))
-    sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
-                       cache=cache, clock=clock)
     answers = RoomAnswers(store, catalog, worker, answer_within=timedelta(minutes=2),
                           clock=clock)
+    sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
+                       cache=cache, clock=clock, on_applied=answers.seen_in_sync)
     return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models,
                 answers=answers)
 

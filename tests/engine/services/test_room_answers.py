@@ -219,3 +219,23 @@ def test_a_job_of_a_cooling_down_account_waits_unsent_and_holds_no_other(
     # Due again after the cool-down, it is written then.
     site.bookings.outbox.drain(NOW + timedelta(seconds=601), booking_id=booking.id)
     assert site.bookings.get(booking.id).status is BookingStatus.CONFIRMED
+
+
+def test_a_decline_after_confirmation_is_seen_through_the_owners_sync(
+    provider: MemoryProvider, store: Store
+) -> None:
+    site = invited_site(provider, store)
+    booking_id = book(site)
+    answer(site, "room-a", Answer.ACCEPTED)
+    site.clock.now = NOW + timedelta(seconds=10)
+    site.sync_all()  # the accept comes back through sync too
+    assert site.bookings.get(booking_id).status is BookingStatus.CONFIRMED
+
+    answer(site, "room-a", Answer.DECLINED)
+    site.clock.now = NOW + timedelta(minutes=1)  # before any scheduled re-read is due
+    assert not site.sync.sync_calendar("alice").failed
+
+    booking = site.bookings.get(booking_id)
+    assert booking.rooms == {"rooms": "room-b"}
+    assert any("room room-a declined the invitation after accepting it" in d
+               for d in details(site, booking_id))

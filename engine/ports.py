@@ -18,11 +18,20 @@ import enum
 import hashlib
 import hmac
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Protocol, runtime_checkable
 
-from engine.core.model import Attendee, ChangeSet, Interval, as_utc
+from engine.core.model import (
+    Attendee,
+    AttendeeAnswer,
+    ChangeSet,
+    Interval,
+    RemoteEvent,
+    as_utc,
+)
+from engine.errors import ConnectorError, PermanentError
 
 
 def instance_key(original_start: datetime) -> str:
@@ -68,6 +77,18 @@ class EventDraft:
     the booking and that calendar, because servers such as Cyrus refuse one
     UID in two calendars of one login.  Every copy carries the booking id
     (CalDAV ``X-CALPOOL-BOOKING``), which is how sync recognises them.
+
+    ``invite`` are the parties (rooms, ``with`` people) the owner's provider
+    delivers the event to by itself (Google ``resource: true`` attendees,
+    Graph ``type: "resource"`` attendees of the same account): the connector
+    writing the organizer copy adds them as attendees that get the
+    provider's invitation, and their answers come back through
+    :meth:`CalendarConnector.read_event` and sync.  A room in ``rooms`` but
+    not in ``invite`` gets its copy written by calpool and is named on the
+    event without being invited.  ``notify_attendee`` says whether the
+    provider itself sends the customer its invitation (Google
+    ``sendUpdates``, Graph's attendee mail); the rooms in ``invite`` are
+    invited either way.
     """
 
     booking_id: str
@@ -81,6 +102,8 @@ class EventDraft:
     rooms: tuple[Attendee, ...] = ()
     sequence: int = 0
     organizer_copy: bool = True
+    invite: tuple[Attendee, ...] = ()
+    notify_attendee: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start, what="event start"))
@@ -95,11 +118,68 @@ class EventDraft:
 class WrittenEvent:
     """Where a write landed: ``source`` as :class:`RemoteEvent.source` reports
     it (the CalDAV href, the Google/Graph event id), the provider's version
-    ``etag`` (for a later conditional update) and the iCalendar ``uid``."""
+    ``etag`` (for a later conditional update) and the iCalendar ``uid``.
+    ``answers`` are the invited attendees' answers as the provider reported
+    them in its reply to the write, by lower-case email (often
+    ``needs_action`` at first; a room answers seconds later)."""
 
     source: str
     etag: str
     uid: str
+    answers: Mapping[str, AttendeeAnswer] = field(default_factory=dict, hash=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventState:
+    """One event calpool wrote, as the provider holds it now
+    (:meth:`CalendarConnector.read_event`): where it is, its version, its
+    time, its iCalendar SEQUENCE (Google ``sequence``; ``0`` where the
+    provider keeps none) and the attendees' answers by lower-case email."""
+
+    source: str
+    etag: str
+    uid: str
+    start: datetime
+    end: datetime
+    sequence: int = 0
+    answers: Mapping[str, AttendeeAnswer] = field(default_factory=dict, hash=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "start", as_utc(self.start, what="event start"))
+        object.__setattr__(self, "end", as_utc(self.end, what="event end"))
+        object.__setattr__(self, "answers", MappingProxyType(
+            {email.lower(): answer for email, answer in self.answers.items()}))
+
+    def answer_of(self, email: str) -> AttendeeAnswer | None:
+        """The answer of the attendee with ``email`` (any case); ``None``
+        when the event does not name that attendee."""
+        return self.answers.get(email.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class FreeBusy:
+    """A live free/busy answer: ``busy`` per calendar id (sorted, merged) for
+    every calendar the provider answered, ``errors`` per calendar id for
+    those it could not (Google's per-calendar ``errors``, Graph's
+    per-schedule ``error``, a CalDAV collection that refused), so one bad
+    room does not fail the check of a whole pool."""
+
+    busy: Mapping[str, tuple[Interval, ...]] = field(default_factory=dict)
+    errors: Mapping[str, ConnectorError] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "busy", MappingProxyType(dict(self.busy)))
+        object.__setattr__(self, "errors", MappingProxyType(dict(self.errors)))
+
+    def of(self, calendar_id: str) -> tuple[Interval, ...]:
+        """The busy intervals of ``calendar_id``; raises the calendar's own
+        error when the provider could not answer for it, and
+        :class:`~engine.errors.PermanentError` when it was not asked."""
+        if calendar_id in self.errors:
+            raise self.errors[calendar_id]
+        if calendar_id not in self.busy:
+            raise PermanentError(f"free/busy of {calendar_id} was not asked")
+        return self.busy[calendar_id]
 
 
 def token_digest(token: str) -> str:
@@ -219,12 +299,29 @@ class CalendarConnector(Protocol):
         """
         ...
 
-    def free_busy(
-        self, calendars: Sequence[CalendarRef], window: Interval
-    ) -> Mapping[str, tuple[Interval, ...]]:
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        """Every instance of ``calendar`` in ``window`` (busy or not, with
+        ``booking_id`` and ``answers``), read live without touching any sync
+        state: no cursor is made or moved, no new Google sync-token or Graph
+        delta round is opened.  For "who holds this room now"."""
+        ...
+
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
         """Busy intervals now, asked of the provider live (not from a cache),
-        per calendar id, sorted and merged.  All or nothing: a failure for
-        one calendar raises."""
+        per calendar id, sorted and merged.  A calendar the provider could
+        not answer for is in :attr:`FreeBusy.errors`; the call raises only
+        when nothing could be asked at all (the account's login failed, the
+        server is down)."""
+        ...
+
+    def read_event(
+        self, calendar: CalendarRef, booking_id: str, *, source: str = ""
+    ) -> EventState | None:
+        """The event calpool wrote into ``calendar`` for ``booking_id``, as
+        the provider holds it now, attendee answers included; ``None`` when
+        it is gone.  ``source`` is where the write landed
+        (:attr:`WrittenEvent.source`, kept in the delivery record): needed
+        where the provider chose the id (Graph), used where it is known."""
         ...
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
@@ -234,16 +331,20 @@ class CalendarConnector(Protocol):
         ...
 
     def update_event(
-        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None,
+        source: str = "",
     ) -> WrittenEvent:
-        """Replace the event of ``draft.booking_id``.  With ``etag`` only if
-        the provider still holds that version (else ``Conflict``); ``None``
-        overwrites.  Raises :class:`~engine.errors.NotFound` when it is gone."""
+        """Replace the event of ``draft.booking_id`` (at ``source`` when
+        given, as for :meth:`read_event`) in place: same id and UID.  With
+        ``etag`` only if the provider still holds that version (else
+        ``Conflict``); ``None`` overwrites.  Raises
+        :class:`~engine.errors.NotFound` when it is gone."""
         ...
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
-        """Remove the event of ``booking_id``; an event already gone is not
-        an error (deleting twice is fine)."""
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
+        """Remove the event of ``booking_id`` (at ``source`` when given, as
+        for :meth:`read_event`); an event already gone is not an error
+        (deleting twice is fine)."""
         ...
 
     def start_channel(

@@ -21,11 +21,13 @@ from connectors.caldav.account import CalDAVAccount, SyncMethod
 from connectors.caldav.dav import DavSession
 from connectors.caldav.failures import guarded
 from connectors.caldav.sync import CalendarSync
-from engine.core.model import ChangeSet, Interval
-from engine.errors import PermanentError
+from engine.core.model import ChangeSet, Interval, RemoteEvent
+from engine.errors import ConnectorError, PermanentError
 from engine.ports import (
     CalendarRef,
     EventDraft,
+    EventState,
+    FreeBusy,
     Notification,
     PushChannel,
     RequestObserver,
@@ -114,17 +116,35 @@ class CalDAVConnector:
     def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
         return self._run(calendar.id, lambda: self._sync(calendar).changes_since(cursor, window))
 
-    def free_busy(
-        self, calendars: Sequence[CalendarRef], window: Interval
-    ) -> Mapping[str, tuple[Interval, ...]]:
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        return self._run(calendar.id, partial(self._sync(calendar).events_in, window))
+
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
+        # One time-range query per collection: a collection that fails is
+        # reported on its own; the call raises only when every one failed.
         busy: dict[str, tuple[Interval, ...]] = {}
+        errors: dict[str, ConnectorError] = {}
         for calendar in calendars:
             sync = self._sync(calendar)
-            busy[calendar.id] = self._run(
-                calendar.id,
-                partial(sync.free_busy, window, server_report=self._account.server_free_busy),
-            )
-        return busy
+            try:
+                busy[calendar.id] = self._run(
+                    calendar.id,
+                    partial(sync.free_busy, window, server_report=self._account.server_free_busy),
+                )
+            except ConnectorError as exc:
+                errors[calendar.id] = exc
+        if errors and not busy:
+            raise next(iter(errors.values()))
+        return FreeBusy(busy, errors)
+
+    def read_event(
+        self, calendar: CalendarRef, booking_id: str, *, source: str = ""
+    ) -> EventState | None:
+        # The href is derived from the booking (``source`` is that same
+        # path, kept by the engine), so it is not needed to find the event.
+        return self._run(
+            calendar.id, lambda: writes.read_event(self._session(), self._url(calendar), booking_id)
+        )
 
     # -- writing -----------------------------------------------------------
 
@@ -138,7 +158,8 @@ class CalDAVConnector:
         )
 
     def update_event(
-        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None,
+        source: str = "",
     ) -> WrittenEvent:
         uid = writes.event_uid(draft, calendar.id)
         return self._run(
@@ -148,7 +169,7 @@ class CalDAVConnector:
             ),
         )
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
         self._run(
             calendar.id,
             lambda: writes.delete_event(self._session(), self._url(calendar), booking_id),

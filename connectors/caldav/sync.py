@@ -189,10 +189,14 @@ class CalendarSync:
             answer = self._session.free_busy_query(self._url, window)
             if answer is not None:
                 return _parse_free_busy(answer, window)
+        return _clip(busy_intervals(self.events_in(window)), window)
+
+    def events_in(self, window: Interval) -> tuple[RemoteEvent, ...]:
+        """Every instance in ``window`` from a time-range calendar-query (a
+        day wider, as :meth:`free_busy`): a plain read, no cursor."""
         wide = Interval(window.start - timedelta(days=1), window.end + timedelta(days=1))
         members = self._session.calendar_query(self._url, wide)
-        events = [e for instances in self._expand(members, window).values() for e in instances]
-        return _clip(busy_intervals(events), window)
+        return tuple(e for instances in self._expand(members, window).values() for e in instances)
 
     def _expand(
         self,

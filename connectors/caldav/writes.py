@@ -39,9 +39,9 @@ from connectors.caldav.failures import (
     status_error,
 )
 from connectors.caldav.ical import BOOKING_PROPERTY
-from engine.core.model import Attendee
+from engine.core.model import Attendee, AttendeeAnswer
 from engine.errors import Conflict, NotFound
-from engine.ports import EventDraft, WrittenEvent
+from engine.ports import EventDraft, EventState, WrittenEvent
 
 log = logging.getLogger(__name__)
 
@@ -217,6 +217,50 @@ def update_event(
             actual=current,
         )
     raise _refusal(answer, f"PUT {href}")
+
+
+_PARTSTATS = {
+    "NEEDS-ACTION": AttendeeAnswer.NEEDS_ACTION,
+    "ACCEPTED": AttendeeAnswer.ACCEPTED,
+    "TENTATIVE": AttendeeAnswer.TENTATIVE,
+    "DECLINED": AttendeeAnswer.DECLINED,
+}
+
+
+def read_event(session: DavSession, calendar_url: str, booking_id: str) -> EventState | None:
+    """The booking's event as the server holds it (``GET`` of its derived
+    href); ``None`` when it is gone or the object there is not this
+    booking's.  Answers are the ATTENDEEs' PARTSTAT (RFC 5545 3.2.12) by
+    ``mailto:`` address; an attendee without a mailbox is not listed."""
+    href = booking_href(calendar_url, booking_id)
+    status, etag, body = session.get(href)
+    if status in (404, 410):
+        return None
+    if status != 200:
+        raise status_error(status, f"GET {href}")
+    event = _stored_event(body)
+    if event is None or str(event.get(BOOKING_PROPERTY, "")) != booking_id:
+        return None
+    start, end = event.decoded("DTSTART"), event.get("DTEND")
+    if not isinstance(start, datetime) or end is None or not isinstance(end.dt, datetime):
+        return None  # calpool writes UTC date-times; a date here is not its write
+    answers: dict[str, AttendeeAnswer] = {}
+    attendees = event.get("ATTENDEE", [])
+    for attendee in attendees if isinstance(attendees, list) else [attendees]:
+        address = str(attendee)
+        if address.lower().startswith("mailto:"):
+            partstat = str(attendee.params.get("PARTSTAT", "NEEDS-ACTION")).upper()
+            answers[address[len("mailto:"):]] = _PARTSTATS.get(
+                partstat, AttendeeAnswer.NEEDS_ACTION)
+    return EventState(
+        source=_source(session, href),
+        etag=etag or "",
+        uid=str(event.get("UID", "")),
+        start=start,
+        end=end.dt,
+        sequence=int(event.get("SEQUENCE", 0)),
+        answers=answers,
+    )
 
 
 def delete_event(session: DavSession, calendar_url: str, booking_id: str) -> None:

@@ -14,13 +14,19 @@ the caller's to schedule, with ``RateLimited.retry_after``).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TypeVar
 
 from connectors.memory import push
-from connectors.memory.events import booking_object_id, event_from_draft, same_booking
+from connectors.memory.events import (
+    answers_of,
+    booking_object_id,
+    event_from_draft,
+    given_answers,
+    same_booking,
+)
 from connectors.memory.faults import Operation, ProviderFailure, Refused
-from connectors.memory.provider import MemoryProvider
+from connectors.memory.provider import MemoryProvider, StoredObject
 from connectors.memory.reading import busy_in_window, instances_in_window
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import (
@@ -33,7 +39,15 @@ from engine.errors import (
     RateLimited,
     TransientError,
 )
-from engine.ports import CalendarRef, EventDraft, Notification, PushChannel, WrittenEvent
+from engine.ports import (
+    CalendarRef,
+    EventDraft,
+    EventState,
+    FreeBusy,
+    Notification,
+    PushChannel,
+    WrittenEvent,
+)
 
 T = TypeVar("T")
 
@@ -132,28 +146,69 @@ class MemoryConnector:
         except CursorExpired as exc:
             raise CursorExpired(exc.detail, cursor=cursor, calendar=calendar.id) from exc
 
-    def free_busy(
-        self, calendars: Sequence[CalendarRef], window: Interval
-    ) -> Mapping[str, tuple[Interval, ...]]:
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        def work() -> tuple[RemoteEvent, ...]:
+            return tuple(
+                event
+                for stored in self._provider.current(calendar.id)
+                for event in instances_in_window(stored, window=window, zone=calendar.timezone)
+            )
+
+        return self._request(Operation.EVENTS, calendar.id, work)
+
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
         # One request for the batch, as Google's freeBusy.query and Graph's
-        # getSchedule take many calendars; all or nothing.
-        def work() -> dict[str, tuple[Interval, ...]]:
+        # getSchedule take many calendars; a calendar the provider refuses
+        # is reported on its own, as those do.
+        def work() -> FreeBusy:
             busy: dict[str, tuple[Interval, ...]] = {}
+            errors: dict[str, ConnectorError] = {}
             for calendar in calendars:
                 try:
-                    stored, _ = self._provider.listing(calendar.id)
+                    stored = self._provider.current(calendar.id)
                 except Refused as refused:
-                    raise to_connector_error(refused, calendar=calendar.id) from refused
+                    errors[calendar.id] = to_connector_error(refused, calendar=calendar.id)
+                    continue
                 events = (
                     e
                     for s in stored
                     for e in instances_in_window(s, window=window, zone=calendar.timezone)
                 )
                 busy[calendar.id] = busy_in_window(events, window)
-            return busy
+            return FreeBusy(busy, errors)
 
         names = ",".join(c.id for c in calendars)
         return self._request(Operation.FREE_BUSY, names, work)
+
+    def read_event(
+        self, calendar: CalendarRef, booking_id: str, *, source: str = ""
+    ) -> EventState | None:
+        object_id = source or booking_object_id(booking_id)
+
+        def work() -> EventState | None:
+            try:
+                stored = self._provider.fetch(calendar.id, object_id)
+            except Refused as refused:
+                if refused.status == 404:
+                    return None
+                raise
+            event = stored.event
+            start, end = event.start, event.end
+            if event.booking_id != booking_id or event.is_series:
+                return None  # not the event calpool wrote for this booking
+            if not isinstance(start, datetime) or not isinstance(end, datetime):
+                return None  # all day: not calpool's either
+            return EventState(
+                source=stored.id,
+                etag=stored.etag,
+                uid=event.uid,
+                start=start,
+                end=end,
+                sequence=event.sequence,
+                answers=answers_of(event),
+            )
+
+        return self._request(Operation.READ, calendar.id, work)
 
     # -- writing -----------------------------------------------------------------
 
@@ -182,19 +237,27 @@ class MemoryConnector:
                         calendar=calendar.id,
                     ) from refused
                 stored = existing  # a retry after a crash: the earlier write
-            return WrittenEvent(stored.id, stored.etag, stored.event.uid)
+            return _written(stored)
 
         return self._request(Operation.CREATE, calendar.id, work)
 
     def update_event(
-        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None,
+        source: str = "",
     ) -> WrittenEvent:
-        object_id = booking_object_id(draft.booking_id)
+        object_id = source or booking_object_id(draft.booking_id)
 
         def work() -> WrittenEvent:
             try:
+                existing = self._provider.fetch(calendar.id, object_id)
+                # An attendee's answer stands while the meeting keeps its
+                # time (a provider resets it when the time moves).
+                kept = (given_answers(existing.event)
+                        if (existing.event.start, existing.event.end) == (draft.start, draft.end)
+                        else None)
                 stored = self._provider.replace(
-                    calendar.id, object_id, event_from_draft(draft, calendar.id), if_match=etag
+                    calendar.id, object_id, event_from_draft(draft, calendar.id, answered=kept),
+                    if_match=etag,
                 )
             except Refused as refused:
                 if refused.status == 404:  # the event, or its whole calendar
@@ -210,12 +273,12 @@ class MemoryConnector:
                     actual=refused.actual,
                     calendar=calendar.id,
                 ) from refused
-            return WrittenEvent(stored.id, stored.etag, stored.event.uid)
+            return _written(stored)
 
         return self._request(Operation.UPDATE, calendar.id, work)
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
-        object_id = booking_object_id(booking_id)
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
+        object_id = source or booking_object_id(booking_id)
         self._request(
             Operation.DELETE, calendar.id, lambda: self._provider.remove(calendar.id, object_id)
         )
@@ -251,6 +314,11 @@ class MemoryConnector:
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
         return push.parse(headers, body, query)
+
+
+def _written(stored: StoredObject) -> WrittenEvent:
+    return WrittenEvent(stored.id, stored.etag, stored.event.uid,
+                        answers=answers_of(stored.event))
 
 
 def _retry_now(error: ConnectorError) -> bool:

@@ -14,11 +14,12 @@ dataclasses) rather than iCalendar text holds, per calendar object:
 - the booking id calpool wrote the event for, and the participants with
   their answers.
 
-Participants are where the delivery issue plugs in rooms that answer
-invitations (accept when free, decline when busy): such a room would
-rewrite its :class:`Participant`'s ``answer``.  Nothing answers today; the
-connector writes rooms as accepted, as calpool reserved them itself (the
-same reading as the CalDAV connector's ``PARTSTAT=ACCEPTED``).
+Participants are where rooms answer invitations: the parties of a
+draft's ``invite`` (rooms the owner's provider delivers to itself) are
+written as needing action, and the room — a test, playing its booking
+assistant — rewrites its answer (:meth:`MemoryProvider.answer`).  Rooms
+calpool writes a copy for are written as accepted, as calpool reserved them
+itself (the same reading as the CalDAV connector's ``PARTSTAT=ACCEPTED``).
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ from __future__ import annotations
 import enum
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from engine.core.model import Attendee, as_utc
+from engine.core.model import Attendee, AttendeeAnswer, as_utc
 from engine.ports import EventDraft
 
 When = datetime | date  # an aware instant, or a date for all-day
@@ -169,12 +171,34 @@ def _participant(person: Attendee, role: Role, answer: Answer) -> Participant:
     return Participant(name=person.name, email=person.email, role=role, answer=answer)
 
 
-def event_from_draft(draft: EventDraft, calendar_id: str) -> MemoryEvent:
+def event_from_draft(
+    draft: EventDraft, calendar_id: str, *, answered: Mapping[str, Answer] | None = None
+) -> MemoryEvent:
     """The event calpool stores for ``draft`` in ``calendar_id``: opaque,
     confirmed, carrying the booking id; people invited, rooms accepted
-    (calpool reserved them)."""
-    people = tuple(_participant(p, Role.REQUIRED, Answer.NEEDS_ACTION) for p in draft.attendees)
-    rooms = tuple(_participant(r, Role.RESOURCE, Answer.ACCEPTED) for r in draft.rooms)
+    (calpool reserved them) unless the provider invites them
+    (``draft.invite``): those need action.  ``answered`` keeps the answers
+    an update finds already given (by lower-case email), as a provider keeps
+    an attendee's answer when the event is patched."""
+    kept = answered or {}
+    invited = {party.email.lower() for party in draft.invite if party.email}
+
+    def answer(person: Attendee, default: Answer) -> Answer:
+        email = person.email.lower()
+        if email in invited:
+            return kept.get(email, Answer.NEEDS_ACTION)
+        return default
+
+    people = tuple(
+        _participant(p, Role.REQUIRED, answer(p, Answer.NEEDS_ACTION)) for p in draft.attendees
+    )
+    rooms = tuple(_participant(r, Role.RESOURCE, answer(r, Answer.ACCEPTED)) for r in draft.rooms)
+    listed = {p.email.lower() for p in (*draft.attendees, *draft.rooms) if p.email}
+    rooms += tuple(
+        _participant(r, Role.RESOURCE, answer(r, Answer.NEEDS_ACTION))
+        for r in draft.invite
+        if r.email and r.email.lower() not in listed
+    )
     organizer = draft.organizer
     return MemoryEvent(
         uid=(booking_uid(draft.booking_id) if draft.organizer_copy
@@ -189,6 +213,24 @@ def event_from_draft(draft: EventDraft, calendar_id: str) -> MemoryEvent:
         booking_id=draft.booking_id,
         sequence=draft.sequence,
     )
+
+
+_ANSWERS = {
+    Answer.NEEDS_ACTION: AttendeeAnswer.NEEDS_ACTION,
+    Answer.ACCEPTED: AttendeeAnswer.ACCEPTED,
+    Answer.TENTATIVE: AttendeeAnswer.TENTATIVE,
+    Answer.DECLINED: AttendeeAnswer.DECLINED,
+}
+
+
+def answers_of(event: MemoryEvent) -> dict[str, AttendeeAnswer]:
+    """The attendees' answers by lower-case email (those with an address)."""
+    return {p.email.lower(): _ANSWERS[p.answer] for p in event.attendees if p.email}
+
+
+def given_answers(event: MemoryEvent) -> dict[str, Answer]:
+    """The answers an update keeps: each attendee's, by lower-case email."""
+    return {p.email.lower(): p.answer for p in event.attendees if p.email}
 
 
 def same_booking(event: MemoryEvent, draft: EventDraft) -> bool:

@@ -49,6 +49,8 @@ class Operation(enum.StrEnum):
     LIST = "list"
     CHANGES = "changes"
     FREE_BUSY = "free_busy"
+    EVENTS = "events"  # a window read without a cursor (events_in)
+    READ = "read"  # one event (read_event)
     CREATE = "create"
     UPDATE = "update"
     DELETE = "delete"

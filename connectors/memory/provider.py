@@ -37,7 +37,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Concatenate, ParamSpec, TypeVar
 
 from connectors.memory import push
-from connectors.memory.events import MemoryEvent
+from connectors.memory.events import Answer, MemoryEvent
 from connectors.memory.faults import Fault, Operation, Refused, Unreachable
 from engine.ports import Notification, NotificationKind, PushChannel
 
@@ -268,6 +268,40 @@ class MemoryProvider:
         """Every object of the calendar and a cursor for what follows."""
         calendar = self._existing(calendar_id)
         return tuple(calendar.objects.values()), self._cursor(calendar, calendar_id)
+
+    @_locked
+    def current(self, calendar_id: str) -> tuple[StoredObject, ...]:
+        """Every object of the calendar, without a cursor (a plain read, as
+        Google's ``events.list`` without ``syncToken`` or Graph's
+        ``calendarView`` outside a delta round)."""
+        return tuple(self._existing(calendar_id).objects.values())
+
+    @_locked
+    def fetch(self, calendar_id: str, object_id: str) -> StoredObject:
+        """One object; 404 when absent."""
+        found = self._existing(calendar_id).objects.get(object_id)
+        if found is None:
+            raise Refused(404, f"{object_id} is not there")
+        return found
+
+    def answer(self, calendar_id: str, object_id: str, email: str, answer: Answer) -> StoredObject:
+        """The attendee ``email`` of an event answers (a room's booking
+        assistant accepting or declining): the event's participant is
+        rewritten, as a change of the event, seen by sync and push."""
+        with self.lock:
+            calendar = self._calendar(calendar_id)
+            stored = calendar.objects.get(object_id)
+            if stored is None:
+                raise KeyError(f"{object_id} is not in {calendar_id}")
+            wanted = email.lower()
+            if not any(p.email.lower() == wanted for p in stored.event.attendees):
+                raise KeyError(f"{email} is not an attendee of {object_id}")
+            attendees = tuple(
+                replace(p, answer=answer) if p.email.lower() == wanted else p
+                for p in stored.event.attendees
+            )
+            event = replace(stored.event, attendees=attendees)
+            return self._store(calendar, calendar_id, object_id, event)
 
     @_locked
     def changes(self, calendar_id: str, cursor: str) -> tuple[dict[str, StoredObject | None], str]:

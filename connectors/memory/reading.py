@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from datetime import UTC, date, datetime, time
 from zoneinfo import ZoneInfo
 
-from connectors.memory.events import MemoryEvent, When
+from connectors.memory.events import MemoryEvent, When, answers_of
 from connectors.memory.provider import StoredObject
 from engine.core.intervals import merge
 from engine.core.model import Interval, RemoteEvent
@@ -100,6 +100,7 @@ def _remote(
         busy=busy,
         etag=stored.etag,
         booking_id=event.booking_id,
+        answers=answers_of(event),
     )
 
 

@@ -199,6 +199,16 @@ class BookingStatus(enum.StrEnum):
         return self in (BookingStatus.PENDING, BookingStatus.CONFIRMED)
 
 
+class AttendeeAnswer(enum.StrEnum):
+    """An attendee's answer to an invitation (iCalendar PARTSTAT, Google
+    ``responseStatus``, Graph ``status.response``), as calpool names it."""
+
+    NEEDS_ACTION = "needs_action"
+    ACCEPTED = "accepted"
+    TENTATIVE = "tentative"
+    DECLINED = "declined"
+
+
 @dataclass(frozen=True, slots=True)
 class Attendee:
     """A party of a booking's event.  ``calendar`` is the calendar key when
@@ -256,7 +266,10 @@ class RemoteEvent:
     instances.  ``instance`` is ``""`` for a single event and the original
     start of the occurrence (UTC, ISO 8601) for an instance of a series, so
     ``(source, instance)`` identifies a row of the cache.  ``uid`` is the
-    iCalendar UID (Graph: iCalUId).  ``booking_id`` is set when calpool wrote
+    iCalendar UID (Graph: iCalUId).  ``answers`` are the attendees' answers
+    by lower-case email address, where the provider reports them (an
+    invited room's accept or decline comes back through sync this way).
+    ``booking_id`` is set when calpool wrote
     the event (CalDAV: ``X-CALPOOL-BOOKING``), so its own bookings coming back
     through sync are recognised by it — not by the UID, which differs per
     calendar copy (each copy's UID is derived from the booking and the
@@ -271,10 +284,13 @@ class RemoteEvent:
     busy: bool = True
     etag: str = ""
     booking_id: str | None = None
+    answers: Mapping[str, AttendeeAnswer] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "start", as_utc(self.start, what="event start"))
         object.__setattr__(self, "end", as_utc(self.end, what="event end"))
+        object.__setattr__(self, "answers", _frozen_mapping(
+            {email.lower(): answer for email, answer in self.answers.items()}))
 
     @property
     def identity(self) -> tuple[str, str]:

@@ -39,12 +39,14 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
-from engine.core.model import ChangeSet, Interval
+from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import RateLimited
 from engine.ports import (
     CalendarConnector,
     CalendarRef,
     EventDraft,
+    EventState,
+    FreeBusy,
     Notification,
     PushChannel,
     WrittenEvent,
@@ -216,21 +218,29 @@ class LimitedConnector:
     def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
         return self.limit.call(lambda: self.inner.changes_since(calendar, cursor, window))
 
-    def free_busy(
-        self, calendars: Sequence[CalendarRef], window: Interval
-    ) -> Mapping[str, tuple[Interval, ...]]:
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        return self.limit.call(lambda: self.inner.events_in(calendar, window))
+
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
         return self.limit.call(lambda: self.inner.free_busy(calendars, window))
+
+    def read_event(
+        self, calendar: CalendarRef, booking_id: str, *, source: str = ""
+    ) -> EventState | None:
+        return self.limit.call(lambda: self.inner.read_event(calendar, booking_id, source=source))
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
         return self.limit.call(lambda: self.inner.create_event(calendar, draft))
 
     def update_event(
-        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None
+        self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None,
+        source: str = "",
     ) -> WrittenEvent:
-        return self.limit.call(lambda: self.inner.update_event(calendar, draft, etag=etag))
+        return self.limit.call(
+            lambda: self.inner.update_event(calendar, draft, etag=etag, source=source))
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
-        self.limit.call(lambda: self.inner.delete_event(calendar, booking_id))
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
+        self.limit.call(lambda: self.inner.delete_event(calendar, booking_id, source=source))
 
     def start_channel(
         self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int

@@ -66,19 +66,6 @@ calendars = Table(
     Column("unreadable", Text, nullable=True),
 )
 
-sync_leases = Table(
-    "sync_leases",
-    metadata,
-    Column(
-        "calendar_id",
-        RowId,
-        ForeignKey("calendars.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("holder", String(200), nullable=True),
-    Column("expires_at", UTCInstant, nullable=False),
-)
-
 busy_events = Table(
     "busy_events",
     metadata,
@@ -226,8 +213,11 @@ reservations = Table(
     Column("start_at", UTCInstant, nullable=False),
     Column("end_at", UTCInstant, nullable=False),
     Column("active", Boolean, nullable=False),
+    # revision 0009: the calendar's version when this row last changed
+    Column("version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("end_at > start_at", name="ordered"),
     Index(None, "calendar_key", "start_at"),
+    Index(None, "calendar_key", "version"),
 )
 
 outbox = Table(
@@ -375,4 +365,59 @@ push_messages = Table(
     Column("message", String(200), primary_key=True),
     Column("received_at", UTCInstant, nullable=False),
     Index(None, "received_at"),
+)
+
+
+# ---- revision 0008: delivery records -----------------------------------------------------
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("booking_id", String(64), ForeignKey("bookings.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("calendar", String(200), primary_key=True),
+    Column("how", String(16), nullable=False),  # written | invited
+    # pending | written | accepted | declined | removed
+    Column("state", String(16), nullable=False),
+    Column("source", String(1024), nullable=False, server_default=""),
+    Column("etag", String(512), nullable=False, server_default=""),
+    Column("sequence", Integer, nullable=False, server_default="0"),
+    Column("answer", String(16), nullable=True),  # an invited room's answer as last seen
+    Column("answered_at", UTCInstant, nullable=True),
+    Column("since", UTCInstant, nullable=False),  # when this calendar got its part in the booking
+    Column("updated_at", UTCInstant, nullable=False),
+    CheckConstraint("how IN ('written', 'invited')", name="how"),
+    CheckConstraint("state IN ('pending', 'written', 'accepted', 'declined', 'removed')",
+                    name="state"),
+    Index(None, "how", "state"),
+)
+
+
+# ---- revision 0009: several processes on one database ------------------------------------
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("holder", String(200), nullable=True),
+    Column("expires_at", UTCInstant, nullable=False),
+    Column("heartbeat_at", UTCInstant, nullable=True),
+)
+
+config_fingerprints = Table(
+    "config_fingerprints",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("calendars", Text, nullable=False),  # JSON list of the calendar keys it names
+    Column("first_seen_at", UTCInstant, nullable=False),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("holder", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("host", String(255), nullable=False, server_default=""),
+    Column("started_at", UTCInstant, nullable=False),
+    Column("seen_at", UTCInstant, nullable=False),
 )

@@ -128,7 +128,16 @@ def rows(changes: ChangeSet) -> dict[str, list[Row]]:
     }
 
 
-def draft(booking_id: str = "bk-1", *, hour: int = 14, title: str = "Consultation") -> EventDraft:
+ROOM_MAILBOX = "spree@rooms.example"
+
+
+def draft(
+    booking_id: str = "bk-1", *, hour: int = 14, title: str = "Consultation",
+    invite_room: bool = False,
+) -> EventDraft:
+    """A booking's event; with ``invite_room`` the room is a mailbox of the
+    account that the provider invites itself (``EventDraft.invite``)."""
+    room = Attendee("Spree", ROOM_MAILBOX if invite_room else "")
     return EventDraft(
         booking_id=booking_id,
         title=title,
@@ -136,5 +145,6 @@ def draft(booking_id: str = "bk-1", *, hour: int = 14, title: str = "Consultatio
         end=utc(2027, 3, 10, hour, 30),
         organizer=Attendee("Alice", "alice@example.org"),
         attendees=(Attendee("Carol Customer", "carol@example.net"),),
-        rooms=(Attendee("Spree", ""),),
+        rooms=(room,),
+        invite=(room,) if invite_room else (),
     )

@@ -69,7 +69,8 @@ class CalDAVDriver:
         self._specs: dict[str, EventSpec] = {}  # what was put, for move()
         self.unsupported: dict[Capability, str] = {
             Capability.PUSH_DELIVERY: "CalDAV has no push channels (the daemon polls)",
-            Capability.ROOM_DECLINE: "rooms that answer invitations come with the delivery issue",
+            Capability.ROOM_DECLINE: "CalDAV rooms get their copy written; none is invited",
+            Capability.INVITATIONS: "calpool relies on no server-side scheduling (RFC 6638)",
         }
         if method is SyncMethod.ETAG:
             self.unsupported[Capability.EXPIRE_CURSOR] = "an etag cursor carries its own state"
@@ -109,7 +110,7 @@ class CalDAVDriver:
         assert self._forget_tokens is not None, "unsupported: the case should have skipped"
         self._forget_tokens()
 
-    def decline_as_room(self, source: str) -> None:
+    def decline_as_room(self, source: str, email: str) -> None:
         raise AssertionError("unsupported: the case should have skipped")
 
     def pushes(self, address: str) -> list[tuple[Mapping[str, str], bytes]]:

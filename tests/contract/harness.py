@@ -35,6 +35,7 @@ class Capability(enum.Enum):
     EXPIRE_CURSOR = "forget the cursors it issued"
     PUSH_DELIVERY = "deliver push notifications"
     ROOM_DECLINE = "make a room decline an invitation"
+    INVITATIONS = "invite rooms of the account itself"
 
 
 class ProviderSide(Protocol):
@@ -67,9 +68,10 @@ class ProviderSide(Protocol):
         but not valid here)."""
         ...
 
-    def decline_as_room(self, source: str) -> None:
-        """The room whose calendar this is declines the invitation held as
-        ``source`` (declared for the delivery issue; none implements it yet)."""
+    def decline_as_room(self, source: str, email: str) -> None:
+        """The invited room ``email`` declines the event held in this
+        calendar as ``source`` (its booking assistant found it busy): the
+        provider records the answer on that event."""
         ...
 
     def pushes(self, address: str) -> list[tuple[Mapping[str, str], bytes]]:

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 from dateutil.rrule import rrulestr
 
 from connectors.memory import MemoryConnector, MemoryEvent, MemoryProvider, Occurrence
+from connectors.memory.events import Answer
 from engine.ports import CalendarRef
 from tests.contract.calendar_data import WINDOW, EventSpec, When, single
 from tests.contract.harness import Capability
@@ -100,7 +101,6 @@ class MemoryDriver:
 
     unsupported: Mapping[Capability, str] = {
         Capability.UNREADABLE_OBJECT: "it stores typed events only; nothing it holds is unreadable",
-        Capability.ROOM_DECLINE: "rooms that answer invitations come with the delivery issue",
     }
 
     def __init__(self, provider: MemoryProvider, calendar: CalendarRef) -> None:
@@ -135,8 +135,8 @@ class MemoryDriver:
         self._provider.put(other.id, "own", own)
         return MemoryConnector(self._provider).list_window(other, WINDOW).cursor
 
-    def decline_as_room(self, source: str) -> None:
-        raise AssertionError("unsupported: the case should have skipped")
+    def decline_as_room(self, source: str, email: str) -> None:
+        self._provider.answer(self._calendar.id, source, email, Answer.DECLINED)
 
     def pushes(self, address: str) -> list[tuple[Mapping[str, str], bytes]]:
         return [(d.headers, d.body) for d in self._provider.take_deliveries(address)]

@@ -103,7 +103,7 @@ def test_free_busy_agrees_with_the_listing(harness: Harness) -> None:
     h.driver.put(spec("free", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11), transparent=True))
     h.connector.create_event(h.calendar, draft())
 
-    busy = h.connector.free_busy([h.calendar], WINDOW)[h.calendar.id]
+    busy = h.connector.free_busy([h.calendar], WINDOW).of(h.calendar.id)
 
     listed = sorted(
         (e.start, e.end)
@@ -124,7 +124,8 @@ def test_free_busy_agrees_with_the_listing(harness: Harness) -> None:
 def test_free_busy_is_clipped_to_the_window(harness: Harness) -> None:
     harness.driver.put(single("long", wall(2027, 3, 1), wall(2027, 3, 10)))
     window = Interval(utc(2027, 3, 2), utc(2027, 3, 3))
-    assert harness.connector.free_busy([harness.calendar], window)[harness.calendar.id] == (window,)
+    answer = harness.connector.free_busy([harness.calendar], window)
+    assert answer.of(harness.calendar.id) == (window,)
 
 
 # -- failures onto the error tree ---------------------------------------------------------

@@ -50,9 +50,9 @@ from engine.services.booking.rules import (
     hold_rooms,
     new_booking_id,
 )
-from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.drafts import Catalog, queue_removal, queue_writes
 from engine.services.outbox import OutboxWorker
-from engine.store import StatusChange, Store, UnitOfWork
+from engine.store import Delivery, StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 # Called inside the reservation's unit of work, before its commit: whatever
@@ -184,10 +184,7 @@ class BookingService:
             booking = uow.bookings.set_status(
                 booking_id, BookingStatus.CANCELLED, now, detail="cancelled"
             )
-            for target in targets(booking, self.catalog.delivers):
-                uow.outbox.enqueue(
-                    DELETE, target.payload(), due_at=now, now=now, booking_id=booking_id
-                )
+            queue_removal(uow, self.catalog, booking, now)
             uow.commit()
         self.outbox.drain(now, booking_id=booking_id)
         return self.get(booking_id)
@@ -204,6 +201,11 @@ class BookingService:
     def history(self, booking_id: str) -> list[StatusChange]:
         with self._store.reader() as uow:
             return uow.bookings.history(booking_id)
+
+    def deliveries(self, booking_id: str) -> list[Delivery]:
+        """Where the booking's event is, calendar by calendar (delivery records)."""
+        with self._store.reader() as uow:
+            return uow.deliveries.for_booking(booking_id)
 
     def list(
         self,
@@ -263,9 +265,7 @@ class BookingService:
 
             booking = hold_rooms(uow, self.catalog, event_type, rooms_available, reserve,
                                  now=now, rng=self._rng)
-            for target in targets(booking, self.catalog.delivers):
-                uow.outbox.enqueue(WRITE, target.payload(), due_at=now, now=now,
-                                   booking_id=booking.id)
+            queue_writes(uow, self.catalog, booking, now)
             if on_reserved is not None:
                 on_reserved(uow, booking)
             uow.commit()
@@ -283,7 +283,12 @@ class BookingService:
         window = Interval(start - event_type.buffer_before, end + event_type.buffer_after)
         rooms = (room for members in rooms_available.values() for room in members)
         keys = [*event_type.persons, *rooms]
-        busy = self._busy_now(keys, window)
+        busy, failed = self._busy_now(keys, window)
+        people_failed = [person for person in event_type.persons if person in failed]
+        if people_failed:
+            raise ProviderUnavailable(
+                f"the live free/busy check of {people_failed[0]} failed: "
+                f"{failed[people_failed[0]]}")
         if busy[event_type.owner]:
             raise SlotUnavailable(SlotRejection.OWNER_BUSY)
         if any(busy[person] for person in event_type.with_):
@@ -294,9 +299,13 @@ class BookingService:
             raise SlotUnavailable(SlotRejection.NO_ROOM)
         return found
 
-    def _busy_now(self, keys: Sequence[str], window: Interval) -> dict[str, bool]:
+    def _busy_now(
+        self, keys: Sequence[str], window: Interval
+    ) -> tuple[dict[str, bool], dict[str, ConnectorError]]:
         """Whether each calendar is busy in ``window``, asked live, one call
-        per connector."""
+        per connector; a calendar the provider could not answer for counts
+        as busy (a room is never offered unchecked) and is named in the
+        second mapping with its error."""
         groups: dict[int, tuple[CalendarConnector, list[tuple[str, CalendarRef]]]] = {}
         for key in dict.fromkeys(keys):
             binding = self.catalog.bindings[key]
@@ -305,13 +314,17 @@ class BookingService:
             groups.setdefault(id(binding.connector), (binding.connector, []))[1].append(
                 (key, binding.ref))
         busy: dict[str, bool] = {}
+        failed: dict[str, ConnectorError] = {}
         for connector, members in groups.values():
             try:
                 answer = connector.free_busy([ref for _, ref in members], window)
             except ConnectorError as exc:
                 raise ProviderUnavailable(f"the live free/busy check failed: {exc}") from exc
             for key, ref in members:
-                busy[key] = any(span.overlaps(window) for span in answer.get(ref.id, ()))
-        return busy
+                if ref.id in answer.errors:
+                    busy[key], failed[key] = True, answer.errors[ref.id]
+                    continue
+                busy[key] = any(span.overlaps(window) for span in answer.busy.get(ref.id, ()))
+        return busy, failed
 
 

@@ -46,6 +46,8 @@ def calls(connector: CalDAVConnector) -> dict[str, Callable[[], object]]:
             CAL, "et1:eJyrVkpWslJKVaoFAA-vAvQ=", WINDOW
         ),
         "free_busy": lambda: connector.free_busy([CAL], WINDOW),
+        "events_in": lambda: connector.events_in(CAL, WINDOW),
+        "read_event": lambda: connector.read_event(CAL, "b1"),
         "create_event": lambda: connector.create_event(CAL, DRAFT),
         "update_event": lambda: connector.update_event(CAL, DRAFT, etag='"1"'),
         "delete_event": lambda: connector.delete_event(CAL, "b1"),

@@ -87,8 +87,8 @@ def test_server_free_busy_report_agrees_on_plain_events(server: Server) -> None:
         Interval(datetime(2027, 3, 2, 10, tzinfo=UTC), datetime(2027, 3, 2, 12, tzinfo=UTC)),
         Interval(datetime(2027, 3, 5, 8, tzinfo=UTC), datetime(2027, 3, 5, 8, 30, tzinfo=UTC)),
     )
-    assert by_report.free_busy([calendar], WINDOW)["report/"] == expected
-    assert by_query.free_busy([calendar], WINDOW)["report/"] == expected
+    assert by_report.free_busy([calendar], WINDOW).of("report/") == expected
+    assert by_query.free_busy([calendar], WINDOW).of("report/") == expected
 
 
 def zoned_ics(uid: str, offset: str) -> bytes:

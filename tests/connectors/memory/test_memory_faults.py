@@ -85,7 +85,7 @@ def test_throttle_without_a_wait_is_retried() -> None:
     provider, connector = connected(attempts=2)
     provider.inject(Fault(kind=FaultKind.THROTTLED))
 
-    assert connector.free_busy([CAL], WINDOW) == {CAL.id: ()}
+    assert connector.free_busy([CAL], WINDOW).busy == {CAL.id: ()}
 
 
 def test_fault_aimed_at_writes_spares_reads() -> None:
@@ -135,9 +135,13 @@ def test_fault_needs_at_least_one_request() -> None:
         provider.inject(Fault(kind=FaultKind.UNAVAILABLE, times=0))
 
 
-def test_missing_calendar_in_a_free_busy_batch_names_that_calendar() -> None:
+def test_missing_calendar_in_a_free_busy_batch_is_reported_alone() -> None:
     _, connector = connected()
     missing = CAL.__class__("nowhere", CAL.timezone)
-    with pytest.raises(NotFound) as caught:
-        connector.free_busy([CAL, missing], WINDOW)
-    assert caught.value.calendar == "nowhere"
+    answer = connector.free_busy([CAL, missing], WINDOW)
+    assert answer.busy == {CAL.id: ()}  # the others are still answered
+    error = answer.errors["nowhere"]
+    assert isinstance(error, NotFound)
+    assert error.calendar == "nowhere"
+    with pytest.raises(NotFound):
+        answer.of("nowhere")

@@ -68,7 +68,7 @@ def test_cancelled_series_with_one_occurrence_kept() -> None:
         (instance_key(starts[1]), True),
         (instance_key(starts[2]), False),
     ]
-    assert connector.free_busy([CAL], WINDOW)[CAL.id] == (Interval(at(4, 9), at(4, 10)),)
+    assert connector.free_busy([CAL], WINDOW).of(CAL.id) == (Interval(at(4, 9), at(4, 10)),)
 
 
 def test_moved_occurrence_keeps_its_original_key() -> None:
@@ -93,7 +93,7 @@ def test_zero_length_events_count_by_their_instant() -> None:
     listing = connector.list_window(CAL, WINDOW)
 
     assert list(listing.objects) == ["at-start"]
-    assert connector.free_busy([CAL], WINDOW)[CAL.id] == ()  # no length: no busy time
+    assert connector.free_busy([CAL], WINDOW).of(CAL.id) == ()  # no length: no busy time
 
 
 def test_all_day_event_without_length_takes_its_day() -> None:
@@ -118,7 +118,7 @@ def test_free_busy_merges_touching_events_and_clips_to_the_window() -> None:
     provider.put(CAL.id, "long", meeting("long", 1, 0, hours=30))
     window = Interval(at(1, 12), at(3, 0))
 
-    assert connector.free_busy([CAL], window)[CAL.id] == (
+    assert connector.free_busy([CAL], window).of(CAL.id) == (
         Interval(at(1, 12), at(2, 6)),
         Interval(at(2, 9), at(2, 11)),
     )

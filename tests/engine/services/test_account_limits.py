@@ -20,12 +20,14 @@ from hypothesis import strategies as st
 
 from connectors.memory import Fault, FaultKind, MemoryConnector, MemoryProvider, Operation
 from connectors.memory.events import MemoryEvent
-from engine.core.model import ChangeSet, Interval
+from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import PermanentError, RateLimited
 from engine.ports import (
     CalendarConnector,
     CalendarRef,
     EventDraft,
+    EventState,
+    FreeBusy,
     Notification,
     PushChannel,
     WrittenEvent,
@@ -87,23 +89,31 @@ class Stamped:
         self._stamp("changes_since")
         return self.inner.changes_since(calendar, cursor, window)
 
-    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval
-                  ) -> Mapping[str, tuple[Interval, ...]]:
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        self._stamp("events_in")
+        return self.inner.events_in(calendar, window)
+
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
         self._stamp("free_busy")
         return self.inner.free_busy(calendars, window)
+
+    def read_event(self, calendar: CalendarRef, booking_id: str, *,
+                   source: str = "") -> EventState | None:
+        self._stamp("read_event")
+        return self.inner.read_event(calendar, booking_id, source=source)
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
         self._stamp("create_event")
         return self.inner.create_event(calendar, draft)
 
     def update_event(self, calendar: CalendarRef, draft: EventDraft, *,
-                     etag: str | None = None) -> WrittenEvent:
+                     etag: str | None = None, source: str = "") -> WrittenEvent:
         self._stamp("update_event")
-        return self.inner.update_event(calendar, draft, etag=etag)
+        return self.inner.update_event(calendar, draft, etag=etag, source=source)
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
         self._stamp("delete_event")
-        self.inner.delete_event(calendar, booking_id)
+        self.inner.delete_event(calendar, booking_id, source=source)
 
     def start_channel(self, calendar: CalendarRef, *, address: str, token: str,
                       ttl_seconds: int) -> PushChannel | None:
@@ -455,6 +465,8 @@ def test_every_request_of_the_port_waits_for_the_cool_down() -> None:
         "list_window": lambda: connector.list_window(A, WINDOW),
         "changes_since": lambda: connector.changes_since(B, cursor, WINDOW),
         "free_busy": lambda: connector.free_busy([A], WINDOW),
+        "events_in": lambda: connector.events_in(A, WINDOW),
+        "read_event": lambda: connector.read_event(A, "kept"),
         "create_event": lambda: connector.create_event(B, draft()),
         "update_event": lambda: connector.update_event(A, draft("kept"), etag=written.etag),
         "delete_event": lambda: connector.delete_event(A, "kept"),

@@ -11,7 +11,7 @@ confirms them, leaving every other state alone.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -29,10 +29,11 @@ from engine.core.model import (
     EventType,
     Interval,
     Pool,
+    RemoteEvent,
 )
-from engine.ports import CalendarRef, EventDraft, WrittenEvent
+from engine.ports import CalendarRef, EventDraft, EventState, FreeBusy, WrittenEvent
 from engine.services.availability import BusyCache
-from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.drafts import DELETE, Catalog, queue_writes
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding
 from engine.store import Store, UnitOfWork, migrate
@@ -57,9 +58,15 @@ class RecordingConnector:
     def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
         return ChangeSet(cursor="c", objects={}, full=True)
 
-    def free_busy(self, calendars: Sequence[CalendarRef],
-                  window: Interval) -> Mapping[str, tuple[Interval, ...]]:
-        return {ref.id: () for ref in calendars}
+    def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
+        return FreeBusy({ref.id: () for ref in calendars})
+
+    def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
+        return ()
+
+    def read_event(self, calendar: CalendarRef, booking_id: str, *,
+                   source: str = "") -> EventState | None:
+        return None
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
         self.events[(calendar.id, draft.booking_id)] = draft
@@ -68,7 +75,7 @@ class RecordingConnector:
 
     update_event = create_event
 
-    def delete_event(self, calendar: CalendarRef, booking_id: str) -> None:
+    def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
         self.events.pop((calendar.id, booking_id), None)
 
 
@@ -147,9 +154,7 @@ def _reserve(store: Store, catalog: Catalog, booking_id: str, hour: int) -> Book
     with store.unit_of_work() as uow:
         uow.calendars.ensure(catalog.calendars)
         uow.bookings.reserve(booking)
-        for target in targets(booking, catalog.delivers):
-            uow.outbox.enqueue(WRITE, target.payload(), due_at=NOW, now=NOW,
-                               booking_id=booking_id)
+        queue_writes(uow, catalog, booking, NOW)
         uow.commit()
     return booking
 

@@ -172,9 +172,9 @@ def _run(
     """Two calendars of one account through the proxy: ``hostile`` holds
     ``objects`` (name → iCalendar) and one plain event, and every request
     to it gets ``action`` while it is measured; ``healthy`` holds a plain
-    event.  Then the proxy forwards again and the hostile one syncs anew;
-    with ``rewrite_only`` (an action that serves objects rather than
-    breaking the exchange) the action stays for that sync too."""
+    event.  Then the proxy forwards again and the hostile one syncs anew,
+    except with ``rewrite_only`` (an action that serves objects rather than
+    breaking the exchange: that sync is the one to look at)."""
     n = next(_names)
     names = {"hostile": f"hostile-{n}", "healthy": f"healthy-{n}"}
     for key, name in names.items():
@@ -206,9 +206,9 @@ def _run(
         with store.reader() as uow:
             state = uow.calendars.sync_state("hostile")
         recorded = state.last_error if state is not None and state.failed else None
-        if not rewrite_only:
-            site.proxy.clear()
-        recovered = sync.sync_calendar("hostile", full=True)
+        # An object served, not a broken exchange: nothing to recover from.
+        site.proxy.clear()
+        recovered = hostile if rewrite_only else sync.sync_calendar("hostile", full=True)
     finally:
         site.proxy.clear()
         connector.close()

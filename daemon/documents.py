@@ -13,7 +13,7 @@ kept answer.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -23,7 +23,7 @@ import orjson
 from engine.core.model import Booking, Calendar, Pool, Slot
 from engine.core.report import PoolReport
 from engine.services.availability import SlotAnswer
-from engine.store import StatusChange
+from engine.store import Delivery, StatusChange
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _EPOCH_ORDINAL = _EPOCH.toordinal()
@@ -208,9 +208,12 @@ def _detail_in_zone(detail: str, zone: str) -> str:
     )
 
 
-def booking_document(booking: Booking, history: list[StatusChange], zone: str) -> dict[str, Any]:
+def booking_document(booking: Booking, history: list[StatusChange], zone: str, *,
+                     deliveries: Sequence[Delivery]) -> dict[str, Any]:
     """The booking document of interface.md, instants in ``zone`` (the
-    owner's): ``GET /v1/bookings/{id}`` and ``calpool bookings --json``."""
+    owner's): ``GET /v1/bookings/{id}`` and ``calpool bookings --json``.
+    ``deliveries`` are its delivery records: where each calendar's copy
+    stands (written by calpool, or invited and answered)."""
     attendee = booking.attendee
     return {
         "id": booking.id,
@@ -227,6 +230,11 @@ def booking_document(booking: Booking, history: list[StatusChange], zone: str) -
             {"at": local_iso(change.at, zone), "status": change.status.value,
              "detail": _detail_in_zone(change.detail, zone)}
             for change in history
+        ],
+        "deliveries": [
+            {"calendar": found.calendar, "how": found.how.value, "state": found.state.value,
+             "at": local_iso(found.updated_at, zone)}
+            for found in deliveries
         ],
     }
 

@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
+from daemon.cycles import PollCycles
 from daemon.http.app import create_app
 from daemon.http.server import HttpServer
 from daemon.notify import Notifier
@@ -56,8 +58,12 @@ class Daemon:
         http: bool = True,
         notifier: Notifier | None = None,
         load_config: ConfigLoader | None = None,
+        progress: TextIO | None = None,
     ) -> None:
         self.app = app
+        # Where the first pass shows its progress bar when it is a terminal.
+        self._progress = progress
+        self._cycles: PollCycles | None = None
         self.notifier = notifier or Notifier({})
         self._scheduler: BackgroundScheduler | None = None
         self._feed: ChangeFeed | None = None
@@ -104,7 +110,10 @@ class Daemon:
         self.notifier.ready(self.summary())
 
     def _start_scheduler(self) -> None:
-        self._scheduler = build_scheduler(self.app)
+        first = self._cycles is None
+        self._cycles = PollCycles(self.app.config.calendars, stream=self._progress, first=first)
+        self._cycles.start()
+        self._scheduler = build_scheduler(self.app, cycles=self._cycles)
         self._scheduler.start()
 
     def _stop_scheduler(self) -> None:
@@ -112,6 +121,8 @@ class Daemon:
             # wait=True: a sync batch in flight commits (or rolls back) first.
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self._cycles is not None:
+            self._cycles.stop()
 
     def stop(self) -> None:
         self.stopping.set()

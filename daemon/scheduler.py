@@ -12,16 +12,20 @@ from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import UTC, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from daemon.cycles import PollCycles
 from daemon.wiring import App
 from engine.services import housekeeping, leases
 from engine.services.housekeeping import Purged
+from engine.services.poll_schedule import anchor_of, first_run, poll_phases
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,10 @@ OUTBOX_EVERY = timedelta(seconds=2)
 # synced (by whichever process gets the lease): push is only worth it when
 # the change shows within seconds.
 SYNC_REQUESTED_EVERY = timedelta(seconds=2)
+
+# How often invited rooms' answers are read back (a room's booking assistant
+# answers within seconds; a silent one is replaced after sync.room_answer_within).
+ROOM_ANSWERS_EVERY = timedelta(seconds=10)
 
 # How often push channels are opened, renewed and stopped as needed.
 CHANNELS_EVERY = timedelta(minutes=5)
@@ -46,21 +54,20 @@ RETENTION_EVERY = timedelta(hours=6)
 SYNC_WORKERS = 4
 
 
-def jitter_for(interval: timedelta) -> int:
-    """Seconds of random delay per run, so calendars spread over the
-    interval instead of hitting the providers all at once."""
-    return max(1, min(60, int(interval.total_seconds() / 10)))
+def at_phase(interval: timedelta, phase: timedelta) -> IntervalTrigger:
+    """Every ``interval``, at ``phase`` of it counted from the epoch (no
+    jitter: the phases spread the calendars, and a restart keeps them)."""
+    return IntervalTrigger(seconds=interval.total_seconds(), start_date=anchor_of(phase),
+                           timezone=UTC)
 
 
-def every(interval: timedelta) -> IntervalTrigger:
-    return IntervalTrigger(
-        seconds=interval.total_seconds(), jitter=jitter_for(interval), timezone=UTC
-    )
-
-
-def build_scheduler(app: App, *, rng: random.Random | None = None) -> BackgroundScheduler:
-    """The jobs of ``calpool run``, not started yet."""
+def build_scheduler(
+    app: App, *, rng: random.Random | None = None, cycles: PollCycles | None = None
+) -> BackgroundScheduler:
+    """The jobs of ``calpool run``, not started yet.  ``cycles`` counts the
+    polls (progress of the first pass, a summary line per cycle)."""
     rng = rng or random.Random()
+    cycles = cycles or PollCycles(app.config.calendars)
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(SYNC_WORKERS)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -69,19 +76,32 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     settings = app.config.sync
     now = app.clock()
     first_spread = min(10.0, settings.poll_interval.total_seconds())
-    for key in app.config.calendars:
+    keys = list(app.config.calendars)
+    # Polls and reconciles spread evenly, each calendar at its own phase.
+    polls = poll_phases(keys, settings.poll_interval)
+    reconciles = poll_phases(keys, settings.reconcile_every)
+    # Every calendar is polled once soon after start (spread over a few
+    # seconds), by a job of its own: an interval trigger counts on from its
+    # last run, so the calendar's own poll job keeps its phase.
+    for key in keys:
         scheduler.add_job(
             poll_calendar,
-            every(settings.poll_interval),
-            args=[app, key],
+            DateTrigger(now + timedelta(seconds=rng.uniform(0, first_spread)), timezone=UTC),
+            args=[app, key, cycles],
+            id=f"first-poll:{key}",
+            name=f"first poll {key}",
+        )
+        scheduler.add_job(
+            poll_calendar,
+            at_phase(settings.poll_interval, polls[key]),
+            args=[app, key, cycles],
             id=f"poll:{key}",
             name=f"poll {key}",
-            # Sync everything soon after start, spread over a few seconds.
-            next_run_time=now + timedelta(seconds=rng.uniform(0, first_spread)),
+            next_run_time=first_run(polls[key], settings.poll_interval, now),
         )
         scheduler.add_job(
             sync_calendar,
-            every(settings.reconcile_every),
+            at_phase(settings.reconcile_every, reconciles[key]),
             args=[app, key],
             kwargs={"reconcile": True},
             id=f"reconcile:{key}",
@@ -102,6 +122,14 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         id="webhooks",
         name="deliver webhooks",
         next_run_time=now,
+    )
+    scheduler.add_job(
+        check_room_answers,
+        IntervalTrigger(seconds=ROOM_ANSWERS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="room-answers",
+        name="read invited rooms' answers; replace rooms that declined or stayed silent",
+        next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
         sync_requested,
@@ -153,11 +181,14 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
                   report.changed, report.removed, extra={"calendar": key})
 
 
-def poll_calendar(app: App, key: str) -> None:
+def poll_calendar(app: App, key: str, cycles: PollCycles | None = None) -> None:
     """A scheduled poll; a calendar with a live push channel is polled only
     every ``sync.safety_poll`` (push brings its changes; missed ones happen)."""
     pushed = key in app.channels.live()
+    began = time.perf_counter()
     report = app.sync.poll(key, quiet_for=app.config.sync.safety_poll if pushed else None)
+    if cycles is not None:
+        cycles.polled(key, report, time.perf_counter() - began)
     if report is not None and not report.failed:
         log.debug("poll of %s: %s, %d changed, %d removed", key, report.outcome,
                   report.changed, report.removed, extra={"calendar": key})
@@ -218,6 +249,13 @@ def drain_outbox(app: App) -> None:
     if report.jobs:
         log.info("outbox: %d done, %d to retry, %d given up",
                  report.done, report.retried, report.dead)
+
+
+def check_room_answers(app: App) -> None:
+    report = app.room_answers.check(app.clock())
+    if report.accepted or report.reassigned or report.failed:
+        log.info("room answers: %d accepted, %d reassigned, %d bookings failed",
+                 len(report.accepted), len(report.reassigned), len(report.failed))
 
 
 def deliver_webhooks(app: App) -> None:

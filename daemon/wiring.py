@@ -43,6 +43,7 @@ from engine.services.pools import PoolReports
 from engine.services.processes import ProcessRegistry
 from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
+from engine.services.room_answers import RoomAnswers
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.services.webhooks import Endpoint, WebhookDispatcher, decode_secret
@@ -111,6 +112,7 @@ class App:
     clock: Clock
     push: PushReceiver
     channels: ChannelService
+    room_answers: RoomAnswers
     leases: LeaseKeeper
     """This process's sync and job leases (one holder name for all)."""
     processes: ProcessRegistry
@@ -147,7 +149,8 @@ def _calendars_fingerprint(config: Config) -> str:
     return hashlib.sha256(json.dumps(sorted(config.calendars)).encode()).hexdigest()
 
 
-def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatcher:
+def _webhooks(config: Config, store: Store, metrics: Metrics,
+              bookings: BookingService) -> WebhookDispatcher:
     endpoints = []
     for entry in config.webhooks:
         try:
@@ -159,7 +162,8 @@ def _webhooks(config: Config, store: Store, metrics: Metrics) -> WebhookDispatch
     def render(booking: Booking, history: Sequence[StatusChange]) -> Mapping[str, Any]:
         owner = config.calendars.get(booking.owner)
         zone = owner.timezone if owner is not None else config.daemon.timezone
-        return booking_document(booking, list(history), zone)
+        return booking_document(booking, list(history), zone,
+                                deliveries=bookings.deliveries(booking.id))
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
@@ -269,6 +273,7 @@ def build(
         bindings,
         addresses=known_addresses(sources),
         delivers=invitation_delivery(sources),
+        accounts={key: source.account for key, source in sources.items()},
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
@@ -289,7 +294,7 @@ def build(
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
-        webhooks=_webhooks(config, store, metrics),
+        webhooks=_webhooks(config, store, metrics, bookings),
         manage=ManageService(store, bookings, reschedule, config.event_types),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
@@ -303,6 +308,8 @@ def build(
             ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
             clock=clock,
         ),
+        room_answers=RoomAnswers(store, catalog, outbox,
+                                 answer_within=config.sync.room_answer_within, clock=clock),
         leases=leases,
         processes=ProcessRegistry(
             store, holder=leases.holder, host=socket.gethostname(),

@@ -126,6 +126,7 @@ class SyncSection(Section):
     window_future: PositiveDuration = timedelta(days=90)
     stale_after: PositiveDuration = timedelta(minutes=15)
     reconcile_every: PositiveDuration = timedelta(hours=24)
+    room_answer_within: PositiveDuration = timedelta(minutes=2)
     lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 

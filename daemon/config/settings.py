@@ -77,6 +77,8 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
+    room_answer_within: timedelta
+    """An invited room (Google, Microsoft) silent this long counts as declined."""
     lease_ttl: timedelta
     """A dead process's sync and job leases are taken over after this; a
     holder renews its lease every third of it while it works."""

@@ -170,6 +170,18 @@ class HistoryEntryDocument(BaseModel):
     detail: str
 
 
+class DeliveryDocument(BaseModel):
+    calendar: str = Field(description="the calendar key")
+    how: Literal["written", "invited"] = Field(
+        description="written: calpool wrote the copy; invited: an attendee of the owner's "
+                    "event, delivered by the owner's provider (Google, Microsoft), which answers")
+    state: Literal["pending", "written", "accepted", "declined", "removed"] = Field(
+        description="pending: not written yet, or an invited room's answer awaited; declined: "
+                    "an invited room declined or did not answer within sync.room_answer_within "
+                    "(it was replaced: see history)")
+    at: datetime = Field(description="when the state was last set, in the owner's zone")
+
+
 class BookingDocument(BaseModel):
     id: str
     status: Status = Field(description="pending → confirmed | failed; confirmed → cancelled "
@@ -183,6 +195,8 @@ class BookingDocument(BaseModel):
     attendee: AttendeeDocument | None
     notes: str
     history: list[HistoryEntryDocument] = Field(description="every status change, oldest first")
+    deliveries: list[DeliveryDocument] = Field(
+        description="per calendar, how it gets its copy of the event and where that stands")
 
 
 class CreatedBookingDocument(BookingDocument):

@@ -80,22 +80,34 @@ class BusyCache:
         # The store's change mark when ``_states`` were read (see refresh).
         self._mark: tuple[int, ...] | None = None
         self._states: Mapping[str, SyncState] = MappingProxyType({})
+        # When the kept states would first call a calendar stale (refresh).
+        self._recheck_at: datetime | None = None
 
-    def refresh(self, store: Store) -> Mapping[str, SyncState]:
+    def refresh(
+        self, store: Store, *, now: datetime | None = None, stale_after: timedelta | None = None
+    ) -> Mapping[str, SyncState]:
         """Reload every calendar whose version moved since it was loaded, and
-        return every calendar's sync state — current in what staleness and
-        the reload read (version, last success, last error); cursor, window
-        and last attempt may be older (see ``change_mark``).
+        return every calendar's sync state — current in what the reload and
+        failures read (version, last error); last success, cursor, window and
+        last attempt may be older (see ``change_mark``).
 
         The store's change mark (one row) comes first: while it stands
-        still, no state moved, and the states read last time are returned as
-        they are.  It is read before the states, so states read with it are
-        at least as new as the mark they are kept under.
+        still, no version or error moved, and the states read last time are
+        returned as they are.  It is read before the states, so states read
+        with it are at least as new as the mark they are kept under.
+
+        A sync that brings nothing moves only ``last_success_at``, which the
+        mark leaves out.  A caller that works out staleness passes ``now``
+        and ``stale_after``: the states are then also read anew once ``now``
+        reaches the moment the kept copy would call some calendar stale, so
+        a missed success stamp never shows as staleness.
         """
         with store.reader() as uow:
             mark = uow.calendars.change_mark()
             with self._lock:
-                if mark == self._mark:
+                due = now is not None and stale_after is not None and (
+                    self._recheck_at is None or now >= self._recheck_at)
+                if mark == self._mark and not due:
                     return self._states
             states = MappingProxyType(
                 {state.calendar: state for state in uow.calendars.sync_states()})
@@ -111,6 +123,8 @@ class BusyCache:
             # Kept only after the reload, so a query that trusts the mark
             # finds the busy time as new as these states.
             self._mark, self._states = mark, states
+            if now is not None and stale_after is not None:
+                self._recheck_at = _recheck_at(states.values(), now, stale_after)
         return states
 
     def reload(self, store: Store, keys: Sequence[str]) -> None:
@@ -150,6 +164,20 @@ class BusyCache:
         with self._lock:
             return Snapshot(dict(self._busy), self._bookings,
                             MappingProxyType(dict(self._contents)), self._bookings_content)
+
+
+def _recheck_at(states: Iterable[SyncState], now: datetime, stale_after: timedelta) -> datetime:
+    """The first moment at which ``states`` would call a calendar stale (in
+    the past when one looks stale already: then every query reads the states,
+    so a success shows at once; a stale calendar is rare, the cost is one
+    read per query only while it lasts).  Never-synced and failed calendars
+    are left out: their first success moves the version or the error."""
+    soonest = now + stale_after
+    for state in states:
+        if state.last_success_at is None or state.failed:
+            continue
+        soonest = min(soonest, state.last_success_at + stale_after)
+    return soonest
 
 
 def _same(one: BusyTimeline, other: BusyTimeline) -> bool:
@@ -270,7 +298,7 @@ class SlotService:
         Raises ``KeyError`` for an unknown event type."""
         event_type = self.event_types[event_type_key]
         keys = participants(event_type, self.pools)
-        states = self._cache.refresh(self._store)
+        states = self._cache.refresh(self._store, now=now, stale_after=self._stale_after)
         snapshot = self._cache.snapshot()
         stale = staleness(states, keys, now=now, stale_after=self._stale_after)
         flagged = {entry.calendar for entry in stale}

@@ -11,28 +11,65 @@ the booking and its calendar; the owner's copy keeps the UID the attendee
 sees (``EventDraft.organizer_copy``).
 
 Each write is one outbox job, so each is retried, confirmed and
-compensated on its own.  The job payloads are plain JSON: ``calendar`` (the
-calendar key), ``role`` (``owner``, ``with`` or ``room``), ``pool`` for a
-room, and ``sequence`` when an event written earlier must be replaced (its
-rooms changed).
+compensated on its own.  A job is typed: its :class:`JobKind` and an
+:class:`EventJob` payload (stored as JSON, validated when claimed) naming
+the calendar, its role, the pool of a room, the account (so a throttled
+account's jobs wait on their own), and ``sequence`` when an event written
+earlier must be replaced in place.  Every job queued here also plans the
+calendar's delivery record (``engine.store.deliveries``) in the same
+transaction; a party the owner's provider invites itself gets a record
+``invited`` and no job (its answer comes back on the owner's event).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from engine.core.model import Attendee, Booking, Calendar, EventType, Pool
 from engine.ports import EventDraft
 from engine.services.sync import CalendarBinding
+from engine.store import DeliveryHow, UnitOfWork
 
-WRITE = "write-event"
-DELETE = "delete-event"
+
+class JobKind(enum.StrEnum):
+    """The outbox's job kinds (stored as these strings)."""
+
+    WRITE = "write-event"  # the booking's event into the job's calendar
+    DELETE = "delete-event"  # the booking's event out of the job's calendar
+
+
+WRITE = JobKind.WRITE
+DELETE = JobKind.DELETE
 
 OWNER = "owner"
 WITH = "with"
 ROOM = "room"
+
+
+class EventJob(BaseModel):
+    """The payload of a write or delete job."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    calendar: str = Field(min_length=1)
+    role: Literal["owner", "with", "room"]
+    pool: str = ""
+    sequence: int = Field(default=0, ge=0)
+    tried: tuple[str, ...] = ()  # rooms of the pool already given up for this booking
+    account: str = ""
+
+    @property
+    def target(self) -> Target:
+        return Target(self.calendar, self.role, self.pool)
+
+    def stored(self) -> dict[str, Any]:
+        return self.model_dump(exclude_defaults=True, mode="json")
 
 Delivery = Callable[[str, str], bool]
 """``delivers(owner, other)``: whether the owner's provider puts the event
@@ -56,6 +93,7 @@ class Catalog:
     bindings: Mapping[str, CalendarBinding]
     addresses: Mapping[str, str] = field(default_factory=dict)
     delivers: Delivery = never_delivers
+    accounts: Mapping[str, str] = field(default_factory=dict)  # calendar key -> account key
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,19 +104,13 @@ class Target:
     role: str
     pool: str = ""
 
-    def payload(self, *, sequence: int = 0) -> dict[str, Any]:
+    def job(self, catalog: Catalog, *, sequence: int = 0,
+            tried: tuple[str, ...] = ()) -> EventJob:
         """The job payload; ``sequence`` above 0 replaces an event written
         before (with that iCalendar SEQUENCE)."""
-        found: dict[str, Any] = {"calendar": self.calendar, "role": self.role}
-        if self.pool:
-            found["pool"] = self.pool
-        if sequence:
-            found["sequence"] = sequence
-        return found
-
-    @classmethod
-    def of(cls, payload: Mapping[str, Any]) -> Target:
-        return cls(str(payload["calendar"]), str(payload["role"]), str(payload.get("pool", "")))
+        role: Any = self.role
+        return EventJob(calendar=self.calendar, role=role, pool=self.pool, sequence=sequence,
+                        tried=tried, account=catalog.accounts.get(self.calendar, ""))
 
 
 def targets(booking: Booking, delivers: Delivery = never_delivers) -> list[Target]:
@@ -93,6 +125,59 @@ def targets(booking: Booking, delivers: Delivery = never_delivers) -> list[Targe
         if not delivers(booking.owner, person):
             found.append(Target(person, WITH))
     return found
+
+
+def invitations(booking: Booking, delivers: Delivery = never_delivers) -> list[Target]:
+    """The rooms and ``with`` people the owner's provider invites itself:
+    attendees of the owner's event, no copy of calpool's."""
+    found = [Target(room, ROOM, pool) for pool, room in booking.rooms.items()
+             if delivers(booking.owner, room)]
+    found += [Target(person, WITH) for person in booking.with_
+              if delivers(booking.owner, person)]
+    return found
+
+
+def queue_write(uow: UnitOfWork, catalog: Catalog, booking: Booking, target: Target,
+                now: datetime, *, sequence: int = 0, tried: tuple[str, ...] = ()) -> None:
+    """Queue ``target``'s write and plan its delivery record; for the owner's
+    copy, plan a record for every party it invites too."""
+    uow.outbox.enqueue(WRITE, target.job(catalog, sequence=sequence, tried=tried).stored(),
+                       due_at=now, now=now, booking_id=booking.id)
+    uow.deliveries.plan(booking.id, target.calendar, DeliveryHow.WRITTEN, now)
+    if target.role == OWNER:
+        for invited in invitations(booking, catalog.delivers):
+            uow.deliveries.plan(booking.id, invited.calendar, DeliveryHow.INVITED, now)
+
+
+def queue_delete(uow: UnitOfWork, catalog: Catalog, booking: Booking, target: Target,
+                 now: datetime) -> None:
+    """Queue ``target``'s delete (its record says ``removed`` once done)."""
+    uow.outbox.enqueue(DELETE, target.job(catalog).stored(), due_at=now, now=now,
+                       booking_id=booking.id)
+
+
+def queue_writes(uow: UnitOfWork, catalog: Catalog, booking: Booking, now: datetime, *,
+                 sequence: int = 0) -> None:
+    """Every write of ``booking`` (a new booking, or with ``sequence`` its
+    event replaced everywhere it belongs)."""
+    for target in targets(booking, catalog.delivers):
+        queue_write(uow, catalog, booking, target, now, sequence=sequence)
+
+
+def queue_removal(uow: UnitOfWork, catalog: Catalog, booking: Booking, now: datetime) -> None:
+    """Every delete of ``booking`` (cancelled, or failed: compensation);
+    the invitations go with the owner's event."""
+    for target in targets(booking, catalog.delivers):
+        queue_delete(uow, catalog, booking, target, now)
+
+
+def next_sequence(uow: UnitOfWork, booking_id: str) -> int:
+    """The SEQUENCE for replacing ``booking_id``'s event in place: above
+    every earlier write of it (queued or recorded)."""
+    queued = (EventJob.model_validate(job.payload).sequence
+              for _, job in uow.outbox.for_booking(booking_id))
+    recorded = (found.sequence for found in uow.deliveries.for_booking(booking_id))
+    return 1 + max((*queued, *recorded), default=0)
 
 
 def render(template: str, booking: Booking) -> str:
@@ -121,11 +206,13 @@ def draft(
     *,
     sequence: int = 0,
     organizer_copy: bool = True,
+    delivers: Delivery = never_delivers,
 ) -> EventDraft:
     """The event of ``booking``: the same draft for every calendar it goes
     into but for ``organizer_copy`` (false for a room's or a ``with``
-    person's copy).  ``addresses`` maps calendar keys to email addresses
-    where known."""
+    person's copy), which alone invites the parties the owner's provider
+    delivers to itself (``delivers``).  ``addresses`` maps calendar keys to
+    email addresses where known."""
 
     def party(key: str) -> Attendee:
         calendar = calendars.get(key)
@@ -148,4 +235,6 @@ def draft(
         rooms=rooms,
         sequence=sequence,
         organizer_copy=organizer_copy,
+        invite=(tuple(party(t.calendar) for t in invitations(booking, delivers))
+                if organizer_copy else ()),
     )

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TypeVar
 
-from engine.store import Store
+from engine.store import Store, UnitOfWork
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,7 @@ class HeldLease:
         self._stop = threading.Event()
         self._lost = threading.Event()
         self.beats = 0
+        self._given_up = False
         self._thread = threading.Thread(target=self._beat, name=f"heartbeat {name}", daemon=True)
 
     @property
@@ -54,12 +55,18 @@ class HeldLease:
         self._thread.start()
         return self
 
+    def given_up(self) -> None:
+        """The holder released the lease in a transaction of its own (a sync
+        batch's, to spare a commit): leaving the block only stops the heartbeat."""
+        self._given_up = True
+
     def release(self) -> None:
         """Stop the heartbeat and give the lease up."""
         self._stop.set()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join()
-        self._keeper.release(self.name)
+        if not self._given_up:
+            self._keeper.release(self.name)
 
     def _beat(self) -> None:
         interval = self._keeper.ttl.total_seconds() / 3
@@ -93,11 +100,15 @@ class LeaseKeeper:
         self.ttl = ttl
         self._clock = clock
 
-    def try_hold(self, name: str) -> HeldLease | None:
+    def try_hold(self, name: str, *,
+                 also: Callable[[UnitOfWork], None] | None = None) -> HeldLease | None:
         """Take lease ``name`` and start its heartbeat; ``None`` when another
-        process holds it."""
+        process holds it.  ``also`` runs in the taking transaction once the
+        lease is taken (a sync's attempt record: one commit, not two)."""
         with self._store.unit_of_work() as uow:
             taken = uow.leases.try_acquire(name, self.holder, self.ttl, self._clock())
+            if taken and also is not None:
+                also(uow)
             uow.commit()
         return HeldLease(self, name).start() if taken else None
 

@@ -31,17 +31,44 @@ from __future__ import annotations
 import logging
 import random
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from engine.core.model import Booking, BookingStatus, Interval
+from pydantic import ValidationError
+
+from engine.core.model import AttendeeAnswer, Booking, BookingStatus, Interval
 from engine.errors import Conflict, ConnectorError, NotFound, RateLimited, TransientError
-from engine.ports import CalendarConnector, CalendarRef
+from engine.ports import CalendarConnector, CalendarRef, EventDraft, WrittenEvent
 from engine.services.availability import BusyCache
-from engine.services.drafts import DELETE, OWNER, ROOM, WRITE, Catalog, Target, draft, targets
+from engine.services.drafts import (
+    DELETE,
+    OWNER,
+    ROOM,
+    WRITE,
+    Catalog,
+    EventJob,
+    Target,
+    draft,
+    invitations,
+    next_sequence,
+    queue_delete,
+    queue_removal,
+    queue_write,
+    targets,
+)
 from engine.services.rooms import choose_room, free_members
-from engine.store import OutboxJob, ReservationConflict, Store, StoreError, UnitOfWork
+from engine.store import (
+    Delivery,
+    DeliveryHow,
+    DeliveryState,
+    OutboxJob,
+    ReservationConflict,
+    Store,
+    StoreError,
+    UnitOfWork,
+)
 
 log = logging.getLogger(__name__)
 
@@ -134,13 +161,26 @@ class OutboxWorker:
 
     def _run(self, job: OutboxJob, now: datetime, report: DrainReport) -> None:
         try:
+            spec = _spec(job)
             if job.kind == WRITE:
-                self._write(job, now)
+                self._write(job, spec, now)
             elif job.kind == DELETE:
-                self._delete(job, now)
+                self._delete(job, spec, now)
             else:
                 raise _Permanent(f"unknown outbox job kind {job.kind!r}")
             report.done += 1
+        except RateLimited as exc:
+            if exc.retry_after is None:
+                self._retry_or_give_up(job, now, exc, report)
+                return
+            # The account is cooling down: this job waits it out on its own,
+            # unsent and without spending an attempt; other accounts' jobs go on.
+            until = now + timedelta(seconds=exc.retry_after)
+            with self._store.unit_of_work() as uow:
+                uow.outbox.defer(job.id, self.name, str(exc), until=until)
+                uow.commit()
+            report.retried += 1
+            report.errors.append(str(exc))
         except TransientError as exc:
             self._retry_or_give_up(job, now, exc, report)
         except (ConnectorError, _Permanent) as exc:
@@ -168,8 +208,8 @@ class OutboxWorker:
             uow.commit()
         report.retried += 1
 
-    def _write(self, job: OutboxJob, now: datetime) -> None:
-        target = Target.of(job.payload)
+    def _write(self, job: OutboxJob, spec: EventJob, now: datetime) -> None:
+        target = spec.target
         booking = self._active_booking(job)
         if booking is None or (target.role == ROOM and booking.rooms.get(target.pool)
                                != target.calendar):
@@ -179,36 +219,39 @@ class OutboxWorker:
             return
         connector, ref = self._reach(target.calendar)
         if target.role == ROOM and self._taken_on_provider(connector, ref, booking):
-            self._swap_room(job, booking, target, now)
+            self._swap_room(job, spec, booking, target, now)
             return
         event = draft(booking, self._catalog.event_types[booking.event_type],
                       self._catalog.calendars, self._catalog.addresses,
-                      sequence=int(job.payload.get("sequence", 0)),
-                      organizer_copy=target.role == OWNER)
-        if event.sequence:
-            try:
-                connector.update_event(ref, event)
-            except NotFound:
-                connector.create_event(ref, event)
+                      sequence=spec.sequence, organizer_copy=target.role == OWNER,
+                      delivers=self._catalog.delivers)
+        with self._store.reader() as uow:
+            record = uow.deliveries.of(booking.id, target.calendar)
+        if event.sequence or (record is not None and record.source):
+            written = _replace(connector, ref, event, record)
         else:
             try:
-                connector.create_event(ref, event)
+                written = connector.create_event(ref, event)
             except Conflict:
-                # Our own href (derived from the booking) holds an older
-                # version of this booking's event: replace it.
-                connector.update_event(ref, event)
-        self._finish(job, now, written=booking)
+                # The id derived from the booking holds an older version of
+                # this booking's event: replace it.
+                written = connector.update_event(ref, event)
+        self._finish(job, now, written=booking, result=written, target=target)
 
-    def _delete(self, job: OutboxJob, now: datetime) -> None:
+    def _delete(self, job: OutboxJob, spec: EventJob, now: datetime) -> None:
         if job.booking_id is None:
             raise _Permanent("a delete job without its booking")
-        connector, ref = self._reach(str(job.payload["calendar"]))
-        connector.delete_event(ref, job.booking_id)
-        self._finish(job, now)
+        connector, ref = self._reach(spec.calendar)
+        with self._store.reader() as uow:
+            record = uow.deliveries.of(job.booking_id, spec.calendar)
+        connector.delete_event(ref, job.booking_id, source=record.source if record else "")
+        self._finish(job, now, removed=spec.target)
 
     # ---- outcomes ---------------------------------------------------------------------------
 
-    def _finish(self, job: OutboxJob, now: datetime, *, written: Booking | None = None) -> None:
+    def _finish(self, job: OutboxJob, now: datetime, *, written: Booking | None = None,
+                result: WrittenEvent | None = None, target: Target | None = None,
+                removed: Target | None = None) -> None:
         """Complete ``job`` and, in the same transaction, what follows from
         it: after a write, confirm the booking when it was the last one, or
         take the event back out when the booking stopped being active while
@@ -221,6 +264,10 @@ class OutboxWorker:
             # and the later one then sees the other's completion committed.
             status = uow.bookings.lock(job.booking_id) if job.booking_id is not None else None
             uow.outbox.complete(job.id, self.name, now)
+            if written is not None and result is not None and target is not None:
+                self._record_write(uow, written, target, result, now)
+            if removed is not None and job.booking_id is not None:
+                self._record_removal(uow, job.booking_id, removed, now)
             if written is not None:
                 if status is None or not status.is_active:
                     # Cancel or failure ran while this write was in flight:
@@ -230,6 +277,34 @@ class OutboxWorker:
                 elif status is BookingStatus.PENDING:
                     self._confirm_if_written(uow, written.id, now)
             uow.commit()
+
+    def _record_write(self, uow: UnitOfWork, booking: Booking, target: Target,
+                      result: WrittenEvent, now: datetime) -> None:
+        """The delivery record of a write; the owner's copy also carries the
+        invitations, and the answers its provider reported with the write."""
+        sequence = _sequence_of(uow, booking.id, target.calendar)
+        uow.deliveries.written(booking.id, target.calendar, source=result.source,
+                               etag=result.etag, sequence=sequence, now=now)
+        if target.role != OWNER:
+            return
+        for invited in invitations(booking, self._catalog.delivers):
+            uow.deliveries.invited(booking.id, invited.calendar, source=result.source,
+                                   etag=result.etag, sequence=sequence, now=now)
+            email = self._catalog.addresses.get(invited.calendar, "")
+            answer = result.answers.get(email.lower()) if email else None
+            if answer is not None:
+                record_answer(uow, booking.id, invited.calendar, answer, now)
+
+    def _record_removal(self, uow: UnitOfWork, booking_id: str, target: Target,
+                        now: datetime) -> None:
+        found = uow.deliveries.of(booking_id, target.calendar)
+        if found is not None and found.state is not DeliveryState.DECLINED:
+            uow.deliveries.removed(booking_id, target.calendar, now)
+        if target.role == OWNER:  # the invitations go with the owner's event
+            for record in uow.deliveries.for_booking(booking_id):
+                if (record.how is DeliveryHow.INVITED
+                        and record.state not in (DeliveryState.DECLINED, DeliveryState.REMOVED)):
+                    uow.deliveries.removed(booking_id, record.calendar, now)
 
     def settle(self, now: datetime) -> list[str]:
         """Confirm every booking still ``pending`` although all its writes
@@ -251,15 +326,27 @@ class OutboxWorker:
                         len(settled), ", ".join(settled))
         return settled
 
-    def _confirm_if_written(self, uow: UnitOfWork, booking_id: str, now: datetime) -> bool:
+    def confirm_if_done(self, uow: UnitOfWork, booking_id: str, now: datetime) -> bool:
         """Confirm a pending booking (its row locked by the caller) whose
-        writes are all done; ``False`` when one is not."""
+        writes are all done and whose invited rooms have all accepted;
+        ``False`` while one is not."""
+        return self._confirm_if_written(uow, booking_id, now)
+
+    def _confirm_if_written(self, uow: UnitOfWork, booking_id: str, now: datetime) -> bool:
         booking = uow.bookings.get(booking_id)
         if booking is None or not _all_written(uow, booking_id):
             return False
+        invited = invitations(booking, self._catalog.delivers)
+        if invited:
+            records = {r.calendar: r for r in uow.deliveries.for_booking(booking_id)}
+            if any(records.get(t.calendar) is None
+                   or records[t.calendar].state is not DeliveryState.ACCEPTED for t in invited):
+                return False
         count = len(targets(booking, self._catalog.delivers))
-        uow.bookings.set_status(booking_id, BookingStatus.CONFIRMED, now,
-                                detail=f"written to {count} calendar(s)")
+        detail = f"written to {count} calendar(s)"
+        if invited:
+            detail += f"; {len(invited)} invited, accepted"
+        uow.bookings.set_status(booking_id, BookingStatus.CONFIRMED, now, detail=detail)
         return True
 
     def _give_up(self, job: OutboxJob, now: datetime, detail: str) -> None:
@@ -282,9 +369,7 @@ class OutboxWorker:
         # A one-time link spent on this booking may be used again: the
         # customer got no meeting out of it (same transaction as the failure).
         uow.links.give_back(booking_id)
-        for target in targets(booking, self._catalog.delivers):
-            uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
-                               booking_id=booking_id)
+        queue_removal(uow, self._catalog, booking, now)
 
     # ---- a room busy on its provider --------------------------------------------------------
 
@@ -315,67 +400,97 @@ class OutboxWorker:
                 for other in others
             )
 
-    def _swap_room(self, job: OutboxJob, booking: Booking, target: Target, now: datetime) -> None:
-        pool = self._catalog.pools[target.pool]
+    def _swap_room(self, job: OutboxJob, spec: EventJob, booking: Booking, target: Target,
+                   now: datetime) -> None:
+        tried = (*spec.tried, target.calendar)
+        candidates = self.free_candidates(booking, target.pool, tried)
+        with self._store.unit_of_work() as uow:
+            outcome = self.reassign(uow, booking, target.pool, target.calendar, candidates,
+                                    why="busy on the provider", tried=tried, now=now)
+            if outcome is None:
+                uow.outbox.fail(job.id, self.name, "room busy on the provider", retry_at=None)
+            else:
+                uow.outbox.complete(job.id, self.name, now)
+            uow.commit()
+
+    def free_candidates(self, booking: Booking, pool_key: str,
+                        tried: Sequence[str]) -> list[str]:
+        """The members of ``pool_key`` free for ``booking`` now, as the cache
+        knows them, but the ones already ``tried``."""
+        pool = self._catalog.pools[pool_key]
         event_type = self._catalog.event_types[booking.event_type]
-        tried = [*job.payload.get("tried", ()), target.calendar]
         self._cache.refresh(self._store)
         snapshot = self._cache.snapshot()
-        candidates = [
+        return [
             member
             for member in free_members(event_type, pool, booking,
                                        calendars=self._catalog.calendars,
                                        busy=snapshot.busy, bookings=snapshot.bookings)
             if member not in tried
         ]
-        with self._store.unit_of_work() as uow:
-            moved = None
-            while candidates and moved is None:
-                chosen = choose_room(uow, pool, candidates, now=now, rng=self._rng)
-                try:
-                    moved = uow.bookings.move(
-                        booking.id, start=booking.start, end=booking.end,
-                        rooms={**booking.rooms, pool.key: chosen}, at=now,
-                        detail=f"room {target.calendar} busy on the provider; "
-                               f"reassigned to {chosen}",
-                    )
-                except ReservationConflict:
-                    candidates.remove(chosen)
-                except StoreError:
-                    # Cancelled or failed meanwhile: nothing left to swap for.
-                    uow.outbox.complete(job.id, self.name, now)
-                    uow.commit()
-                    return
-            if moved is None:
-                uow.outbox.fail(job.id, self.name, "room busy on the provider", retry_at=None)
-                self._fail_booking(
-                    uow, booking.id, now,
-                    f"room {target.calendar} busy on the provider; "
-                    f"no other room of pool {pool.key} is free",
-                )
-                uow.commit()
-                return
-            self._requeue_after_swap(uow, job, moved, target, now, tried)
-            uow.commit()
 
-    def _requeue_after_swap(self, uow: UnitOfWork, job: OutboxJob, moved: Booking,
-                            old: Target, now: datetime, tried: list[str]) -> None:
-        """The new room's write, the old room's delete (in case an earlier
-        attempt wrote there), and updates of the copies already written,
-        which still name the old room."""
-        uow.outbox.complete(job.id, self.name, now)
-        jobs = uow.outbox.for_booking(moved.id)
-        sequence = 1 + max((int(j.payload.get("sequence", 0)) for _, j in jobs), default=0)
+    def reassign(self, uow: UnitOfWork, booking: Booking, pool_key: str, leaving: str,
+                 candidates: list[str], *, why: str, tried: Sequence[str],
+                 now: datetime, declined: bool = False) -> Booking | Literal[False] | None:
+        """Replace room ``leaving`` of ``booking`` by a free member of
+        ``pool_key`` (the pool's assignment method chooses among
+        ``candidates``): reserve the new, release the old, with a history
+        entry naming both and ``why``; queue the new room's copy or
+        invitation, take the old one's out and update the copies written
+        already in place (higher SEQUENCE).  ``None``: no member is free, so
+        the booking failed (compensation queued).  ``False``: the booking is
+        no longer active, nothing done.  ``declined``: the room left by
+        declining (or by not answering), which its record keeps saying.  In
+        the caller's unit of work."""
+        pool = self._catalog.pools[pool_key]
+        moved = None
+        while candidates and moved is None:
+            chosen = choose_room(uow, pool, candidates, now=now, rng=self._rng)
+            try:
+                moved = uow.bookings.move(
+                    booking.id, start=booking.start, end=booking.end,
+                    rooms={**booking.rooms, pool.key: chosen}, at=now,
+                    detail=f"room {leaving} {why}; reassigned to {chosen}",
+                )
+            except ReservationConflict:
+                candidates.remove(chosen)
+            except StoreError:
+                return False  # cancelled or failed meanwhile
+        if moved is None:
+            if declined:
+                uow.deliveries.removed(booking.id, leaving, now, state=DeliveryState.DECLINED)
+            self._fail_booking(
+                uow, booking.id, now,
+                f"room {leaving} {why}; no other room of pool {pool.key} is free",
+            )
+            return None
+        self._requeue_after_swap(uow, moved, Target(leaving, ROOM, pool.key), now,
+                                 tuple(tried), declined=declined)
+        return moved
+
+    def _requeue_after_swap(self, uow: UnitOfWork, moved: Booking, old: Target, now: datetime,
+                            tried: tuple[str, ...], *, declined: bool) -> None:
+        """The new room's write (or invitation), the old room's copy out (in
+        case an earlier attempt wrote there) or its invitation off, and
+        updates of the copies already written, which still name the old room."""
+        delivers = self._catalog.delivers
+        sequence = next_sequence(uow, moved.id)
         new = Target(moved.rooms[old.pool], ROOM, old.pool)
-        uow.outbox.enqueue(WRITE, {**new.payload(), "tried": tried}, due_at=now, now=now,
-                           booking_id=moved.id)
-        uow.outbox.enqueue(DELETE, old.payload(), due_at=now, now=now, booking_id=moved.id)
-        written = {str(j.payload["calendar"]) for state, j in jobs
-                   if j.kind == WRITE and state == "done" and j.id != job.id}
-        for target in targets(moved, self._catalog.delivers):
-            if target.calendar in written:
-                uow.outbox.enqueue(WRITE, target.payload(sequence=sequence), due_at=now,
-                                   now=now, booking_id=moved.id)
+        written = {r.calendar for r in uow.deliveries.for_booking(moved.id)
+                   if r.how is DeliveryHow.WRITTEN and r.state is DeliveryState.WRITTEN}
+        if delivers(moved.owner, new.calendar):
+            uow.deliveries.plan(moved.id, new.calendar, DeliveryHow.INVITED, now)
+        else:
+            queue_write(uow, self._catalog, moved, new, now, tried=tried)
+        for target in targets(moved, delivers):
+            if target.calendar in written and target.calendar != new.calendar:
+                queue_write(uow, self._catalog, moved, target, now, sequence=sequence)
+        if delivers(moved.owner, old.calendar):
+            uow.deliveries.removed(moved.id, old.calendar, now,
+                                   state=DeliveryState.DECLINED if declined
+                                   else DeliveryState.REMOVED)
+        else:
+            queue_delete(uow, self._catalog, moved, old, now)
 
     # ---- plumbing ---------------------------------------------------------------------------
 
@@ -398,6 +513,49 @@ class OutboxWorker:
 def _all_written(uow: UnitOfWork, booking_id: str) -> bool:
     return all(state == "done" for state, job in uow.outbox.for_booking(booking_id)
                if job.kind == WRITE)
+
+
+def _spec(job: OutboxJob) -> EventJob:
+    try:
+        return EventJob.model_validate(job.payload)
+    except ValidationError as exc:
+        raise _Permanent(f"outbox job {job.id} has a malformed payload: {exc}") from exc
+
+
+def _replace(connector: CalendarConnector, ref: CalendarRef, event: EventDraft,
+             record: Delivery | None) -> WrittenEvent:
+    """Replace the booking's event in place, where its record says it is and
+    at the version recorded (conditional where the provider has etags)."""
+    source = record.source if record is not None else ""
+    etag = (record.etag or None) if record is not None else None
+    try:
+        return connector.update_event(ref, event, etag=etag, source=source)
+    except NotFound:
+        return connector.create_event(ref, event)
+    except Conflict:
+        # Changed on the provider since it was recorded (an invited room
+        # answered: a new etag): replace the version there now.
+        current = connector.read_event(ref, event.booking_id, source=source)
+        if current is None:
+            return connector.create_event(ref, event)
+        return connector.update_event(ref, event, etag=current.etag, source=current.source)
+
+
+def _sequence_of(uow: UnitOfWork, booking_id: str, calendar: str) -> int:
+    """The SEQUENCE of the write just done: the highest queued for it."""
+    return max((EventJob.model_validate(job.payload).sequence
+                for _, job in uow.outbox.for_booking(booking_id)
+                if job.kind == WRITE and job.payload.get("calendar") == calendar), default=0)
+
+
+def record_answer(uow: UnitOfWork, booking_id: str, calendar: str, answer: AttendeeAnswer,
+                  now: datetime) -> DeliveryState:
+    """An invited room's answer onto its delivery record: accepted, declined,
+    or still pending (needs action, tentative)."""
+    state = {AttendeeAnswer.ACCEPTED: DeliveryState.ACCEPTED,
+             AttendeeAnswer.DECLINED: DeliveryState.DECLINED}.get(answer, DeliveryState.PENDING)
+    uow.deliveries.answered(booking_id, calendar, answer.value, state, now)
+    return state
 
 
 def _where(job: OutboxJob) -> str:

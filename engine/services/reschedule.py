@@ -39,7 +39,14 @@ from engine.services.booking import (
     check_slot,
     hold_rooms,
 )
-from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.drafts import (
+    Catalog,
+    invitations,
+    next_sequence,
+    queue_delete,
+    queue_writes,
+    targets,
+)
 from engine.services.outbox import OutboxWorker
 from engine.store import Store, StoreError, UnitOfWork, UnknownBooking
 
@@ -157,17 +164,17 @@ class RescheduleService:
     def _queue(self, uow: UnitOfWork, before: Booking, moved: Booking, now: datetime) -> None:
         """Writes of the moved event everywhere it belongs now, under a
         SEQUENCE above every earlier write; deletes where it no longer does."""
-        jobs = uow.outbox.for_booking(moved.id)
-        sequence = 1 + max((int(job.payload.get("sequence", 0)) for _, job in jobs), default=0)
-        now_in = targets(moved, self._catalog.delivers)
-        for target in now_in:
-            uow.outbox.enqueue(WRITE, target.payload(sequence=sequence), due_at=now, now=now,
-                               booking_id=moved.id)
-        staying = {target.calendar for target in now_in}
+        sequence = next_sequence(uow, moved.id)
+        queue_writes(uow, self._catalog, moved, now, sequence=sequence)
+        staying = {target.calendar for target in targets(moved, self._catalog.delivers)}
         for target in targets(before, self._catalog.delivers):
             if target.calendar not in staying:
-                uow.outbox.enqueue(DELETE, target.payload(), due_at=now, now=now,
-                                   booking_id=moved.id)
+                queue_delete(uow, self._catalog, moved, target, now)
+        invited_now = {t.calendar for t in invitations(moved, self._catalog.delivers)}
+        for target in invitations(before, self._catalog.delivers):
+            if target.calendar not in invited_now:
+                # Off the owner's event with its update: no copy to delete.
+                uow.deliveries.removed(moved.id, target.calendar, now)
 
 
 def _detail(before: Booking, start: datetime, rooms: Mapping[str, str]) -> str:

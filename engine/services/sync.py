@@ -45,8 +45,8 @@ from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import ConnectorError, CursorExpired
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
-from engine.services.leases import LeaseKeeper
-from engine.store import Store, SyncState, sync_lease
+from engine.services.leases import HeldLease, LeaseKeeper
+from engine.store import Store, SyncState, UnitOfWork, sync_lease
 
 log = logging.getLogger(__name__)
 
@@ -213,28 +213,39 @@ class SyncService:
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()
-        held = self._leases.try_hold(sync_lease(key))
+        seen: list[tuple[SyncState | None, int]] = []
+
+        def begin(uow: UnitOfWork) -> None:
+            uow.calendars.record_attempt(key, now)
+            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key)))
+
+        held = self._leases.try_hold(sync_lease(key), also=begin)
         if held is None:
             return SyncReport(key, "skipped")
         with held:  # the heartbeat renews the lease while the provider answers
-            return self._sync_held(key, now, full=full, reconcile=reconcile)
+            state, requested = seen[0]
+            return self._sync_held(key, now, held, state, requested, full=full,
+                                   reconcile=reconcile)
 
-    def _sync_held(self, key: str, now: datetime, *, full: bool, reconcile: bool) -> SyncReport:
-        with self._store.unit_of_work() as uow:
-            uow.calendars.record_attempt(key, now)
-            state = uow.calendars.sync_state(key)
-            requested = uow.sync_requests.requested(key)
-            uow.commit()
+    def _sync_held(self, key: str, now: datetime, held: HeldLease, state: SyncState | None,
+                   requested: int, *, full: bool, reconcile: bool) -> SyncReport:
+        released = False
         try:
-            report = self._round(key, state, requested, now, full=full, reconcile=reconcile)
+            report, released = self._round(key, state, requested, now, full=full,
+                                           reconcile=reconcile)
             for _ in range(MORE_ROUNDS):
+                if released:
+                    break
                 with self._store.unit_of_work() as uow:
                     if not uow.sync_requests.is_outstanding(key):
                         break
                     state = uow.calendars.sync_state(key)
                     requested = uow.sync_requests.requested(key)
                 now = self._clock()
-                report = self._round(key, state, requested, now, full=False, reconcile=False)
+                report, released = self._round(key, state, requested, now, full=False,
+                                               reconcile=False)
+            if released:
+                held.given_up()
             return report
         except Exception as exc:  # one calendar's failure must not stop the others
             reason = _one_line(exc)
@@ -256,7 +267,9 @@ class SyncService:
         *,
         full: bool,
         reconcile: bool,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
+        """One fetch and its batch; also whether the batch's transaction
+        gave the lease up (no notification waiting: nothing more to fetch)."""
         binding = self._bindings[key]
         window = self._window.at(now)
         if binding.connector is None:
@@ -295,7 +308,7 @@ class SyncService:
         *,
         reconcile: bool,
         requested: int = 0,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
         with self._store.unit_of_work() as uow:
             if not uow.leases.renew(sync_lease(key), self.holder, self._lease_ttl, self._clock()):
                 raise ConnectorError("the sync lease was lost before the batch could be applied")
@@ -303,6 +316,11 @@ class SyncService:
             differences = _differences(before, changes) if reconcile else 0
             version = uow.events.apply_changes(key, changes, window, synced_at=now)
             uow.sync_requests.serve(key, requested)
+            # No notification came during the fetch: the lease is given up in
+            # this transaction, one commit (an fsync on SQLite) fewer a sync.
+            release = not uow.sync_requests.is_outstanding(key)
+            if release:
+                uow.leases.release(sync_lease(key), self.holder)
             uow.commit()
         if differences:
             log.warning(
@@ -319,7 +337,7 @@ class SyncService:
         if changes.full:
             listed = set(changes.objects)
             removed += len({event.source for event in before} - listed)
-        return SyncReport(
+        return (SyncReport(
             key,
             "synced",
             full=changes.full,
@@ -331,7 +349,7 @@ class SyncService:
             last_unreadable=next(
                 (f"{source}: {reason}" for source, reason in sorted(changes.unreadable.items())), ""
             ),
-        )
+        ), release)
 
 
 def _differences(cached: list[RemoteEvent], listing: ChangeSet) -> int:

@@ -84,17 +84,22 @@ class CalendarRepository:
         return {key: int(version) for key, version in self._connection.execute(query)}
 
     def change_mark(self) -> tuple[int, ...]:
-        """A fingerprint of every calendar's version, last success and last
-        error, one row: equal fingerprints mean none of them moved in
-        between (the per-query check of the slot path, far cheaper than
-        reading every state).
+        """A fingerprint of every calendar's version and last error, one row:
+        equal fingerprints mean neither moved in between (the per-query check
+        of the slot path, far cheaper than reading every state).
 
         Versions only grow, so ``sum(version)`` moves with every change to
         busy time or bookings; the count and ``sum(id)`` move when calendars
-        come or go; a sync that changes nothing or fails leaves the version
-        alone but stamps ``last_success_at`` or ``last_error_at``, which the
-        sums of stamps follow (a count of error stamps too, as a heal clears
-        them).  Cursor, window and last attempt are not covered.
+        come or go; a failed sync leaves the version alone but stamps
+        ``last_error_at``, which the sum of stamps follows (a count of error
+        stamps too, as a heal clears them).  A sync that changes nothing
+        moves nothing here: it only stamps ``last_success_at`` (with the
+        cursor, window and last attempt, none of them covered), so the polls
+        of hundreds of unchanged calendars do not make every slot query read
+        every state again.  A reader that shows staleness reads the states
+        anew when its copy would call a calendar stale
+        (``BusyCache.refresh``): a success stamp it missed can only make a
+        calendar look older, never fresher.
         """
         # The statement is built once per dialect: building it each time
         # cost a quarter of the check.
@@ -154,7 +159,6 @@ def _change_mark_query(postgresql: bool) -> Select[tuple[Any, ...]]:
     return select(
         func.count(), func.sum(calendars.c.id), func.sum(calendars.c.version),
         func.count(calendars.c.last_error_at), stamps(calendars.c.last_error_at),
-        stamps(calendars.c.last_success_at),
     )
 
 

@@ -108,6 +108,12 @@ class OutboxRepository:
             job_id, worker, due_at=as_utc(retry_at), last_error=error[:MAX_ERROR_LENGTH]
         )
 
+    def defer(self, job_id: int, worker: str, reason: str, *, until: datetime) -> bool:
+        """Put a claimed job back, due at ``until``, without counting the
+        attempt: it was never sent (its account is cooling down)."""
+        return self._release(job_id, worker, due_at=as_utc(until),
+                             attempts=outbox.c.attempts - 1, last_error=reason[:MAX_ERROR_LENGTH])
+
     def get(self, job_id: int) -> tuple[str, OutboxJob] | None:
         """The job's state (``pending``, ``done``, ``dead``) and the job."""
         row = self._connection.execute(select(outbox).where(outbox.c.id == job_id)).one_or_none()

@@ -128,3 +128,37 @@ class WebhookDelivery:
     created_at: datetime
     body: str | None = None
     last_error: str | None = None
+
+
+class DeliveryHow(enum.StrEnum):
+    """How a calendar gets its copy of a booking's event."""
+
+    WRITTEN = "written"  # calpool writes the copy (CalDAV, another account)
+    INVITED = "invited"  # an attendee of the owner's event; its provider delivers it
+
+
+class DeliveryState(enum.StrEnum):
+    PENDING = "pending"  # not written yet, or an invited room not answered yet
+    WRITTEN = "written"
+    ACCEPTED = "accepted"  # an invited room accepted
+    DECLINED = "declined"  # an invited room declined (or did not answer in time)
+    REMOVED = "removed"  # taken out again (cancelled, failed, the room swapped away)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """What calpool did about one calendar of one booking: where the copy
+    is on the provider (``source``, ``etag``, ``sequence``; the owner's event
+    for an invited room), and an invited room's last ``answer``."""
+
+    booking_id: str
+    calendar: str
+    how: DeliveryHow
+    state: DeliveryState
+    source: str = ""
+    etag: str = ""
+    sequence: int = 0
+    answer: str | None = None
+    answered_at: datetime | None = None
+    since: datetime
+    updated_at: datetime

@@ -213,7 +213,7 @@ reservations = Table(
     Column("start_at", UTCInstant, nullable=False),
     Column("end_at", UTCInstant, nullable=False),
     Column("active", Boolean, nullable=False),
-    # revision 0008_named_leases: the calendar's version when this row last changed
+    # revision 0009: the calendar's version when this row last changed
     Column("version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("end_at > start_at", name="ordered"),
     Index(None, "calendar_key", "start_at"),
@@ -367,7 +367,33 @@ push_messages = Table(
     Index(None, "received_at"),
 )
 
-# ---- revision 0008_named_leases: several processes on one database -----------------------
+
+# ---- revision 0008: delivery records -----------------------------------------------------
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("booking_id", String(64), ForeignKey("bookings.id", ondelete="CASCADE"),
+           primary_key=True),
+    Column("calendar", String(200), primary_key=True),
+    Column("how", String(16), nullable=False),  # written | invited
+    # pending | written | accepted | declined | removed
+    Column("state", String(16), nullable=False),
+    Column("source", String(1024), nullable=False, server_default=""),
+    Column("etag", String(512), nullable=False, server_default=""),
+    Column("sequence", Integer, nullable=False, server_default="0"),
+    Column("answer", String(16), nullable=True),  # an invited room's answer as last seen
+    Column("answered_at", UTCInstant, nullable=True),
+    Column("since", UTCInstant, nullable=False),  # when this calendar got its part in the booking
+    Column("updated_at", UTCInstant, nullable=False),
+    CheckConstraint("how IN ('written', 'invited')", name="how"),
+    CheckConstraint("state IN ('pending', 'written', 'accepted', 'declined', 'removed')",
+                    name="state"),
+    Index(None, "how", "state"),
+)
+
+
+# ---- revision 0009: several processes on one database ------------------------------------
 
 leases = Table(
     "leases",

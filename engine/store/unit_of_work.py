@@ -29,6 +29,7 @@ from engine.store.calendars import CalendarRepository
 from engine.store.changes import ChangeFeed
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
+from engine.store.deliveries import DeliveryRepository
 from engine.store.errors import StoreError
 from engine.store.events import EventRepository
 from engine.store.idempotency import IdempotencyRepository
@@ -104,6 +105,7 @@ class UnitOfWork:
     processes: ProcessRepository
     links: LinkRepository
     manage_tokens: ManageTokenRepository
+    deliveries: DeliveryRepository
     idempotency: IdempotencyRepository
     channels: ChannelRepository
     sync_requests: SyncRequestRepository
@@ -135,6 +137,7 @@ class UnitOfWork:
         self.processes = ProcessRepository(connection)
         self.links = LinkRepository(connection)
         self.manage_tokens = ManageTokenRepository(connection)
+        self.deliveries = DeliveryRepository(connection)
         self.idempotency = IdempotencyRepository(connection)
         self.channels = ChannelRepository(connection, self.calendars)
         self.sync_requests = SyncRequestRepository(connection, self.calendars)

@@ -99,7 +99,12 @@ def test_book_confirms_and_bookings_lists_the_document(tmp_path: Path, radicale:
         "attendee": {"name": "Ann Example", "email": "ann@example.com"},
         "notes": "second floor",
         "history": document["history"],
+        "deliveries": document["deliveries"],
     }
+    # One delivery record per calendar written, each copy on the server.
+    assert [(d["calendar"], d["how"], d["state"]) for d in document["deliveries"]] == [
+        ("alice", "written", "written"), ("room-a", "written", "written")]
+    assert all(d["at"][-6:] == start.isoformat()[-6:] for d in document["deliveries"])
     assert [(h["status"], h["at"][-6:]) for h in document["history"]] == [
         ("pending", start.isoformat()[-6:]), ("confirmed", start.isoformat()[-6:])]
 

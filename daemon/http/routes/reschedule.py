@@ -79,4 +79,5 @@ def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
     if not outcome.result.booked:
         raise refusal(outcome, "the booking cannot move there")
     assert outcome.booking is not None
-    return booking_document(outcome.booking, list(outcome.history), zone)
+    return booking_document(outcome.booking, list(outcome.history), zone,
+                            deliveries=app.bookings.deliveries(outcome.booking.id))

@@ -50,9 +50,9 @@ from engine.services.booking.rules import (
     hold_rooms,
     new_booking_id,
 )
-from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.drafts import Catalog, queue_removal, queue_writes
 from engine.services.outbox import OutboxWorker
-from engine.store import StatusChange, Store, UnitOfWork
+from engine.store import Delivery, StatusChange, Store, UnitOfWork
 
 Clock = Callable[[], datetime]
 # Called inside the reservation's unit of work, before its commit: whatever
@@ -184,10 +184,7 @@ class BookingService:
             booking = uow.bookings.set_status(
                 booking_id, BookingStatus.CANCELLED, now, detail="cancelled"
             )
-            for target in targets(booking, self.catalog.delivers):
-                uow.outbox.enqueue(
-                    DELETE, target.payload(), due_at=now, now=now, booking_id=booking_id
-                )
+            queue_removal(uow, self.catalog, booking, now)
             uow.commit()
         self.outbox.drain(now, booking_id=booking_id)
         return self.get(booking_id)
@@ -204,6 +201,11 @@ class BookingService:
     def history(self, booking_id: str) -> list[StatusChange]:
         with self._store.reader() as uow:
             return uow.bookings.history(booking_id)
+
+    def deliveries(self, booking_id: str) -> list[Delivery]:
+        """Where the booking's event is, calendar by calendar (delivery records)."""
+        with self._store.reader() as uow:
+            return uow.deliveries.for_booking(booking_id)
 
     def list(
         self,
@@ -263,9 +265,7 @@ class BookingService:
 
             booking = hold_rooms(uow, self.catalog, event_type, rooms_available, reserve,
                                  now=now, rng=self._rng)
-            for target in targets(booking, self.catalog.delivers):
-                uow.outbox.enqueue(WRITE, target.payload(), due_at=now, now=now,
-                                   booking_id=booking.id)
+            queue_writes(uow, self.catalog, booking, now)
             if on_reserved is not None:
                 on_reserved(uow, booking)
             uow.commit()

@@ -24,6 +24,7 @@ from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.drafts import Catalog
 from engine.services.outbox import OutboxPolicy, OutboxWorker
+from engine.services.room_answers import RoomAnswers
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
 from tests.engine.services.memory_calendars import fresh_calendar
@@ -59,6 +60,11 @@ class Site:
     event_types: dict[str, EventType]
     pools: dict[str, Pool]
     connectors: dict[str, CalendarConnector] = field(default_factory=dict)
+    answers: RoomAnswers | None = None
+
+    def room_answers(self) -> RoomAnswers:
+        assert self.answers is not None
+        return self.answers
 
     def stored(self, key: str) -> list[StoredObject]:
         """The objects the provider holds in ``key``'s calendar, read on the
@@ -115,9 +121,14 @@ def make_site(
     event_types: Iterable[EventType] = (),
     wrap: Callable[[CalendarConnector], CalendarConnector] = lambda c: c,
     policy: OutboxPolicy | None = None,
+    invited: Iterable[str] = (),
 ) -> Site:
     """Calendars for ``persons`` and every pool member, fresh on the provider;
-    event types default to one ``consult`` of alice with the first pool."""
+    event types default to one ``consult`` of alice with the first pool.
+    The ``invited`` rooms are delivered by the owner's provider itself, as
+    Google and Microsoft do within one account: attendees of the owner's
+    event, with a mailbox, that answer (no copy of calpool's)."""
+    invited = frozenset(invited)
     pools_spec = pools or {"rooms": (["room-a", "room-b"], AssignmentMethod.PRIORITY)}
     calendars: dict[str, Calendar] = {}
     for person in persons:
@@ -139,15 +150,19 @@ def make_site(
     cache = BusyCache(calendars)
     cache.reload(store, list(calendars))
     clock = Clock(NOW)
-    catalog = Catalog(calendars, pool_models, types, bindings,
-                      addresses={key: f"{key}@example.com" for key in persons})
+    addresses = {key: f"{key}@example.com" for key in (*persons, *invited)}
+    catalog = Catalog(calendars, pool_models, types, bindings, addresses=addresses,
+                      delivers=lambda owner, other: other in invited)
     worker = OutboxWorker(store, cache, catalog, policy=policy)
     bookings = BookingService(store, cache, catalog, worker, clock=clock)
     slots = SlotService(store, cache, calendars=calendars, pools=pool_models,
                         event_types=types, stale_after=timedelta(minutes=15))
     sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
                        cache=cache, clock=clock)
-    return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models)
+    answers = RoomAnswers(store, catalog, worker, answer_within=timedelta(minutes=2),
+                          clock=clock)
+    return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models,
+                answers=answers)
 
 
 def consult(key: str = "consult", **changes: Any) -> EventType:
@@ -181,9 +196,9 @@ class FlakyConnector:
         return self._inner.create_event(calendar, draft)
 
     def update_event(self, calendar: CalendarRef, draft: EventDraft, *,
-                     etag: str | None = None) -> WrittenEvent:
+                     etag: str | None = None, source: str = "") -> WrittenEvent:
         self._maybe_fail(calendar, "update")
-        return self._inner.update_event(calendar, draft, etag=etag)
+        return self._inner.update_event(calendar, draft, etag=etag, source=source)
 
     def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
         return self._inner.list_window(calendar, window)

@@ -33,7 +33,7 @@ from engine.core.model import (
 )
 from engine.ports import CalendarRef, EventDraft, EventState, FreeBusy, WrittenEvent
 from engine.services.availability import BusyCache
-from engine.services.drafts import DELETE, WRITE, Catalog, targets
+from engine.services.drafts import DELETE, Catalog, queue_writes
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.sync import CalendarBinding
 from engine.store import Store, UnitOfWork, migrate
@@ -154,9 +154,7 @@ def _reserve(store: Store, catalog: Catalog, booking_id: str, hour: int) -> Book
     with store.unit_of_work() as uow:
         uow.calendars.ensure(catalog.calendars)
         uow.bookings.reserve(booking)
-        for target in targets(booking, catalog.delivers):
-            uow.outbox.enqueue(WRITE, target.payload(), due_at=NOW, now=NOW,
-                               booking_id=booking_id)
+        queue_writes(uow, catalog, booking, NOW)
         uow.commit()
     return booking
 

@@ -190,11 +190,11 @@ class CrashOnUpdate:
         return getattr(self._inner, name)
 
     def update_event(self, calendar: CalendarRef, draft: EventDraft, *,
-                     etag: str | None = None) -> WrittenEvent:
+                     etag: str | None = None, source: str = "") -> WrittenEvent:
         if self.armed:
             self.armed = False
             raise Crash
-        return self._inner.update_event(calendar, draft, etag=etag)
+        return self._inner.update_event(calendar, draft, etag=etag, source=source)
 
 
 def test_a_crash_between_the_move_and_its_writes_heals_on_the_next_drain(

@@ -17,8 +17,8 @@ changed, so a process's busy cache reloads only the bookings that changed
 since the version it holds (rows written before are 0: a cache loads them
 at start).
 
-Revision ID: 0008_named_leases
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-02
 """
 
@@ -29,8 +29,8 @@ from alembic import op
 
 from engine.store.instants import UTCInstant
 
-revision = "0008_named_leases"
-down_revision = "0007"
+revision = "0009"
+down_revision = "0008"
 branch_labels = None
 depends_on = None
 

@@ -3,10 +3,12 @@ drop calendars.
 
 Every process records its config's fingerprint (and the calendars it names)
 when it starts and reloads (:mod:`engine.store.processes`), and refreshes
-its row while it runs.  The *newest* config is the one first seen last; a
-reload is a deliberate change, so it makes the reloaded config the newest
-even if it was seen before (a revert), while a start only adds a config
-never seen.  A process whose config is not the newest logs that on start
+its row while it runs.  The *newest* config is the one first seen last
+among the configs of the processes running (rows refreshed within
+``alive_within``); a reload is a deliberate change, so it makes the
+reloaded config the newest even if it was seen before (a revert), while a
+start only adds a config never seen.  A process alone (the others stopped)
+has the newest config.  A process whose config is not the newest logs that on start
 and reload and shows it in ``calpool status``; it never drops a calendar it
 does not know from the store, since the newest config may serve it.  Only a
 process with the newest config drops calendars its config lost, or an
@@ -82,7 +84,7 @@ class ProcessRegistry:
 
     def check(self) -> ConfigCheck:
         with self._store.reader() as uow:
-            newest = uow.processes.newest_config()
+            newest = uow.processes.newest_config(self._clock() - self._alive_within)
         return ConfigCheck(self.fingerprint, self._calendars, newest)
 
     def heartbeat(self) -> None:

@@ -67,7 +67,8 @@ class StatusQuery:
                              if channels else {})
             counts = {key: uow.events.count(key) for key in self._calendars} if event_counts else {}
             deliveries = uow.webhooks.counts() if webhooks else {}
-            newest = uow.processes.newest_config() if processes_within is not None else None
+            newest = (uow.processes.newest_config(now - processes_within)
+                      if processes_within is not None else None)
             running = (uow.processes.running(now - processes_within)
                        if processes_within is not None else [])
         flagged = staleness(states, self._calendars, now=now, stale_after=self._stale_after)

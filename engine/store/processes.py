@@ -3,8 +3,9 @@
 Every process records the fingerprint of its config (with the calendars it
 names) when it starts and reloads, and refreshes its own row while it runs.
 A fingerprint's ``first_seen_at`` is when any process first ran with it, so
-the *newest* config is the one first seen last: a process restarted with an
-older file does not become the newest by starting later.
+the *newest* config is the one first seen last among the configs of the
+processes still running: a process restarted with an older file does not
+become the newest by starting later while the others run.
 """
 
 from __future__ import annotations
@@ -80,11 +81,15 @@ class ProcessRepository:
         """``holder`` stops."""
         self._connection.execute(delete(processes).where(processes.c.holder == holder))
 
-    def newest_config(self) -> ConfigSeen | None:
-        """The config first seen last (ties: the greater fingerprint)."""
+    def newest_config(self, alive_since: datetime) -> ConfigSeen | None:
+        """The config first seen last among those of the processes that said
+        they run at ``alive_since`` or later (ties: the greater fingerprint)."""
+        alive = select(processes.c.fingerprint).where(processes.c.seen_at >= as_utc(alive_since))
         row = self._connection.execute(
-            select(config_fingerprints).order_by(config_fingerprints.c.first_seen_at.desc(),
-                                                 config_fingerprints.c.fingerprint.desc())
+            select(config_fingerprints)
+            .where(config_fingerprints.c.fingerprint.in_(alive))
+            .order_by(config_fingerprints.c.first_seen_at.desc(),
+                      config_fingerprints.c.fingerprint.desc())
             .limit(1)
         ).one_or_none()
         if row is None:

@@ -99,3 +99,26 @@ def test_forget_calendar_drops_a_calendar_no_config_names(build_app: BuildApp) -
     with built.app.store.reader() as uow:
         assert uow.calendars.keys() == ["alice", "room-a"]
         assert uow.bookings.get("kept") is not None
+
+
+def test_a_process_alone_has_the_newest_config_even_an_older_one(build_app: BuildApp) -> None:
+    """Only the configs of running processes compete: once the others have
+    stopped, a process restarted with an older (reverted) file decides."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    built = build_app()  # alice, room-a, room-b
+    built.clock[0] = now - timedelta(minutes=30)
+    assert forget_removed_calendars(built.app) == []
+    smaller_text = app_config().pool("rooms", members=["room-a"]).without(
+        "calendars", "room-b").text()
+    clock = [now - timedelta(minutes=20)]
+    smaller = second_process(built, "smaller.toml", smaller_text, clock)
+    try:
+        assert forget_removed_calendars(smaller) == ["room-b"]  # the newest, alone alive
+        built.app.processes.leave()
+        smaller.processes.leave()
+        built.clock[0] = now  # the first config again, restarted (not reloaded), alone
+        assert built.app.processes.announce().current
+        with built.app.store.reader() as uow:
+            assert uow.processes.newest_config(now - timedelta(minutes=2)) is not None
+    finally:
+        smaller.retire()

@@ -218,6 +218,7 @@ def build(
         window=SyncWindow(config.sync.window_past, config.sync.window_future),
         cache=cache,
         clock=clock,
+        lease_ttl=config.sync.lease_ttl,
         on_fetched=on_fetched,
         on_synced=metrics.observe_sync,
     )

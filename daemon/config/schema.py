@@ -126,6 +126,8 @@ class SyncSection(Section):
     window_future: PositiveDuration = timedelta(days=90)
     stale_after: PositiveDuration = timedelta(minutes=15)
     reconcile_every: PositiveDuration = timedelta(hours=24)
+    # A dead process's sync lease is taken over after this (interface.md).
+    lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 
 class LinksSection(Section):

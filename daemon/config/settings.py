@@ -77,6 +77,9 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
+    lease_ttl: timedelta = timedelta(minutes=2)
+    """How long a sync lease holds without its holder renewing it: a process
+    killed during a sync leaves its calendars to others after this."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -208,12 +208,12 @@ def _detail_in_zone(detail: str, zone: str) -> str:
     )
 
 
-def booking_document(booking: Booking, history: list[StatusChange], zone: str,
-                     deliveries: Sequence[Delivery] = ()) -> dict[str, Any]:
+def booking_document(booking: Booking, history: list[StatusChange], zone: str, *,
+                     deliveries: Sequence[Delivery]) -> dict[str, Any]:
     """The booking document of interface.md, instants in ``zone`` (the
     owner's): ``GET /v1/bookings/{id}`` and ``calpool bookings --json``.
-    ``deliveries`` are the booking's delivery records: where each copy of
-    its event stands (``at``: when it got that state)."""
+    ``deliveries`` are its delivery records: where each calendar's copy
+    stands (written by calpool, or invited and answered)."""
     attendee = booking.attendee
     return {
         "id": booking.id,
@@ -232,9 +232,9 @@ def booking_document(booking: Booking, history: list[StatusChange], zone: str,
             for change in history
         ],
         "deliveries": [
-            {"calendar": record.calendar, "how": record.how.value, "state": record.state.value,
-             "at": local_iso(record.updated_at, zone)}
-            for record in deliveries
+            {"calendar": found.calendar, "how": found.how.value, "state": found.state.value,
+             "at": local_iso(found.updated_at, zone)}
+            for found in deliveries
         ],
     }
 

@@ -21,10 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
+from typing import TextIO
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from fastapi import FastAPI
 
+from daemon.cycles import PollCycles
 from daemon.http.app import create_app
 from daemon.http.server import HttpServer
 from daemon.notify import Notifier
@@ -32,10 +34,12 @@ from daemon.reload import ConfigLoader, Reloader
 from daemon.scheduler import (
     build_scheduler,
     forget_removed_calendars,
+    leave,
     stop_channels,
     stop_removed_channels,
 )
 from daemon.wiring import App
+from engine.store import ChangeFeed
 
 log = logging.getLogger("calpool.daemon")
 
@@ -54,10 +58,15 @@ class Daemon:
         http: bool = True,
         notifier: Notifier | None = None,
         load_config: ConfigLoader | None = None,
+        progress: TextIO | None = None,
     ) -> None:
         self.app = app
+        # Where the first pass shows its progress bar when it is a terminal.
+        self._progress = progress
+        self._cycles: PollCycles | None = None
         self.notifier = notifier or Notifier({})
         self._scheduler: BackgroundScheduler | None = None
+        self._feed: ChangeFeed | None = None
         self.asgi: FastAPI | None = None
         self.http: HttpServer | None = None
         if http:
@@ -79,6 +88,11 @@ class Daemon:
 
     def start(self) -> None:
         forget_removed_calendars(self.app)  # also proves that the database answers
+        # PostgreSQL: another process's booking or sync reaches the busy
+        # cache within milliseconds (self.app: after a reload, the new one's).
+        self._feed = self.app.store.change_feed(lambda: self.app.cache.refresh(self.app.store))
+        if self._feed is not None:
+            self._feed.start()
         # What start-up built lives as long as the process: keep it out of the
         # collector's full passes, which otherwise pause slot answers for ~75 ms
         # once the slot answer cache holds a few thousand objects.
@@ -96,7 +110,10 @@ class Daemon:
         self.notifier.ready(self.summary())
 
     def _start_scheduler(self) -> None:
-        self._scheduler = build_scheduler(self.app)
+        first = self._cycles is None
+        self._cycles = PollCycles(self.app.config.calendars, stream=self._progress, first=first)
+        self._cycles.start()
+        self._scheduler = build_scheduler(self.app, cycles=self._cycles)
         self._scheduler.start()
 
     def _stop_scheduler(self) -> None:
@@ -104,6 +121,8 @@ class Daemon:
             # wait=True: a sync batch in flight commits (or rolls back) first.
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self._cycles is not None:
+            self._cycles.stop()
 
     def stop(self) -> None:
         self.stopping.set()
@@ -111,7 +130,10 @@ class Daemon:
         if self.http is not None:
             self.http.stop()
         self._stop_scheduler()
+        if self._feed is not None:
+            self._feed.stop()
         stop_channels(self.app)
+        leave(self.app)
 
     def wait(self) -> None:
         """Serve until :meth:`request_stop` (or a stop signal); reload on
@@ -164,7 +186,7 @@ class Daemon:
         if self.asgi is not None:
             self._reloader.swap_into(self.asgi, new_app)
         stop_removed_channels(old, new_app)
-        forget_removed_calendars(new_app)
+        forget_removed_calendars(new_app, reload=True)
         self._start_scheduler()
         old.retire()
         self.notifier.ready(self.summary())

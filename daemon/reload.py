@@ -83,6 +83,7 @@ class Reloader:
         try:
             tokens = TokenRegistry(config.api_tokens)
             new = build(config, store=running.store, metrics=running.metrics,
+                        holder=running.leases.holder,
                         clock=running.clock, limits=running.limits)
         except ConfigError as exc:
             log.error("reload refused, the running configuration stays: %s",

@@ -1,24 +1,31 @@
 """The daemon's periodic jobs (APScheduler, one scheduler per process).
 
-Jobs are per process; who does the work is decided by the database (sync
-leases), so several daemons on one PostgreSQL never sync a calendar twice at
-once (APScheduler 3's job stores cannot be shared between processes).
+Jobs are per process; who does the work is decided by the database (named
+leases: ``sync:<calendar>`` for each sync, ``job:retention``,
+``job:window-roll`` and ``job:channels`` for the jobs that must run in one
+process at a time), so several daemons on one PostgreSQL never sync a
+calendar twice at once nor run those jobs side by side (APScheduler 3's job
+stores cannot be shared between processes).
 """
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from datetime import UTC, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.date import DateTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
+from daemon.cycles import PollCycles
 from daemon.wiring import App
-from engine.services import housekeeping
+from engine.services import housekeeping, leases
 from engine.services.housekeeping import Purged
+from engine.services.poll_schedule import anchor_of, first_run, poll_phases
 
 log = logging.getLogger(__name__)
 
@@ -26,14 +33,14 @@ log = logging.getLogger(__name__)
 # booking request drains its own jobs at once, this catches the rest.
 OUTBOX_EVERY = timedelta(seconds=2)
 
-# How often invited rooms (Google / Microsoft) are asked for their answer:
-# well within ``sync.room_answer_within`` (default 2 minutes).
-ANSWERS_EVERY = timedelta(seconds=15)
-
 # How often calendars marked by a push notification are looked for and
 # synced (by whichever process gets the lease): push is only worth it when
 # the change shows within seconds.
 SYNC_REQUESTED_EVERY = timedelta(seconds=2)
+
+# How often invited rooms' answers are read back (a room's booking assistant
+# answers within seconds; a silent one is replaced after sync.room_answer_within).
+ROOM_ANSWERS_EVERY = timedelta(seconds=10)
 
 # How often push channels are opened, renewed and stopped as needed.
 CHANNELS_EVERY = timedelta(minutes=5)
@@ -47,21 +54,20 @@ RETENTION_EVERY = timedelta(hours=6)
 SYNC_WORKERS = 4
 
 
-def jitter_for(interval: timedelta) -> int:
-    """Seconds of random delay per run, so calendars spread over the
-    interval instead of hitting the providers all at once."""
-    return max(1, min(60, int(interval.total_seconds() / 10)))
+def at_phase(interval: timedelta, phase: timedelta) -> IntervalTrigger:
+    """Every ``interval``, at ``phase`` of it counted from the epoch (no
+    jitter: the phases spread the calendars, and a restart keeps them)."""
+    return IntervalTrigger(seconds=interval.total_seconds(), start_date=anchor_of(phase),
+                           timezone=UTC)
 
 
-def every(interval: timedelta) -> IntervalTrigger:
-    return IntervalTrigger(
-        seconds=interval.total_seconds(), jitter=jitter_for(interval), timezone=UTC
-    )
-
-
-def build_scheduler(app: App, *, rng: random.Random | None = None) -> BackgroundScheduler:
-    """The jobs of ``calpool run``, not started yet."""
+def build_scheduler(
+    app: App, *, rng: random.Random | None = None, cycles: PollCycles | None = None
+) -> BackgroundScheduler:
+    """The jobs of ``calpool run``, not started yet.  ``cycles`` counts the
+    polls (progress of the first pass, a summary line per cycle)."""
     rng = rng or random.Random()
+    cycles = cycles or PollCycles(app.config.calendars)
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(SYNC_WORKERS)},
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
@@ -70,19 +76,32 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
     settings = app.config.sync
     now = app.clock()
     first_spread = min(10.0, settings.poll_interval.total_seconds())
-    for key in app.config.calendars:
+    keys = list(app.config.calendars)
+    # Polls and reconciles spread evenly, each calendar at its own phase.
+    polls = poll_phases(keys, settings.poll_interval)
+    reconciles = poll_phases(keys, settings.reconcile_every)
+    # Every calendar is polled once soon after start (spread over a few
+    # seconds), by a job of its own: an interval trigger counts on from its
+    # last run, so the calendar's own poll job keeps its phase.
+    for key in keys:
         scheduler.add_job(
             poll_calendar,
-            every(settings.poll_interval),
-            args=[app, key],
+            DateTrigger(now + timedelta(seconds=rng.uniform(0, first_spread)), timezone=UTC),
+            args=[app, key, cycles],
+            id=f"first-poll:{key}",
+            name=f"first poll {key}",
+        )
+        scheduler.add_job(
+            poll_calendar,
+            at_phase(settings.poll_interval, polls[key]),
+            args=[app, key, cycles],
             id=f"poll:{key}",
             name=f"poll {key}",
-            # Sync everything soon after start, spread over a few seconds.
-            next_run_time=now + timedelta(seconds=rng.uniform(0, first_spread)),
+            next_run_time=first_run(polls[key], settings.poll_interval, now),
         )
         scheduler.add_job(
             sync_calendar,
-            every(settings.reconcile_every),
+            at_phase(settings.reconcile_every, reconciles[key]),
             args=[app, key],
             kwargs={"reconcile": True},
             id=f"reconcile:{key}",
@@ -97,20 +116,20 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         next_run_time=now,
     )
     scheduler.add_job(
-        check_room_answers,
-        IntervalTrigger(seconds=ANSWERS_EVERY.total_seconds(), timezone=UTC),
-        args=[app],
-        id="room-answers",
-        name="read invited rooms' answers",
-        next_run_time=now + timedelta(seconds=5),
-    )
-    scheduler.add_job(
         deliver_webhooks,
         IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), timezone=UTC),
         args=[app],
         id="webhooks",
         name="deliver webhooks",
         next_run_time=now,
+    )
+    scheduler.add_job(
+        check_room_answers,
+        IntervalTrigger(seconds=ROOM_ANSWERS_EVERY.total_seconds(), timezone=UTC),
+        args=[app],
+        id="room-answers",
+        name="read invited rooms' answers; replace rooms that declined or stayed silent",
+        next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
         sync_requested,
@@ -136,6 +155,12 @@ def build_scheduler(app: App, *, rng: random.Random | None = None) -> Background
         name="purge expired bookings, idempotency keys and links",
         next_run_time=now + timedelta(seconds=30),
     )
+    scheduler.add_job(
+        app.processes.heartbeat,
+        IntervalTrigger(seconds=settings.lease_ttl.total_seconds() / 3, timezone=UTC),
+        id="process",
+        name="say in the store that this process runs",
+    )
     # The sync window is whole UTC days; right after midnight every calendar
     # lists its moved window, dropping the day that left it.
     scheduler.add_job(
@@ -156,11 +181,14 @@ def sync_calendar(app: App, key: str, *, reconcile: bool = False) -> None:
                   report.changed, report.removed, extra={"calendar": key})
 
 
-def poll_calendar(app: App, key: str) -> None:
+def poll_calendar(app: App, key: str, cycles: PollCycles | None = None) -> None:
     """A scheduled poll; a calendar with a live push channel is polled only
     every ``sync.safety_poll`` (push brings its changes; missed ones happen)."""
     pushed = key in app.channels.live()
+    began = time.perf_counter()
     report = app.sync.poll(key, quiet_for=app.config.sync.safety_poll if pushed else None)
+    if cycles is not None:
+        cycles.polled(key, report, time.perf_counter() - began)
     if report is not None and not report.failed:
         log.debug("poll of %s: %s, %d changed, %d removed", key, report.outcome,
                   report.changed, report.removed, extra={"calendar": key})
@@ -177,8 +205,11 @@ def sync_requested(app: App) -> None:
 
 
 def maintain_channels(app: App) -> None:
-    """Open, renew and stop push channels (``engine.services.channels``)."""
-    report = app.channels.maintain()
+    """Open, renew and stop push channels (``engine.services.channels``),
+    in one process at a time."""
+    report = app.leases.run_exclusive(leases.CHANNELS, app.channels.maintain)
+    if report is None:
+        return
     if report.opened or report.renewed or report.stopped:
         log.info("push channels: %d opened, %d renewed, %d stopped",
                  len(report.opened), len(report.renewed), len(report.stopped))
@@ -193,6 +224,14 @@ def stop_channels(app: App) -> None:
         return
     if stopped:
         log.info("stopped %d push channels", len(stopped))
+
+
+def leave(app: App) -> None:
+    """On shutdown: take this process off the store's list of processes."""
+    try:
+        app.processes.leave()
+    except Exception:  # the database may be gone already; the row ages out
+        log.exception("removing this process from the store failed")
 
 
 def stop_removed_channels(old: App, new: App) -> None:
@@ -213,10 +252,10 @@ def drain_outbox(app: App) -> None:
 
 
 def check_room_answers(app: App) -> None:
-    report = app.answers.check(app.clock())
-    if report.reassigned or report.failed:
-        log.info("room answers: %d read, %d accepted, %d reassigned, %d failed",
-                 report.read, report.accepted, report.reassigned, report.failed)
+    report = app.room_answers.check(app.clock())
+    if report.accepted or report.reassigned or report.failed:
+        log.info("room answers: %d accepted, %d reassigned, %d bookings failed",
+                 len(report.accepted), len(report.reassigned), len(report.failed))
 
 
 def deliver_webhooks(app: App) -> None:
@@ -225,14 +264,21 @@ def deliver_webhooks(app: App) -> None:
 
 
 def roll_window_forward(app: App) -> None:
-    window, moved = app.sync.roll_window_forward()
+    rolled = app.leases.run_exclusive(leases.WINDOW_ROLL, app.sync.roll_window_forward)
+    if rolled is None:
+        return
+    window, moved = rolled
     log.info("sync window is now %s to %s (%d calendars relisted)",
              window.start, window.end, len(moved))
 
 
-def purge_expired(app: App) -> Purged:
-    """Apply ``[retention]`` (``engine.services.housekeeping``), count and log it."""
-    purged = housekeeping.purge_expired(app.store, app.retention, app.clock())
+def purge_expired(app: App) -> Purged | None:
+    """Apply ``[retention]`` (``engine.services.housekeeping``) in one
+    process at a time, count and log it (``None``: another process runs it)."""
+    purged = app.leases.run_exclusive(
+        leases.RETENTION, lambda: housekeeping.purge_expired(app.store, app.retention, app.clock()))
+    if purged is None:
+        return None
     for kind in ("bookings", "idempotency_keys", "links"):
         count = getattr(purged, kind)
         if count:
@@ -243,10 +289,13 @@ def purge_expired(app: App) -> Purged:
     return purged
 
 
-def forget_removed_calendars(app: App) -> list[str]:
-    """Drop the calendars the config no longer names from the store
-    (``engine.services.housekeeping``) and log it."""
-    removed = housekeeping.forget_removed_calendars(app.store, app.config.calendars)
+def forget_removed_calendars(app: App, *, reload: bool = False) -> list[str]:
+    """On start and reload: record this process and its config's
+    fingerprint in the store (a config other than the newest is logged),
+    then drop the calendars the config no longer names, only when it is the
+    newest (``engine.services.processes``), and log it."""
+    app.processes.announce(reload=reload)
+    removed = app.processes.forget_removed_calendars()
     if removed:
         log.info("dropped %d calendars no longer in the config from the cache: %s",
                  len(removed), ", ".join(removed))

@@ -9,6 +9,11 @@ needs; none reaches another through its attributes.
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+import secrets
+import socket
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -22,7 +27,6 @@ from daemon.documents import booking_document
 from daemon.metrics import Metrics
 from engine.core.model import Booking
 from engine.ports import CalendarConnector, CalendarRef, RequestObserver
-from engine.services.answers import RoomAnswers
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.channels import ChannelPolicy, ChannelService, ChannelTarget
@@ -30,13 +34,16 @@ from engine.services.delivery import CalendarSource, invitation_delivery, known_
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
 from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.leases import LeaseKeeper
 from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
 from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
+from engine.services.processes import ProcessRegistry
 from engine.services.push import PushReceiver, PushRoute
 from engine.services.reschedule import RescheduleService
+from engine.services.room_answers import RoomAnswers
 from engine.services.status import StatusQuery
 from engine.services.sync import CalendarBinding, FetchObserver, SyncService, SyncWindow
 from engine.services.webhooks import Endpoint, WebhookDispatcher, decode_secret
@@ -55,6 +62,12 @@ ABANDONED_AFTER = timedelta(minutes=2)
 
 def utc_now() -> datetime:
     return datetime.now(UTC)
+
+
+def process_holder() -> str:
+    """A name for this process in leases and the processes table:
+    ``host:pid:random`` (the random part tells a restarted pid apart)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def caldav_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
@@ -88,7 +101,6 @@ class App:
     slots: SlotService
     bookings: BookingService
     outbox: OutboxWorker
-    answers: RoomAnswers
     reschedule: RescheduleService
     links: LinkService
     pools: PoolReports
@@ -100,6 +112,11 @@ class App:
     clock: Clock
     push: PushReceiver
     channels: ChannelService
+    room_answers: RoomAnswers
+    leases: LeaseKeeper
+    """This process's sync and job leases (one holder name for all)."""
+    processes: ProcessRegistry
+    """This process's record and its config's fingerprint in the database."""
     unavailable: Mapping[str, str] = field(default_factory=dict)
     """Accounts that this build cannot serve, with the reason."""
     limits: Mapping[str, AccountLimit] = field(default_factory=dict)
@@ -127,6 +144,11 @@ class App:
         self.store.close()
 
 
+def _calendars_fingerprint(config: Config) -> str:
+    """A config not read from a file (tests build some): named by its calendars."""
+    return hashlib.sha256(json.dumps(sorted(config.calendars)).encode()).hexdigest()
+
+
 def _webhooks(config: Config, store: Store, metrics: Metrics,
               bookings: BookingService) -> WebhookDispatcher:
     endpoints = []
@@ -140,7 +162,8 @@ def _webhooks(config: Config, store: Store, metrics: Metrics,
     def render(booking: Booking, history: Sequence[StatusChange]) -> Mapping[str, Any]:
         owner = config.calendars.get(booking.owner)
         zone = owner.timezone if owner is not None else config.daemon.timezone
-        return booking_document(booking, list(history), zone, bookings.deliveries(booking.id))
+        return booking_document(booking, list(history), zone,
+                                deliveries=bookings.deliveries(booking.id))
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
@@ -167,6 +190,7 @@ def build(
     connectors: Mapping[str, ConnectorFactory] = CONNECTORS,
     limit_timing: LimitTiming | None = None,
     limits: Mapping[str, AccountLimit] | None = None,
+    holder: str | None = None,
 ) -> App:
     """Open the store (refusing an unmigrated one), build a connector per
     account with the factory registered for its provider, and the services
@@ -182,7 +206,10 @@ def build(
     time (tests pass a clock they move).  A reload passes the running
     ``limits`` too: an account whose ``max_concurrent`` stayed keeps its
     limit, so calls still in flight on the old app count and a cool-down
-    carries over."""
+    carries over.
+
+    ``holder`` names this process in the leases it takes (a reload passes
+    the running one, so the leases it holds stay its own)."""
     metrics = metrics or Metrics()
     built: dict[str, CalendarConnector] = {}
     account_limits: dict[str, AccountLimit] = {}
@@ -212,6 +239,7 @@ def build(
             unavailable.get(source.account, ""),
         )
     register_calendars(store, config.calendars)
+    leases = LeaseKeeper(store, holder or process_holder(), config.sync.lease_ttl, clock=clock)
     cache = BusyCache(config.calendars)
     if load_cache:
         cache.reload(store, list(config.calendars))
@@ -235,20 +263,22 @@ def build(
         bindings,
         addresses=known_addresses(sources),
         delivers=invitation_delivery(sources),
-        accounts={key: source.account for key, source in config.sources.items()},
+        accounts={key: source.account for key, source in sources.items()},
     )
     outbox = OutboxWorker(store, cache, catalog,
                           policy=OutboxPolicy(hold_for=config.daemon.outbox_claim_hold))
-    answers = RoomAnswers(store, catalog, outbox, answer_within=config.sync.room_answer_within)
+    room_answers = RoomAnswers(store, catalog, outbox,
+                               answer_within=config.sync.room_answer_within, clock=clock)
     sync = SyncService(
         store,
         bindings,
         window=SyncWindow(config.sync.window_past, config.sync.window_future),
         cache=cache,
         clock=clock,
+        leases=leases,
         on_fetched=on_fetched,
         on_synced=metrics.observe_sync,
-        on_applied=lambda key, changes: answers.synced(key, changes, clock()),
+        on_applied=room_answers.seen_in_sync,
     )
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
     reschedule = RescheduleService(store, cache, catalog, outbox)
@@ -263,7 +293,6 @@ def build(
         slots=slots,
         bookings=bookings,
         outbox=outbox,
-        answers=answers,
         reschedule=reschedule,
         links=LinkService(store, bookings, config.event_types,
                           default_expiry=config.links.default_expiry),
@@ -282,6 +311,12 @@ def build(
             ChannelPolicy.from_settings(push=config.sync.push, public_url=config.http.public_url),
             clock=clock,
         ),
+        room_answers=room_answers,
+        leases=leases,
+        processes=ProcessRegistry(
+            store, holder=leases.holder, host=socket.gethostname(),
+            fingerprint=config.fingerprint or _calendars_fingerprint(config),
+            calendars=list(config.calendars), clock=clock, alive_within=config.sync.lease_ttl),
         unavailable=unavailable,
         limits=account_limits,
         metrics=metrics,

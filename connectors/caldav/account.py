@@ -40,7 +40,8 @@ class CalDAVAccount:
     """``[accounts.<name>]`` with ``provider = "caldav"``, secrets resolved.
 
     ``ca_file`` is the CA bundle that verifies the server's TLS certificate
-    (used instead of the system's store); ``timeout`` is per HTTP request.
+    (used instead of the system's store); ``timeout`` is per HTTP request:
+    the whole answer, body included (connectors/caldav/transport.py).
     ``server_free_busy`` answers live free/busy with the server's
     free-busy-query REPORT where it has one; off by default because
     Radicale 3.9 shifts recurring instances across a DST change there, while

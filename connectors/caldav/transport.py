@@ -17,12 +17,22 @@ error, so a taken UID is a ``Conflict`` and not an authorization failure;
 without one it stays the library's error, which
 :func:`~connectors.caldav.failures.to_connector_error` maps to
 ``AuthFailed``.
+
+Bounded answers: every answer is read here, in chunks, before caldav sees
+it, and refused when its body grows past :data:`MAX_ANSWER_BYTES` (a
+hostile or broken server's 50 MB multistatus, a body that never ends:
+``PermanentError``) or when the whole exchange, body included, takes
+longer than the account's ``timeout`` (a server that drips its answer a
+byte at a time, which the HTTP client's per-read timeout never stops:
+``TransientError``).  Wall time per request is so at most about twice the
+timeout, memory at most the cap plus what lxml builds of it.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import unquote, urljoin, urlsplit
 
 from caldav.davclient import DAVClient
@@ -32,7 +42,7 @@ from caldav.response import DAVResponse
 from connectors.caldav.account import CalDAVAccount
 from connectors.caldav.failures import precondition_error
 from connectors.caldav.library_log import library_parse_log_quieted
-from engine.errors import PermanentError
+from engine.errors import PermanentError, TransientError
 from engine.ports import RequestObserver, status_class
 
 MAX_REDIRECTS = 5
@@ -42,6 +52,11 @@ _REDIRECT_STATUSES = (301, 302, 307, 308)
 _FOLLOWED = frozenset({"PROPFIND", "REPORT", "GET"})
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 
+# The largest answer body read (decoded).  A listing of 100,000 members'
+# etags is about 15 MB; a calendar-multiget batch (200 objects) far less.
+MAX_ANSWER_BYTES = 32 * 2**20
+_CHUNK = 16 * 1024
+
 
 def _unobserved(outcome: str) -> None:
     pass
@@ -49,6 +64,43 @@ def _unobserved(outcome: str) -> None:
 
 def _path(url: str) -> str:
     return unquote(urlsplit(url).path)
+
+
+def _bounded(request: Callable[..., Any], *, max_bytes: int, seconds: float) -> Callable[..., Any]:
+    """``request`` (a niquests session's) that reads the whole body itself,
+    at most ``max_bytes`` of it and within ``seconds`` of sending."""
+
+    def bounded(method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+        started = time.monotonic()
+        kwargs.update(allow_redirects=False, stream=True)
+        response = request(method, url, *args, **kwargs)
+        what = f"{method} {url}"
+        try:
+            declared = str(response.headers.get("Content-Length") or "")
+            if declared.isdigit() and int(declared) > max_bytes:
+                raise PermanentError(
+                    f"{what}: answer of {int(declared)} bytes refused (more than {max_bytes})"
+                )
+            chunks: list[bytes] = []
+            size = 0
+            for chunk in response.iter_content(_CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise PermanentError(f"{what}: answer cut off past {max_bytes} bytes")
+                if time.monotonic() - started > seconds:
+                    raise TransientError(
+                        f"{what}: answer not complete after {seconds:g} s ({size} bytes so far)"
+                    )
+                chunks.append(chunk)
+        except BaseException:
+            response.close()
+            raise
+        # What niquests' ``content`` would hold had it read the body itself.
+        response._content = b"".join(chunks)
+        response._content_consumed = True
+        return response
+
+    return bounded
 
 
 class DavTransport:
@@ -68,8 +120,11 @@ class DavTransport:
         )
         # Redirects are followed in send(), which keeps the body and the
         # final URL; the client's own following would lose both.
+        # The body is read under a size cap and a deadline (module docstring).
         session = self._client.session
-        session.request = functools.partial(session.request, allow_redirects=False)  # type: ignore[method-assign]
+        session.request = _bounded(  # type: ignore[method-assign]
+            session.request, max_bytes=MAX_ANSWER_BYTES, seconds=account.timeout
+        )
         # Where a URL that redirected ended up; a collection's entry (ending
         # in "/") also moves everything below it.
         self._moved: dict[str, str] = {}

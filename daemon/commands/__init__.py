@@ -117,6 +117,10 @@ def _pools_report(parser: argparse.ArgumentParser) -> None:
     _json(parser)
 
 
+def _forget_calendar(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("calendar", metavar="KEY", help="the calendar's key")
+
+
 GROUPS = {
     "pools": "resource pools",
     "link": "one-time booking links",
@@ -148,4 +152,7 @@ COMMANDS: tuple[Command, ...] = (
             handler="daemon.commands.token:new", uses_config=False),
     Command(("db", "upgrade"), "apply the schema migrations",
             handler="daemon.commands.db:upgrade"),
+    Command(("db", "forget-calendar"), "drop a calendar no config names from the database "
+            "(its cached events, cursor, lease, channels; bookings stay)", _forget_calendar,
+            handler="daemon.commands.db:forget_calendar"),
 )

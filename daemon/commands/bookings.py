@@ -31,7 +31,7 @@ def run(invocation: Invocation) -> int:
                 app.bookings.history(booking.id),
                 config.calendars[booking.owner].timezone
                 if booking.owner in config.calendars else zone,
-                app.bookings.deliveries(booking.id),
+                deliveries=app.bookings.deliveries(booking.id),
             )
             for booking in found
         ]
@@ -50,15 +50,15 @@ def run(invocation: Invocation) -> int:
             f"rooms {rooms or 'none'}  {attendee['name']} <{attendee['email']}>",
             file=invocation.out,
         )
-        # Where each copy stands; an invited room's answer is the state.
-        copies = ", ".join(f"{d['calendar']} {d['how']} {d['state']}"
-                           for d in document["deliveries"])
-        if copies:
-            print(f"    deliveries: {copies}", file=invocation.out)
-        # A room that left (declined, silent, busy) says so in the history.
-        for change in document["history"]:
-            if "reassigned to" in change["detail"]:
-                print(f"    {change['at']}  {change['detail']}", file=invocation.out)
+        # Where each calendar's copy stands, when not all is said and done: a
+        # room that declined (and was replaced), an answer still awaited.
+        unsettled = [d for d in document["deliveries"]
+                     if d["state"] in ("pending", "declined")
+                     or (d["how"] == "invited" and d["state"] != "accepted")]
+        if unsettled:
+            print("    deliveries: " + ", ".join(
+                f"{d['calendar']} {d['how']} {d['state']}" for d in document["deliveries"]),
+                file=invocation.out)
     if not documents:
         print("no bookings", file=invocation.out)
     return 0

@@ -26,7 +26,8 @@ def run(invocation: Invocation) -> int:
         return load_config(invocation.config_path)
 
     try:
-        daemon = Daemon(app, notifier=Notifier(), load_config=reread)
+        daemon = Daemon(app, notifier=Notifier(), load_config=reread,
+                        progress=invocation.err)
     except HttpServerError as exc:
         app.close()
         raise CommandFailed(str(exc)) from None

@@ -34,7 +34,8 @@ def run(invocation: Invocation) -> int:
         raise CommandFailed(str(exc)) from exc
     try:
         status = StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after
-                             ).read(datetime.now(ZoneInfo("UTC")), channels=True, webhooks=True)
+                             ).read(datetime.now(ZoneInfo("UTC")), channels=True, webhooks=True,
+                                    processes_within=config.sync.lease_ttl)
     finally:
         store.close()
     document = status_document(config, status)
@@ -67,8 +68,21 @@ def status_document(config: Config, status: SiteStatus) -> dict[str, Any]:
             "unreadable": len(state.unreadable) if state is not None else 0,
             "last_unreadable": first_unreadable(state),
         })
+    newest = status.newest_config
+    newest_fingerprint = None if newest is None else newest.fingerprint
     return {
         "ok": not status.flagged,
+        "config": {
+            "fingerprint": config.fingerprint,
+            "newest": newest_fingerprint,
+            "newest_since": _instant(None if newest is None else newest.first_seen_at),
+            "current": newest is None or newest.fingerprint == config.fingerprint,
+            "processes": [{
+                "holder": seen.holder, "host": seen.host, "fingerprint": seen.fingerprint,
+                "current": seen.fingerprint == newest_fingerprint,
+                "started_at": _instant(seen.started_at), "seen_at": _instant(seen.seen_at),
+            } for seen in status.processes],
+        },
         "checked_at": _instant(now),
         "stale_after_seconds": round(config.sync.stale_after.total_seconds()),
         "calendars": calendars,
@@ -102,6 +116,7 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
         print(line, file=out)
     if not document["calendars"]:
         print("no calendars configured", file=out)
+    _print_config(document["config"], out)
     outbox = document["outbox"]
     waiting = "" if outbox["oldest_age_seconds"] is None else (
         f", oldest waiting {_age(outbox['oldest_age_seconds'])}")
@@ -115,6 +130,19 @@ def _print_text(document: dict[str, Any], config: Config, invocation: Invocation
         limit = _age(document["stale_after_seconds"])
         print(f"{len(bad)} calendar(s) not ok (stale after {limit}): {', '.join(bad)}",
               file=invocation.err)
+
+
+def _print_config(section: dict[str, Any], out: Any) -> None:
+    mine = section["fingerprint"][:12]
+    if section["current"]:
+        print(f"config: fingerprint {mine} (the newest)", file=out)
+    else:
+        print(f"config: fingerprint {mine} differs from the newest, {section['newest'][:12]} "
+              f"(first run {section['newest_since']}); calendars it does not know are not "
+              "dropped", file=out)
+    for seen in section["processes"]:
+        which = "the newest config" if seen["current"] else f"config {seen['fingerprint'][:12]}"
+        print(f"process {seen['holder']}: {which}, started {seen['started_at']}", file=out)
 
 
 def _instant(value: datetime | None) -> str | None:

@@ -1,18 +1,28 @@
-"""``calpool sync``: one sync pass over the calendars (or some), then exit."""
+"""``calpool sync``: one sync pass over the calendars (or some), then exit.
+
+Ctrl-C (SIGINT) stops the pass: calendars not started yet are left as they
+were, those in flight finish (each commits its batch whole or not at all),
+and the command exits 130 naming how many were synced.
+"""
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor, as_completed
-from typing import TextIO
+import signal
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 
 from daemon.commands.app import open_app
 from daemon.commands.invocation import CommandFailed, Invocation
 from daemon.logs import configure
+from daemon.progress import SyncProgress
 from engine.services.sync import SyncReport
 
 # Calendars are synced a few at a time: providers answer slowly, and the
 # store serializes the short write transactions anyway.
 PARALLEL_SYNCS = 4
+
+EXIT_INTERRUPTED = 130
 
 
 def run(invocation: Invocation) -> int:
@@ -28,24 +38,54 @@ def run(invocation: Invocation) -> int:
     quiet = "debug" if config.daemon.log_level == "debug" else "critical"
     configure(config.daemon.log_format, quiet, invocation.err)
     app = open_app(invocation, load_cache=False)
-    progress = _Progress(invocation.err, len(keys))
     reports: list[SyncReport] = []
+    interrupted = False
+    title = "full sync" if args.full else "sync"
     try:
-        with ThreadPoolExecutor(max_workers=PARALLEL_SYNCS) as pool:
-            futures = [pool.submit(app.sync.sync_calendar, key, full=args.full) for key in keys]
-            for future in as_completed(futures):
-                report = future.result()
-                reports.append(report)
-                progress.clear()
-                print(describe(report), file=invocation.out, flush=True)
-                progress.advance()
+        with SyncProgress(invocation.err, len(keys), title=title) as progress, \
+                ThreadPoolExecutor(max_workers=PARALLEL_SYNCS) as pool:
+            futures = [pool.submit(_timed, app.sync.sync_calendar, key, args.full)
+                       for key in keys]
+            try:
+                for future in as_completed(futures):
+                    _report(future, reports, progress, invocation)
+            except KeyboardInterrupt:
+                interrupted = True
+                # A second Ctrl-C must not break off the batches in flight.
+                previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+                try:
+                    running = [f for f in futures if not f.cancel() and not f.done()]
+                    for future in as_completed(running):
+                        _report(future, reports, progress, invocation)
+                finally:
+                    signal.signal(signal.SIGINT, previous)
     finally:
-        progress.clear()
         app.close()
     failed = sorted(report.calendar for report in reports if report.failed)
+    if interrupted:
+        synced = sum(1 for report in reports if report.outcome == "synced")
+        print(f"calpool: interrupted: {synced} of {len(keys)} calendars synced, "
+              f"{len(keys) - len(reports)} not started and left as they were", file=invocation.err)
+        return EXIT_INTERRUPTED
     if failed:
         raise CommandFailed(f"sync failed for {len(failed)} calendar(s): {', '.join(failed)}")
     return 0
+
+
+def _timed(sync: Callable[..., SyncReport], key: str, full: bool) -> tuple[SyncReport, float]:
+    began = time.perf_counter()
+    report = sync(key, full=full)
+    return report, time.perf_counter() - began
+
+
+def _report(future: Future[tuple[SyncReport, float]], reports: list[SyncReport],
+            progress: SyncProgress, invocation: Invocation) -> None:
+    if future.cancelled():
+        return
+    report, seconds = future.result()
+    reports.append(report)
+    progress.print(describe(report), invocation.out)
+    progress.add(report, seconds)
 
 
 def describe(report: SyncReport) -> str:
@@ -58,33 +98,3 @@ def describe(report: SyncReport) -> str:
     if report.unreadable:  # busy time calpool could not read: never only in a debug log
         line += f", {report.unreadable} unreadable (e.g. {report.last_unreadable})"
     return line
-
-
-class _Progress:
-    """A one-line progress bar on a terminal; nothing when output is piped."""
-
-    WIDTH = 30
-
-    def __init__(self, stream: TextIO, total: int) -> None:
-        self._stream = stream
-        self._total = total
-        self._done = 0
-        self._active = stream.isatty() and total > 1
-        self._draw()
-
-    def advance(self) -> None:
-        self._done += 1
-        self._draw()
-
-    def clear(self) -> None:
-        if self._active:
-            self._stream.write("\r" + " " * (self.WIDTH + 20) + "\r")
-            self._stream.flush()
-
-    def _draw(self) -> None:
-        if not self._active:
-            return
-        filled = self.WIDTH * self._done // self._total
-        bar = "#" * filled + "-" * (self.WIDTH - filled)
-        self._stream.write(f"\r[{bar}] {self._done}/{self._total}")
-        self._stream.flush()

@@ -14,6 +14,8 @@ passes on a machine that lacks the production environment.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -51,7 +53,18 @@ def load_config(path: Path | str) -> Config:
     config = build(checker)
     if config is None or checker.problems:
         raise ConfigError(checker.problems)
-    return replace(config, path=path.resolve())
+    return replace(config, path=path.resolve(), fingerprint=fingerprint_of(document))
+
+
+def fingerprint_of(document: Mapping[str, Any]) -> str:
+    """The sha256 of ``document`` as canonical JSON: the same for the same
+    settings however the file is laid out.  ``http.listen`` is left out:
+    processes that share a host listen on different ports."""
+    shared = dict(document)
+    if isinstance(shared.get("http"), dict):
+        shared["http"] = {key: value for key, value in shared["http"].items() if key != "listen"}
+    canonical = json.dumps(shared, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def read_document(path: Path) -> dict[str, Any]:

@@ -127,6 +127,7 @@ class SyncSection(Section):
     stale_after: PositiveDuration = timedelta(minutes=15)
     reconcile_every: PositiveDuration = timedelta(hours=24)
     room_answer_within: PositiveDuration = timedelta(minutes=2)
+    lease_ttl: PositiveDuration = timedelta(minutes=2)
 
 
 class LinksSection(Section):

@@ -77,9 +77,11 @@ class SyncSettings:
     window_future: timedelta
     stale_after: timedelta
     reconcile_every: timedelta
-    room_answer_within: timedelta = timedelta(minutes=2)
-    """An invited room (Google / Microsoft) that has not accepted by then
-    after its invitation went out counts as declined."""
+    room_answer_within: timedelta
+    """An invited room (Google, Microsoft) silent this long counts as declined."""
+    lease_ttl: timedelta
+    """A dead process's sync and job leases are taken over after this; a
+    holder renews its lease every third of it while it works."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -202,6 +204,9 @@ class Config:
     pools: Mapping[str, Pool]
     event_types: Mapping[str, EventType]
     webhooks: tuple[WebhookSettings, ...] = ()
+    fingerprint: str = ""
+    """The sha256 of the file's document (its TOML content, key order and
+    comments aside): processes compare it in the database."""
 
     def account_of(self, calendar: str) -> Account:
         """The account a calendar is read and written through."""

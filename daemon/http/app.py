@@ -95,7 +95,7 @@ def create_app(app: App, *, environ: Mapping[str, str] | None = None) -> FastAPI
     def openapi() -> dict[str, Any]:
         if api.openapi_schema is None:
             api.openapi_schema = openapi_document(api)
-            describe_checks(api.openapi_schema, app.config.event_types)
+            describe_checks(api.openapi_schema, app.config.event_types, app.config.calendars)
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]

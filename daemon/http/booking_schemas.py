@@ -173,12 +173,13 @@ class HistoryEntryDocument(BaseModel):
 class DeliveryDocument(BaseModel):
     calendar: str = Field(description="the calendar key")
     how: Literal["written", "invited"] = Field(
-        description="written: calpool writes the copy; invited: an attendee of the owner's "
-                    "event, delivered by the owner's provider (Google, Microsoft 365)")
+        description="written: calpool wrote the copy; invited: an attendee of the owner's "
+                    "event, delivered by the owner's provider (Google, Microsoft), which answers")
     state: Literal["pending", "written", "accepted", "declined", "removed"] = Field(
-        description="an invited room is pending until it answers; declined (or silent past "
-                    "sync.room_answer_within): it left the booking, see history")
-    at: datetime = Field(description="when the copy got this state, in the owner's zone")
+        description="pending: not written yet, or an invited room's answer awaited; declined: "
+                    "an invited room declined or did not answer within sync.room_answer_within "
+                    "(it was replaced: see history)")
+    at: datetime = Field(description="when the state was last set, in the owner's zone")
 
 
 class BookingDocument(BaseModel):
@@ -195,7 +196,7 @@ class BookingDocument(BaseModel):
     notes: str
     history: list[HistoryEntryDocument] = Field(description="every status change, oldest first")
     deliveries: list[DeliveryDocument] = Field(
-        description="one entry per calendar the booking's event goes to (or went to)")
+        description="per calendar, how it gets its copy of the event and where that stands")
 
 
 class CreatedBookingDocument(BookingDocument):

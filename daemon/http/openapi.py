@@ -14,6 +14,18 @@ as a plain string, although the server refuses most strings there.
   (the document is built once per process, so a reload that adds an event
   type shows in it after a restart).
 - ``attendee.email``: ``format: email`` (checked with ``email-validator``).
+- ``timezone`` (query): an enum of the zone database's IANA names
+  (:func:`engine.core.zones.iana_zones`, what ``daemon.inputs.zone_name``
+  accepts).
+- ``calendar`` (query of the bookings list): an enum of the configured
+  calendars.
+- ``cycle`` (query of a pool report): ``current``, ``previous`` or an ISO
+  date, as a pattern (the date must also exist and lie in the years
+  instants may lie in).
+
+Found by Schemathesis (``tests/e2e/test_http_fuzz.py``): an empty
+``timezone`` or ``calendar`` and a ``cycle`` of digits were "schema-valid"
+and refused with 422.
 """
 
 from __future__ import annotations
@@ -21,19 +33,34 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from engine.core.zones import iana_zones
+
 DURATION_PATTERN = r"^(?=\d)(\d+d)?(\d+h)?(\d+m)?(\d+s)?$"
+CYCLE_PATTERN = r"^(current|previous|[0-9]{4}-[0-9]{2}-[0-9]{2})$"
 TIME_NOTE = ("; also a date (the start of that day) or a date-time without an offset; years "
              "1900 to 8999")
 
 
-def describe_checks(document: dict[str, Any], event_types: Iterable[str]) -> None:
+def describe_checks(document: dict[str, Any], event_types: Iterable[str],
+                    calendars: Iterable[str] = ()) -> None:
     """Tighten ``document`` in place (see the module docstring)."""
     keys = sorted(event_types)
+    query_checks: dict[str, dict[str, Any]] = {
+        "timezone": {"enum": sorted(iana_zones())},
+        "cycle": {"pattern": CYCLE_PATTERN},
+    }
+    if calendar_keys := sorted(calendars):
+        query_checks["calendar"] = {"enum": calendar_keys}
     for operations in document.get("paths", {}).values():
         for operation in operations.values():
             for parameter in operation.get("parameters", ()):
-                if parameter.get("in") == "query" and parameter.get("name") in ("start", "end"):
+                if parameter.get("in") != "query":
+                    continue
+                name = parameter.get("name")
+                if name in ("start", "end"):
                     _as_date_time(parameter)
+                elif name in query_checks:
+                    _restrict(parameter, query_checks[name])
             body = operation.get("requestBody", {}).get("content", {}).get("application/json")
             if body is not None:
                 _tighten_body(document, body["schema"], keys, seen=set())
@@ -90,3 +117,9 @@ def _as_date_time(parameter: dict[str, Any]) -> None:
         if string.get("type") == "string":
             string["format"] = "date-time"
     parameter["description"] = parameter.get("description", "") + TIME_NOTE
+
+
+def _restrict(parameter: dict[str, Any], check: dict[str, Any]) -> None:
+    for string in _alternatives(parameter.get("schema", {})):
+        if string.get("type") == "string":
+            string.update(check)

@@ -8,7 +8,12 @@ commit too (``calpool sync`` beside ``calpool run``, or several daemons on one
 PostgreSQL): before answering, :meth:`BusyCache.refresh` reads the store's
 one-row change mark and, only when it moved, every calendar's sync state, and
 reloads the calendars whose version moved.  Active bookings bump the versions
-of their calendars, so the same check keeps the cached bookings current.
+of their calendars, so the same check keeps the cached bookings current; a
+reload reads only the bookings whose reservations of those calendars changed
+since the version the cache holds (each reservation carries the version of
+the change that wrote it), not every active booking.  Bookings deleted by
+retention (ended long ago) stay in a running process's cache; they are in
+the past, where no slot is offered.
 
 A week of a 100-room pool is hundreds of slots listing tens of thousands of
 free rooms, and clients ask the same default window again and again, so
@@ -70,25 +75,39 @@ class BusyCache:
         self._contents: dict[str, int] = dict.fromkeys(self._keys, 0)
         self._bookings_content = 0
         self._changes = 0
+        self.bookings_read = 0
+        """Bookings read from the store so far (each reload reads the changed ones)."""
         # The store's change mark when ``_states`` were read (see refresh).
         self._mark: tuple[int, ...] | None = None
         self._states: Mapping[str, SyncState] = MappingProxyType({})
+        # When the kept states would first call a calendar stale (refresh).
+        self._recheck_at: datetime | None = None
 
-    def refresh(self, store: Store) -> Mapping[str, SyncState]:
+    def refresh(
+        self, store: Store, *, now: datetime | None = None, stale_after: timedelta | None = None
+    ) -> Mapping[str, SyncState]:
         """Reload every calendar whose version moved since it was loaded, and
-        return every calendar's sync state — current in what staleness and
-        the reload read (version, last success, last error); cursor, window
-        and last attempt may be older (see ``change_mark``).
+        return every calendar's sync state — current in what the reload and
+        failures read (version, last error); last success, cursor, window and
+        last attempt may be older (see ``change_mark``).
 
         The store's change mark (one row) comes first: while it stands
-        still, no state moved, and the states read last time are returned as
-        they are.  It is read before the states, so states read with it are
-        at least as new as the mark they are kept under.
+        still, no version or error moved, and the states read last time are
+        returned as they are.  It is read before the states, so states read
+        with it are at least as new as the mark they are kept under.
+
+        A sync that brings nothing moves only ``last_success_at``, which the
+        mark leaves out.  A caller that works out staleness passes ``now``
+        and ``stale_after``: the states are then also read anew once ``now``
+        reaches the moment the kept copy would call some calendar stale, so
+        a missed success stamp never shows as staleness.
         """
         with store.reader() as uow:
             mark = uow.calendars.change_mark()
             with self._lock:
-                if mark == self._mark:
+                due = now is not None and stale_after is not None and (
+                    self._recheck_at is None or now >= self._recheck_at)
+                if mark == self._mark and not due:
                     return self._states
             states = MappingProxyType(
                 {state.calendar: state for state in uow.calendars.sync_states()})
@@ -104,18 +123,25 @@ class BusyCache:
             # Kept only after the reload, so a query that trusts the mark
             # finds the busy time as new as these states.
             self._mark, self._states = mark, states
+            if now is not None and stale_after is not None:
+                self._recheck_at = _recheck_at(states.values(), now, stale_after)
         return states
 
     def reload(self, store: Store, keys: Sequence[str]) -> None:
-        """Read ``keys``' busy time (and all active bookings) from the store.
+        """Read ``keys``' busy time, and the bookings whose reservations of
+        them changed since the versions this cache holds (all active ones of
+        a calendar loaded for the first time), from the store.
 
         The versions are read in the same transaction as the rows, so a
         commit between the two reads cannot leave a stale row marked fresh.
         """
+        with self._lock:
+            seen = {key: self._versions.get(key) for key in keys}
         with store.reader() as uow:
             versions = uow.calendars.versions(keys)
             intervals = uow.events.busy_intervals(keys, _EVERYTHING)
-            bookings = tuple(uow.bookings.active_touching(_EVERYTHING))
+            changed = uow.bookings.changed_since(seen)
+            fresh = uow.bookings.active_by_id(changed) if changed else []
         timelines = {key: BusyTimeline.from_intervals(intervals.get(key, ())) for key in keys}
         with self._lock:
             for key, timeline in timelines.items():
@@ -125,15 +151,33 @@ class BusyCache:
             self._busy.update(timelines)
             for key in keys:
                 self._versions[key] = versions.get(key, 0)
-            if bookings != self._bookings:
-                self._changes += 1
-                self._bookings_content = self._changes
-            self._bookings = bookings
+            self.bookings_read += len(fresh)
+            if changed:
+                kept = [booking for booking in self._bookings if booking.id not in changed]
+                bookings = tuple(sorted([*kept, *fresh], key=lambda b: (b.start, b.id)))
+                if bookings != self._bookings:
+                    self._changes += 1
+                    self._bookings_content = self._changes
+                self._bookings = bookings
 
     def snapshot(self) -> Snapshot:
         with self._lock:
             return Snapshot(dict(self._busy), self._bookings,
                             MappingProxyType(dict(self._contents)), self._bookings_content)
+
+
+def _recheck_at(states: Iterable[SyncState], now: datetime, stale_after: timedelta) -> datetime:
+    """The first moment at which ``states`` would call a calendar stale (in
+    the past when one looks stale already: then every query reads the states,
+    so a success shows at once; a stale calendar is rare, the cost is one
+    read per query only while it lasts).  Never-synced and failed calendars
+    are left out: their first success moves the version or the error."""
+    soonest = now + stale_after
+    for state in states:
+        if state.last_success_at is None or state.failed:
+            continue
+        soonest = min(soonest, state.last_success_at + stale_after)
+    return soonest
 
 
 def _same(one: BusyTimeline, other: BusyTimeline) -> bool:
@@ -254,7 +298,7 @@ class SlotService:
         Raises ``KeyError`` for an unknown event type."""
         event_type = self.event_types[event_type_key]
         keys = participants(event_type, self.pools)
-        states = self._cache.refresh(self._store)
+        states = self._cache.refresh(self._store, now=now, stale_after=self._stale_after)
         snapshot = self._cache.snapshot()
         stale = staleness(states, keys, now=now, stale_after=self._stale_after)
         flagged = {entry.calendar for entry in stale}

@@ -83,3 +83,16 @@ def forget_removed_calendars(store: Store, configured: Collection[str]) -> list[
             uow.calendars.remove(key)
         uow.commit()
     return removed
+
+
+def forget_calendar(store: Store, key: str) -> bool:
+    """Drop one calendar from the store (``calpool db forget-calendar``),
+    with its cached events, cursor, lease and push channels; ``False`` when
+    the store has no such calendar.  Its bookings stay."""
+    with store.unit_of_work() as uow:
+        for channel in uow.channels.for_calendar(key):
+            log.info("push channel %s of forgotten calendar %s runs out at %s",
+                     channel.id, key, channel.expires_at.isoformat(), extra={"calendar": key})
+        removed = uow.calendars.remove(key)
+        uow.commit()
+    return removed

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from engine.services.availability import StaleCalendar, staleness
-from engine.store import PushChannel, Store, SyncState
+from engine.store import ConfigSeen, ProcessSeen, PushChannel, Store, SyncState
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,9 @@ class SiteStatus:
     cached_events: Mapping[str, int] = field(default_factory=dict)
     webhooks: Mapping[str, int] = field(default_factory=dict)
     """Webhook deliveries by state: pending, done, failed (given up)."""
+    newest_config: ConfigSeen | None = None
+    processes: Sequence[ProcessSeen] = ()
+    """Processes seen within ``alive_within`` (read when asked for)."""
 
     def state_of(self, key: str) -> str:
         """``ok``, ``never_synced``, ``failed`` or ``stale``."""
@@ -53,7 +56,8 @@ class StatusQuery:
         self._stale_after = stale_after
 
     def read(self, now: datetime, *, channels: bool = False, bookings: bool = False,
-             event_counts: bool = False, webhooks: bool = False) -> SiteStatus:
+             event_counts: bool = False, webhooks: bool = False,
+             processes_within: timedelta | None = None) -> SiteStatus:
         with self._store.reader() as uow:
             states = {state.calendar: state for state in uow.calendars.sync_states()}
             depth = uow.outbox.pending_count()
@@ -63,6 +67,10 @@ class StatusQuery:
                              if channels else {})
             counts = {key: uow.events.count(key) for key in self._calendars} if event_counts else {}
             deliveries = uow.webhooks.counts() if webhooks else {}
+            newest = (uow.processes.newest_config(now - processes_within)
+                      if processes_within is not None else None)
+            running = (uow.processes.running(now - processes_within)
+                       if processes_within is not None else [])
         flagged = staleness(states, self._calendars, now=now, stale_after=self._stale_after)
         return SiteStatus(now, self._calendars, states, flagged, depth, oldest, by_status,
-                          open_channels, counts, deliveries)
+                          open_channels, counts, deliveries, newest, running)

@@ -4,9 +4,11 @@ The steps of :meth:`SyncService.sync_calendar` and why they are in this order:
 
 1. Take the sync timestamp *before* asking the provider, so a change made
    while the request is in flight is never hidden behind a later stamp.
-2. Take the calendar's lease (invariant 8); a calendar leased by another
-   process is skipped, not waited for.  Read the calendar's "sync
-   requested" mark (a push notification raised it) in the same transaction.
+2. Take the calendar's lease ``sync:<calendar>`` (invariant 8); a calendar
+   leased by another process is skipped, not waited for.  While the sync
+   runs, a heartbeat renews the lease every third of ``lease_ttl``, so a
+   long first listing keeps it (:mod:`engine.services.leases`).  Read the
+   calendar's "sync requested" mark (a push notification raised it) in the same transaction.
 3. Ask the connector: a full listing on first sync, on ``--full``, after the
    cursor expired, or when the sync window moved (it rolls forward daily, and
    a moved window needs the instances that entered it); else the changes
@@ -43,7 +45,8 @@ from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import ConnectorError, CursorExpired
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
-from engine.store import Store, SyncState
+from engine.services.leases import HeldLease, LeaseKeeper
+from engine.store import Store, SyncState, UnitOfWork, sync_lease
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +117,7 @@ class SyncReport:
 
 FetchObserver = Callable[[str, ChangeSet], None]
 """Told each calendar's fetched changes: before their commit (``on_fetched``)
-or after it (``on_applied``, where invited rooms' answers are read)."""
+or after it (``on_applied``: invited rooms' answers on calpool's own events)."""
 SyncObserver = Callable[[SyncReport, float], None]
 """Told every sync's report and how many seconds it took (for metrics)."""
 
@@ -131,7 +134,8 @@ class SyncService:
         cache: BusyCache | None = None,
         clock: Clock = lambda: datetime.now(UTC),
         holder: str | None = None,
-        lease_ttl: timedelta = timedelta(minutes=5),
+        lease_ttl: timedelta = timedelta(minutes=2),
+        leases: LeaseKeeper | None = None,
         on_fetched: FetchObserver | None = None,
         on_synced: SyncObserver | None = None,
         on_applied: FetchObserver | None = None,
@@ -141,8 +145,12 @@ class SyncService:
         self._window = window
         self._cache = cache
         self._clock = clock
-        self.holder = holder or f"calpool-{uuid.uuid4().hex[:12]}"
-        self._lease_ttl = lease_ttl
+        if leases is None:
+            leases = LeaseKeeper(store, holder or f"calpool-{uuid.uuid4().hex[:12]}", lease_ttl,
+                                 clock=clock)
+        self._leases = leases
+        self.holder = leases.holder
+        self._lease_ttl = leases.ttl
         self._on_fetched = on_fetched
         self._on_synced = on_synced
         self._on_applied = on_applied
@@ -209,24 +217,39 @@ class SyncService:
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()
-        with self._store.unit_of_work() as uow:
-            if not uow.leases.try_acquire(key, self.holder, self._lease_ttl, now):
-                uow.commit()
-                return SyncReport(key, "skipped")
+        seen: list[tuple[SyncState | None, int]] = []
+
+        def begin(uow: UnitOfWork) -> None:
             uow.calendars.record_attempt(key, now)
-            state = uow.calendars.sync_state(key)
-            requested = uow.sync_requests.requested(key)
-            uow.commit()
+            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key)))
+
+        held = self._leases.try_hold(sync_lease(key), also=begin)
+        if held is None:
+            return SyncReport(key, "skipped")
+        with held:  # the heartbeat renews the lease while the provider answers
+            state, requested = seen[0]
+            return self._sync_held(key, now, held, state, requested, full=full,
+                                   reconcile=reconcile)
+
+    def _sync_held(self, key: str, now: datetime, held: HeldLease, state: SyncState | None,
+                   requested: int, *, full: bool, reconcile: bool) -> SyncReport:
+        released = False
         try:
-            report = self._round(key, state, requested, now, full=full, reconcile=reconcile)
+            report, released = self._round(key, state, requested, now, full=full,
+                                           reconcile=reconcile)
             for _ in range(MORE_ROUNDS):
+                if released:
+                    break
                 with self._store.unit_of_work() as uow:
                     if not uow.sync_requests.is_outstanding(key):
                         break
                     state = uow.calendars.sync_state(key)
                     requested = uow.sync_requests.requested(key)
                 now = self._clock()
-                report = self._round(key, state, requested, now, full=False, reconcile=False)
+                report, released = self._round(key, state, requested, now, full=False,
+                                               reconcile=False)
+            if released:
+                held.given_up()
             return report
         except Exception as exc:  # one calendar's failure must not stop the others
             reason = _one_line(exc)
@@ -238,10 +261,6 @@ class SyncService:
                 uow.calendars.record_failure(key, now, reason)
                 uow.commit()
             return SyncReport(key, "failed", error=reason, error_kind=type(exc).__name__)
-        finally:
-            with self._store.unit_of_work() as uow:
-                uow.leases.release(key, self.holder)
-                uow.commit()
 
     def _round(
         self,
@@ -252,7 +271,9 @@ class SyncService:
         *,
         full: bool,
         reconcile: bool,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
+        """One fetch and its batch; also whether the batch's transaction
+        gave the lease up (no notification waiting: nothing more to fetch)."""
         binding = self._bindings[key]
         window = self._window.at(now)
         if binding.connector is None:
@@ -263,17 +284,14 @@ class SyncService:
         changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
         if self._on_fetched is not None:
             self._on_fetched(key, changes)
-        report = self._commit(key, changes, window, now, reconcile=reconcile,
-                              requested=requested)
-        if self._on_applied is not None:
-            # After the commit, outside the lease's transaction: what calpool
-            # learns from the batch (an invited room's answer on the owner's
-            # event) must not fail or hold the sync that brought it.
+        committed = self._commit(key, changes, window, now, reconcile=reconcile,
+                                 requested=requested)
+        if self._on_applied is not None and changes.objects:
             try:
                 self._on_applied(key, changes)
-            except Exception:
-                log.exception("acting on the changes synced from %s failed", key)
-        return report
+            except Exception:  # the sync itself is committed; what follows may fail alone
+                log.exception("after the sync of %s", key, extra={"calendar": key})
+        return committed
 
     def _fetch(
         self,
@@ -301,14 +319,19 @@ class SyncService:
         *,
         reconcile: bool,
         requested: int = 0,
-    ) -> SyncReport:
+    ) -> tuple[SyncReport, bool]:
         with self._store.unit_of_work() as uow:
-            if not uow.leases.renew(key, self.holder, self._lease_ttl, self._clock()):
+            if not uow.leases.renew(sync_lease(key), self.holder, self._lease_ttl, self._clock()):
                 raise ConnectorError("the sync lease was lost before the batch could be applied")
             before = uow.events.in_window(key, window) if reconcile or changes.full else []
             differences = _differences(before, changes) if reconcile else 0
             version = uow.events.apply_changes(key, changes, window, synced_at=now)
             uow.sync_requests.serve(key, requested)
+            # No notification came during the fetch: the lease is given up in
+            # this transaction, one commit (an fsync on SQLite) fewer a sync.
+            release = not uow.sync_requests.is_outstanding(key)
+            if release:
+                uow.leases.release(sync_lease(key), self.holder)
             uow.commit()
         if differences:
             log.warning(
@@ -325,7 +348,7 @@ class SyncService:
         if changes.full:
             listed = set(changes.objects)
             removed += len({event.source for event in before} - listed)
-        return SyncReport(
+        return (SyncReport(
             key,
             "synced",
             full=changes.full,
@@ -337,7 +360,7 @@ class SyncService:
             last_unreadable=next(
                 (f"{source}: {reason}" for source, reason in sorted(changes.unreadable.items())), ""
             ),
-        )
+        ), release)
 
 
 def _differences(cached: list[RemoteEvent], listing: ChangeSet) -> int:

@@ -8,6 +8,7 @@ upgrades the schema (``calpool db upgrade``).  Supported URLs:
 
 from engine.ports import PushChannel  # the one channel type, shared with the connectors
 from engine.store import migrate
+from engine.store.changes import ChangeFeed
 from engine.store.errors import (
     BookingExists,
     DuplicateInstance,
@@ -16,6 +17,8 @@ from engine.store.errors import (
     StoreError,
     UnknownBooking,
 )
+from engine.store.leases import Lease, sync_lease
+from engine.store.processes import ConfigSeen, ProcessSeen
 from engine.store.records import (
     Assignment,
     BookingEvent,
@@ -36,14 +39,18 @@ __all__ = [
     "Assignment",
     "BookingEvent",
     "BookingExists",
+    "ChangeFeed",
+    "ConfigSeen",
     "Delivery",
     "DeliveryHow",
     "DeliveryState",
     "DuplicateInstance",
     "IdempotencyOutcome",
     "IdempotencyState",
+    "Lease",
     "Link",
     "OutboxJob",
+    "ProcessSeen",
     "PushChannel",
     "ReservationConflict",
     "SchemaNotCurrent",
@@ -55,4 +62,5 @@ __all__ = [
     "UnknownBooking",
     "WebhookDelivery",
     "migrate",
+    "sync_lease",
 ]

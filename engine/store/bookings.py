@@ -28,6 +28,7 @@ from engine.store.schema import (
     booking_rooms,
     booking_with,
     bookings,
+    calendars,
     reservations,
     room_assignments,
 )
@@ -82,6 +83,7 @@ class BookingRepository:
             self._events.record(booking.id, CREATED, booking.booked_at)
             self._add_history(booking.id, booking.booked_at, booking.status, detail)
             self._hold(booking.id, keys, booking.interval, active=booking.status.is_active)
+            self._stamp(booking.id)
 
     def set_status(
         self, booking_id: str, status: BookingStatus, at: datetime, *, detail: str = ""
@@ -109,6 +111,7 @@ class BookingRepository:
                 .returning(reservations.c.calendar_key)
             ).scalars()
             self._calendars.bump_versions(list(held))
+            self._stamp(booking_id)
             self._end_stints(booking_id, None, at, StintEnd(status.value))
         return self._require(booking_id)
 
@@ -157,6 +160,7 @@ class BookingRepository:
                 self._events.record(booking_id, ROOM_CHANGED, at)
             self._add_history(booking_id, at, status, detail)
             self._hold(booking_id, keys, interval, active=True)
+            self._stamp(booking_id)
         return self._require(booking_id)
 
     def lock(self, booking_id: str) -> BookingStatus | None:
@@ -226,6 +230,31 @@ class BookingRepository:
     def active_touching(self, window: Interval, calendar: str | None = None) -> list[Booking]:
         """Active (pending or confirmed) bookings overlapping ``window``."""
         return self.find(window=window, calendar=calendar, statuses=_active_statuses())
+
+    def changed_since(self, seen: Mapping[str, int | None]) -> set[str]:
+        """Ids of the bookings whose reservation of a calendar in ``seen``
+        changed after the version given for it (``None``: every booking
+        holding that calendar now).  A reservation carries its calendar's
+        version from the transaction that wrote it, and that transaction
+        holds the calendar's row until it commits, so a reader that saw
+        version ``v`` sees every change stamped ``v`` or lower."""
+        found: set[str] = set()
+        for key, version in seen.items():
+            condition = reservations.c.calendar_key == key
+            condition = condition & (reservations.c.active.is_(True) if version is None
+                                     else reservations.c.version > version)
+            found.update(str(booking_id) for booking_id in self._connection.scalars(
+                select(reservations.c.booking_id).where(condition)))
+        return found
+
+    def active_by_id(self, booking_ids: Iterable[str]) -> list[Booking]:
+        """The active (pending or confirmed) bookings among ``booking_ids``."""
+        ids = sorted(set(booking_ids))
+        found: list[Booking] = []
+        for first in range(0, len(ids), _CHUNK):
+            found.extend(self._load(select(bookings).where(
+                bookings.c.id.in_(ids[first:first + _CHUNK]), bookings.c.status.in_(_ACTIVE))))
+        return found
 
     def reserved_intervals(
         self, calendar_keys: Iterable[str], window: Interval
@@ -350,6 +379,17 @@ class BookingRepository:
                 raise ReservationConflict(
                     key, booking_id, self._overlapping_holder(key, interval)
                 ) from error
+
+    def _stamp(self, booking_id: str) -> None:
+        """Mark the booking's reservations with their calendars' versions
+        (bumped earlier in this transaction; see :meth:`changed_since`)."""
+        self._connection.execute(
+            update(reservations)
+            .where(reservations.c.booking_id == booking_id)
+            .values(version=select(calendars.c.version)
+                    .where(calendars.c.key == reservations.c.calendar_key)
+                    .scalar_subquery())
+        )
 
     def _overlapping_holder(self, key: str, interval: Interval) -> str | None:
         found = self._connection.execute(

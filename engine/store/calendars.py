@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.engine import RowMapping
 
 from engine.core.model import Interval, as_utc
-from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
+from engine.store.dialects import insert_ignoring_duplicates, is_postgresql, notify_change
 from engine.store.records import SyncState
-from engine.store.schema import calendars
+from engine.store.schema import calendars, leases
 
 # Keep error text bounded: it is shown in `calpool status`, not a log archive.
 MAX_ERROR_LENGTH = 2000
@@ -47,6 +47,7 @@ class CalendarRepository:
 
     def remove(self, key: str) -> bool:
         """Forget a calendar with its cached events, lease and channels."""
+        self._connection.execute(leases.delete().where(leases.c.name == f"sync:{key}"))
         result = self._connection.execute(calendars.delete().where(calendars.c.key == key))
         return result.rowcount > 0
 
@@ -83,17 +84,22 @@ class CalendarRepository:
         return {key: int(version) for key, version in self._connection.execute(query)}
 
     def change_mark(self) -> tuple[int, ...]:
-        """A fingerprint of every calendar's version, last success and last
-        error, one row: equal fingerprints mean none of them moved in
-        between (the per-query check of the slot path, far cheaper than
-        reading every state).
+        """A fingerprint of every calendar's version and last error, one row:
+        equal fingerprints mean neither moved in between (the per-query check
+        of the slot path, far cheaper than reading every state).
 
         Versions only grow, so ``sum(version)`` moves with every change to
         busy time or bookings; the count and ``sum(id)`` move when calendars
-        come or go; a sync that changes nothing or fails leaves the version
-        alone but stamps ``last_success_at`` or ``last_error_at``, which the
-        sums of stamps follow (a count of error stamps too, as a heal clears
-        them).  Cursor, window and last attempt are not covered.
+        come or go; a failed sync leaves the version alone but stamps
+        ``last_error_at``, which the sum of stamps follows (a count of error
+        stamps too, as a heal clears them).  A sync that changes nothing
+        moves nothing here: it only stamps ``last_success_at`` (with the
+        cursor, window and last attempt, none of them covered), so the polls
+        of hundreds of unchanged calendars do not make every slot query read
+        every state again.  A reader that shows staleness reads the states
+        anew when its copy would call a calendar stale
+        (``BusyCache.refresh``): a success stamp it missed can only make a
+        calendar look older, never fresher.
         """
         # The statement is built once per dialect: building it each time
         # cost a quarter of the check.
@@ -106,12 +112,15 @@ class CalendarRepository:
         Rows are updated in key order so two transactions touching the same
         calendars lock them in the same order and cannot deadlock.
         """
-        for key in sorted(set(keys)):
+        ordered = sorted(set(keys))
+        for key in ordered:
             self._connection.execute(
                 update(calendars)
                 .where(calendars.c.key == key)
                 .values(version=calendars.c.version + 1)
             )
+        if ordered:
+            notify_change(self._connection)
 
     def record_attempt(self, key: str, at: datetime) -> None:
         self.ensure([key])
@@ -150,7 +159,6 @@ def _change_mark_query(postgresql: bool) -> Select[tuple[Any, ...]]:
     return select(
         func.count(), func.sum(calendars.c.id), func.sum(calendars.c.version),
         func.count(calendars.c.last_error_at), stamps(calendars.c.last_error_at),
-        stamps(calendars.c.last_success_at),
     )
 
 

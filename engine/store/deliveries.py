@@ -7,11 +7,11 @@ from collections.abc import Collection
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, and_, exists, func, or_, select, update
+from sqlalchemy import Connection, Row, and_, select, update
 
 from engine.core.model import BookingStatus, as_utc
 from engine.store.records import Delivery, DeliveryHow, DeliveryState
-from engine.store.schema import booking_rooms, bookings, deliveries
+from engine.store.schema import bookings, deliveries
 
 _ACTIVE = (BookingStatus.PENDING.value, BookingStatus.CONFIRMED.value)
 
@@ -47,35 +47,15 @@ class DeliveryRepository:
     def invited(self, booking_id: str, calendar: str, *, source: str, etag: str,
                 sequence: int, now: datetime) -> None:
         """The owner's event naming the invited room ``calendar`` is written
-        (at ``source``): the room's answer is awaited, or kept as given.  The
-        first time (no source recorded yet) is when the invitation went out,
-        from which ``sync.room_answer_within`` counts (``since``)."""
-        now = as_utc(now)
-        values: dict[str, Any] = {"source": source, "etag": etag, "sequence": sequence,
-                                  "updated_at": now}
-        existing = self.of(booking_id, calendar)
-        if existing is not None and not existing.source:
-            values["since"] = now
-        self._update(booking_id, calendar, **values)
+        (at ``source``): the room's answer is awaited, or kept as given."""
+        self._update(booking_id, calendar, source=source, etag=etag, sequence=sequence,
+                     updated_at=as_utc(now))
 
     def answered(self, booking_id: str, calendar: str, answer: str, state: DeliveryState,
                  now: datetime) -> None:
         now = as_utc(now)
         self._update(booking_id, calendar, answer=answer, answered_at=now, state=state.value,
                      updated_at=now)
-
-    def saw_version(self, booking_id: str, calendar: str, *, source: str, etag: str) -> None:
-        """The copy in ``calendar`` was read at ``etag`` (an invited room's
-        answer changes the owner's event): the next conditional update of it
-        starts from that version.  Only where the copy is still at ``source``."""
-        self._connection.execute(update(deliveries).where(and_(
-            deliveries.c.booking_id == booking_id, deliveries.c.calendar == calendar,
-            deliveries.c.source == source)).values(etag=etag))
-
-    def looked_at(self, booking_id: str, calendar: str, now: datetime) -> None:
-        """The room's answer was read again and had not changed: only when it
-        was last seen moves (the record's state and ``updated_at`` stay)."""
-        self._update(booking_id, calendar, answered_at=as_utc(now))
 
     def removed(self, booking_id: str, calendar: str, now: datetime, *,
                 state: DeliveryState = DeliveryState.REMOVED) -> None:
@@ -105,33 +85,21 @@ class DeliveryRepository:
                 found[row.booking_id].append(_delivery(row))
         return found
 
-    def awaiting_answers(self, now: datetime, *, accepted_before: datetime,
-                         limit: int = 200) -> list[Delivery]:
-        """Invited rooms still a room of their active booking that is not over
-        yet, invited already (the owner's event is written), whose answer is
-        to come (``pending``) or is a decline not acted on yet, and the
-        accepted ones last looked at before ``accepted_before`` (a room may
-        decline later); least recently looked at first."""
+    def awaiting_answers(self, now: datetime, *, limit: int = 200) -> list[Delivery]:
+        """Invited rooms of active bookings not over yet whose answer is
+        still to come or is a decline not acted on, oldest first."""
         query = (
             select(deliveries)
             .join(bookings, bookings.c.id == deliveries.c.booking_id)
             .where(
                 deliveries.c.how == DeliveryHow.INVITED.value,
-                deliveries.c.source != "",
-                or_(
-                    deliveries.c.state.in_(
-                        (DeliveryState.PENDING.value, DeliveryState.DECLINED.value)),
-                    and_(deliveries.c.state == DeliveryState.ACCEPTED.value,
-                         func.coalesce(deliveries.c.answered_at, deliveries.c.updated_at)
-                         < as_utc(accepted_before)),
-                ),
+                deliveries.c.state.in_(
+                    (DeliveryState.PENDING.value, DeliveryState.ACCEPTED.value,
+                     DeliveryState.DECLINED.value)),
                 bookings.c.status.in_(_ACTIVE),
                 bookings.c.end_at > as_utc(now),
-                exists().where(booking_rooms.c.booking_id == deliveries.c.booking_id,
-                               booking_rooms.c.calendar_key == deliveries.c.calendar),
             )
-            .order_by(func.coalesce(deliveries.c.answered_at, deliveries.c.updated_at),
-                      deliveries.c.booking_id, deliveries.c.calendar)
+            .order_by(deliveries.c.updated_at)
             .limit(limit)
         )
         return [_delivery(row) for row in self._connection.execute(query)]

@@ -34,3 +34,16 @@ def insert_many(connection: Connection, table: Table, rows: Sequence[Mapping[str
 
 def is_exclusion_violation(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == EXCLUSION_VIOLATION
+
+
+# The channel of "calendar versions or sync states moved" (PostgreSQL).
+CHANGES_CHANNEL = "calpool_changes"
+
+
+def notify_change(connection: Connection) -> None:
+    """Tell every listening process, at this transaction's commit, that a
+    calendar's version or sync state moved (PostgreSQL's NOTIFY; several in
+    one transaction are delivered once).  SQLite has no such thing: there
+    the per-query version check is all."""
+    if is_postgresql(connection):
+        connection.exec_driver_sql(f"NOTIFY {CHANGES_CHANNEL}")

@@ -7,11 +7,22 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ARRAY, Connection, String, any_, bindparam, delete, func, select, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    String,
+    any_,
+    bindparam,
+    case,
+    delete,
+    func,
+    select,
+    update,
+)
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
 from engine.store.calendars import CalendarRepository
-from engine.store.dialects import insert_many, is_postgresql
+from engine.store.dialects import insert_many, is_postgresql, notify_change
 from engine.store.errors import DuplicateInstance
 from engine.store.schema import busy_events, calendars
 
@@ -85,13 +96,18 @@ class EventRepository:
                 last_attempt_at=synced_at,
                 last_error=None,
                 last_error_at=None,
-                # Only a change of events moves the version: every process
+                # Only a change of events (or a heal: the change mark leaves
+                # success stamps out, and the error it clears must not look
+                # like an older state) moves the version: every process
                 # reloads a calendar whose version moved, and most syncs bring
-                # nothing.  (The change mark still sees the new success time.)
-                version=calendars.c.version + (1 if changes.full or changes.objects else 0),
+                # nothing.
+                version=calendars.c.version + (
+                    1 if changes.full or changes.objects
+                    else case((calendars.c.last_error_at.is_not(None), 1), else_=0)),
             )
             .returning(calendars.c.version)
         ).scalar_one()
+        notify_change(self._connection)  # a new version, or at least a new success time
         return int(version)
 
     def _unreadable_after(self, calendar_id: int, changes: ChangeSet) -> dict[str, str] | None:

@@ -1,93 +1,125 @@
-"""Sync leases: one process syncs a calendar at a time (invariant 8).
+"""Named leases: one holder at a time for a sync or a job (invariant 8).
 
-A lease is a row with a holder and an expiry.  Taking it is one conditional
-``UPDATE … WHERE holder = me OR expires_at <= now``: on PostgreSQL the row
-lock makes a second taker re-check the condition after the first commits;
-on SQLite the write transaction is serialized.  Either way at most one
-holder gets ``True``.  Take, renew and release a lease in their own short
-unit of work and commit at once, so other processes see it.
+A lease is a row named for what it guards (``sync:<calendar>``,
+``job:retention``, ``job:window-roll``, ``job:channels``) with a holder, an
+expiry and the holder's last heartbeat.  Taking it reads the row and then
+writes it, in one short transaction: on PostgreSQL the read is ``SELECT …
+FOR UPDATE SKIP LOCKED``, so a second taker does not wait for the first's
+commit but sees no row and gives up at once; on SQLite the unit of work
+holds the write lock from its first statement, so takers are serialized.
+Either way at most one holder gets ``True``, and a lease whose holder died
+is free once its expiry has passed.  Take, renew (the heartbeat) and
+release a lease in their own unit of work and commit at once, so other
+processes see it.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, ScalarSelect, or_, select, update
+from sqlalchemy import Connection, Row, delete, select, update
 
 from engine.core.model import as_utc
-from engine.store.calendars import CalendarRepository
-from engine.store.dialects import insert_ignoring_duplicates
-from engine.store.schema import calendars, sync_leases
+from engine.store.dialects import insert_ignoring_duplicates, is_postgresql
+from engine.store.schema import leases
 
 _NEVER = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def sync_lease(calendar: str) -> str:
+    """The name of the lease that guards the sync of ``calendar``."""
+    return f"sync:{calendar}"
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """A lease that is held: by whom, until when, and its last heartbeat."""
+
+    name: str
+    holder: str
+    expires_at: datetime
+    heartbeat_at: datetime | None
+
+
 class LeaseRepository:
-    def __init__(self, connection: Connection, calendars_repo: CalendarRepository) -> None:
+    def __init__(self, connection: Connection) -> None:
         self._connection = connection
-        self._calendars = calendars_repo
 
-    def try_acquire(self, calendar: str, holder: str, ttl: timedelta, now: datetime) -> bool:
-        """Take (or extend) the lease of ``calendar`` for ``holder`` unless
-        another holder's lease is still running at ``now``."""
+    def try_acquire(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """Take (or extend) lease ``name`` for ``holder`` unless another
+        holder's lease is still running at ``now`` (or another process is
+        taking it in this very moment: PostgreSQL skips the locked row)."""
         now = as_utc(now)
-        self._calendars.ensure([calendar])
-        calendar_id = self._calendars.id_of(calendar)
+        row = self._locked(name)
+        if row is None:
+            # Locked by another taker right now, or never taken: only the
+            # second may insert (an insert would queue behind a locked row).
+            exists = self._connection.execute(
+                select(leases.c.name).where(leases.c.name == name)).first()
+            if exists is not None:
+                return False
+            self._connection.execute(
+                insert_ignoring_duplicates(self._connection, leases, ["name"]),
+                {"name": name, "holder": None, "expires_at": _NEVER},
+            )
+            row = self._locked(name)
+            if row is None:
+                return False
+        if row.holder is not None and row.holder != holder and as_utc(row.expires_at) > now:
+            return False
         self._connection.execute(
-            insert_ignoring_duplicates(self._connection, sync_leases, ["calendar_id"]),
-            {"calendar_id": calendar_id, "holder": None, "expires_at": _NEVER},
+            update(leases).where(leases.c.name == name)
+            .values(holder=holder, expires_at=now + ttl, heartbeat_at=now)
         )
-        result = self._connection.execute(
-            update(sync_leases)
-            .where(
-                sync_leases.c.calendar_id == calendar_id,
-                or_(
-                    sync_leases.c.holder == holder,
-                    sync_leases.c.holder.is_(None),
-                    sync_leases.c.expires_at <= now,
-                ),
-            )
-            .values(holder=holder, expires_at=now + ttl)
-        )
-        return result.rowcount == 1
+        return True
 
-    def renew(self, calendar: str, holder: str, ttl: timedelta, now: datetime) -> bool:
-        """Extend a lease ``holder`` still holds; ``False`` when it was lost."""
+    def _locked(self, name: str) -> Row[Any] | None:
+        query = select(leases).where(leases.c.name == name)
+        if is_postgresql(self._connection):
+            query = query.with_for_update(skip_locked=True)
+        found: Row[Any] | None = self._connection.execute(query).one_or_none()
+        return found
+
+    def renew(self, name: str, holder: str, ttl: timedelta, now: datetime) -> bool:
+        """The heartbeat: extend a lease ``holder`` still holds; ``False``
+        when it was lost (it ran out, and perhaps another took it)."""
         now = as_utc(now)
         result = self._connection.execute(
-            update(sync_leases)
-            .where(
-                sync_leases.c.calendar_id == _calendar_id(calendar),
-                sync_leases.c.holder == holder,
-                sync_leases.c.expires_at > now,
-            )
-            .values(expires_at=now + ttl)
+            update(leases)
+            .where(leases.c.name == name, leases.c.holder == holder, leases.c.expires_at > now)
+            .values(expires_at=now + ttl, heartbeat_at=now)
         )
         return result.rowcount == 1
 
-    def release(self, calendar: str, holder: str) -> bool:
+    def release(self, name: str, holder: str) -> bool:
         """Give the lease up; ``False`` when ``holder`` did not hold it."""
         result = self._connection.execute(
-            update(sync_leases)
-            .where(
-                sync_leases.c.calendar_id == _calendar_id(calendar),
-                sync_leases.c.holder == holder,
-            )
+            update(leases)
+            .where(leases.c.name == name, leases.c.holder == holder)
             .values(holder=None, expires_at=_NEVER)
         )
         return result.rowcount == 1
 
-    def holder(self, calendar: str, now: datetime) -> str | None:
-        """Who holds the lease of ``calendar`` at ``now`` (``None``: nobody)."""
+    def holder(self, name: str, now: datetime) -> str | None:
+        """Who holds lease ``name`` at ``now`` (``None``: nobody)."""
         found = self._connection.execute(
-            select(sync_leases.c.holder).where(
-                sync_leases.c.calendar_id == _calendar_id(calendar),
-                sync_leases.c.expires_at > as_utc(now),
-            )
+            select(leases.c.holder).where(leases.c.name == name,
+                                          leases.c.expires_at > as_utc(now))
         ).scalar_one_or_none()
         return None if found is None else str(found)
 
+    def held(self, now: datetime) -> list[Lease]:
+        """Every lease held at ``now``, by name."""
+        rows = self._connection.execute(
+            select(leases).where(leases.c.holder.is_not(None), leases.c.expires_at > as_utc(now))
+            .order_by(leases.c.name)
+        )
+        return [Lease(row.name, row.holder, as_utc(row.expires_at),
+                      None if row.heartbeat_at is None else as_utc(row.heartbeat_at))
+                for row in rows]
 
-def _calendar_id(calendar: str) -> ScalarSelect[Any]:
-    return select(calendars.c.id).where(calendars.c.key == calendar).scalar_subquery()
+    def forget(self, name: str) -> None:
+        """Drop the row of ``name`` (its calendar left the store)."""
+        self._connection.execute(delete(leases).where(leases.c.name == name))

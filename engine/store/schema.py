@@ -66,19 +66,6 @@ calendars = Table(
     Column("unreadable", Text, nullable=True),
 )
 
-sync_leases = Table(
-    "sync_leases",
-    metadata,
-    Column(
-        "calendar_id",
-        RowId,
-        ForeignKey("calendars.id", ondelete="CASCADE"),
-        primary_key=True,
-    ),
-    Column("holder", String(200), nullable=True),
-    Column("expires_at", UTCInstant, nullable=False),
-)
-
 busy_events = Table(
     "busy_events",
     metadata,
@@ -226,8 +213,11 @@ reservations = Table(
     Column("start_at", UTCInstant, nullable=False),
     Column("end_at", UTCInstant, nullable=False),
     Column("active", Boolean, nullable=False),
+    # revision 0009: the calendar's version when this row last changed
+    Column("version", BigInteger, nullable=False, server_default="0"),
     CheckConstraint("end_at > start_at", name="ordered"),
     Index(None, "calendar_key", "start_at"),
+    Index(None, "calendar_key", "version"),
 )
 
 outbox = Table(
@@ -400,4 +390,34 @@ deliveries = Table(
     CheckConstraint("state IN ('pending', 'written', 'accepted', 'declined', 'removed')",
                     name="state"),
     Index(None, "how", "state"),
+)
+
+
+# ---- revision 0009: several processes on one database ------------------------------------
+
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(250), primary_key=True),
+    Column("holder", String(200), nullable=True),
+    Column("expires_at", UTCInstant, nullable=False),
+    Column("heartbeat_at", UTCInstant, nullable=True),
+)
+
+config_fingerprints = Table(
+    "config_fingerprints",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("calendars", Text, nullable=False),  # JSON list of the calendar keys it names
+    Column("first_seen_at", UTCInstant, nullable=False),
+)
+
+processes = Table(
+    "processes",
+    metadata,
+    Column("holder", String(200), primary_key=True),
+    Column("fingerprint", String(64), nullable=False),
+    Column("host", String(255), nullable=False, server_default=""),
+    Column("started_at", UTCInstant, nullable=False),
+    Column("seen_at", UTCInstant, nullable=False),
 )

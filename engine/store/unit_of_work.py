@@ -18,6 +18,7 @@ never waits for writers.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import TracebackType
 
 from sqlalchemy import Connection, Engine
@@ -25,6 +26,7 @@ from sqlalchemy.engine import URL
 
 from engine.store.bookings import BookingRepository
 from engine.store.calendars import CalendarRepository
+from engine.store.changes import ChangeFeed
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
 from engine.store.deliveries import DeliveryRepository
@@ -36,6 +38,7 @@ from engine.store.links import LinkRepository
 from engine.store.manage import ManageTokenRepository
 from engine.store.migrate import check_current
 from engine.store.outbox import OutboxRepository
+from engine.store.processes import ProcessRepository
 from engine.store.sync_requests import SyncRequestRepository
 from engine.store.webhooks import WebhookRepository
 
@@ -64,6 +67,14 @@ class Store:
         """``"sqlite"`` or ``"postgresql"``."""
         return self._engine.dialect.name
 
+    def change_feed(self, on_change: Callable[[], object]) -> ChangeFeed | None:
+        """A feed (not started) that calls ``on_change`` whenever another
+        process commits a change of a calendar's version or sync state;
+        ``None`` on SQLite (:mod:`engine.store.changes`)."""
+        if self.dialect != "postgresql":
+            return None
+        return ChangeFeed(self._engine, on_change)
+
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self._engine, read_only=False)
 
@@ -91,6 +102,7 @@ class UnitOfWork:
     leases: LeaseRepository
     bookings: BookingRepository
     outbox: OutboxRepository
+    processes: ProcessRepository
     links: LinkRepository
     manage_tokens: ManageTokenRepository
     deliveries: DeliveryRepository
@@ -118,10 +130,11 @@ class UnitOfWork:
         self._connection = connection
         self.calendars = CalendarRepository(connection)
         self.events = EventRepository(connection, self.calendars)
-        self.leases = LeaseRepository(connection, self.calendars)
+        self.leases = LeaseRepository(connection)
         self.webhooks = WebhookRepository(connection)
         self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
         self.outbox = OutboxRepository(connection)
+        self.processes = ProcessRepository(connection)
         self.links = LinkRepository(connection)
         self.manage_tokens = ManageTokenRepository(connection)
         self.deliveries = DeliveryRepository(connection)

@@ -32,9 +32,11 @@ INTERFACE = {
     ("link", "create"): ["consult", "--expires", "7d", "--name", "Ann", "--email", "a@b.c"],
     ("token", "new"): [],
     ("db", "upgrade"): [],
+    ("db", "forget-calendar"): ["room-b"],
     ("pools", "report"): ["rooms", "--cycle", "previous", "--json"],
 }
-BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("run",), ("sync",), ("slots",),
+BUILT = {("check-config",), ("token", "new"), ("db", "upgrade"), ("db", "forget-calendar"),
+         ("run",), ("sync",), ("slots",),
          ("demo",), ("book",), ("bookings",), ("status",), ("link", "create"), ("pools", "report")}
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from daemon.config import ConfigError, load_config, resolve_secret
+from daemon.config.load import fingerprint_of
 from daemon.config.settings import CaldavAccount, GoogleAccount, MicrosoftAccount, SecretRef
 from engine.core.model import (
     AssignmentMethod,
@@ -97,6 +98,7 @@ def test_defaults(write_config) -> None:
     assert (sync.poll_interval, sync.safety_poll) == (timedelta(minutes=5), timedelta(hours=1))
     assert (sync.window_past, sync.window_future) == (timedelta(days=1), timedelta(days=90))
     assert (sync.stale_after, sync.reconcile_every) == (timedelta(minutes=15), timedelta(hours=24))
+    assert sync.lease_ttl == timedelta(minutes=2)
     assert config.links.default_expiry == timedelta(days=7)
     assert config.retention.bookings == timedelta(days=400)
     assert config.retention.idempotency_keys == timedelta(hours=24)
@@ -260,3 +262,12 @@ def test_a_toml_error_at_the_end_names_the_last_line(write_config, text: str,
     assert re.search(r"line \d+, column \d+\)$", problem), problem
     if place is not None:
         assert problem.endswith(f"(at end of document: {place})"), problem
+
+
+def test_the_fingerprint_follows_the_settings_not_the_layout_nor_the_port() -> None:
+    one = {"http": {"listen": "127.0.0.1:8740", "confirm_within": "5s"}, "sync": {"push": False}}
+    same = {"sync": {"push": False}, "http": {"confirm_within": "5s", "listen": "0.0.0.0:9000"}}
+    other = {"http": {"listen": "127.0.0.1:8740", "confirm_within": "0s"}, "sync": {"push": False}}
+    assert fingerprint_of(one) == fingerprint_of(same)
+    assert fingerprint_of(one) != fingerprint_of(other)
+    assert len(fingerprint_of(one)) == 64

@@ -94,6 +94,10 @@ def test_sync_names_each_failed_calendar_and_syncs_the_others(
     assert last_line.endswith("sync failed for 1 calendar(s): room-dead")
     assert "room-a: synced (full listing), 1 changed, 0 removed" in result.stdout
     assert "alice: synced" in result.stdout and "room-b: synced" in result.stdout
+    # Not a terminal: plain progress lines on stderr, no bar (issue 24).
+    assert "sync: 4/4 calendars synced, 1 events, " in result.stderr
+    assert result.stderr.count("calendars synced") == 4  # every tenth of 4: each one
+    assert "\x1b[" not in result.stderr
 
 
 def test_sync_of_an_unknown_calendar_is_a_usage_error(tmp_path: Path, radicale: Server) -> None:

@@ -239,7 +239,8 @@ def test_the_reloader_hands_the_running_limits_on(tmp_path: Path) -> None:
 def test_the_outbox_waits_out_a_throttle_that_a_sync_met(tmp_path: Path) -> None:
     """The sync of the owner's calendar met the 429; the booking's provider
     writes, made by the outbox on another thread, wait its 7 s before they
-    reach the provider, then the booking is confirmed."""
+    reach the provider; the booking is confirmed once the invited room accepts."""
+    from connectors.memory.events import Answer
     from engine.core.model import Attendee, BookingStatus
 
     fake = FakeTime()
@@ -256,9 +257,15 @@ def test_the_outbox_waits_out_a_throttle_that_a_sync_met(tmp_path: Path) -> None
         booking = app.bookings.book_and_wait(
             "consult", NOW + timedelta(hours=2), Attendee("Carol", "carol@example.org"), "",
             NOW, confirm_within=timedelta(seconds=5))
-        assert booking.status is BookingStatus.CONFIRMED
-        assert fake.sleeps == [7]  # the first write waited; the others found it over
-        assert memory["work"].get("alice@work", _object_of(memory["work"], "alice@work"))
+        # Google invites room-a (same account) itself: the owner's event is
+        # written, the room's answer awaited.
+        assert booking.status is BookingStatus.PENDING
+        assert fake.sleeps == [7]  # the write waited the throttle out first
+        owner_event = _object_of(memory["work"], "alice@work")
+        assert memory["work"].get("alice@work", owner_event)
+        memory["work"].answer("alice@work", owner_event, "room-a@work", Answer.ACCEPTED)
+        app.room_answers.check(NOW)
+        assert app.bookings.get(booking.id).status is BookingStatus.CONFIRMED
     finally:
         app.close()
 

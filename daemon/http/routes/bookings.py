@@ -249,7 +249,8 @@ def _book(app: App, body: bytes, on_reserved: Hold | None = None) -> Answer:
 def _document(app: App, booking: Booking, history: list[Any]) -> dict[str, Any]:
     owner = app.config.calendars.get(booking.owner)
     zone = owner.timezone if owner is not None else app.config.daemon.timezone
-    return booking_document(booking, history, zone, app.bookings.deliveries(booking.id))
+    return booking_document(booking, history, zone,
+                            deliveries=app.bookings.deliveries(booking.id))
 
 
 def _encode(document: dict[str, Any]) -> str:

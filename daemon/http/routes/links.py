@@ -246,7 +246,7 @@ def book_through_link(app: CalpoolApp, token: str, body: LinkBookingRequest) -> 
         raise refusal(outcome)
     assert outcome.booking is not None
     document = booking_document(outcome.booking, list(outcome.history), zone,
-                                app.bookings.deliveries(outcome.booking.id))
+                                deliveries=app.bookings.deliveries(outcome.booking.id))
     if outcome.result is Result.FAILED:
         raise failure(outcome, document, then="; the link can be used again")
     if manage_token.value is not None:

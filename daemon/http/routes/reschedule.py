@@ -80,4 +80,4 @@ def reschedule_booking(app: CalpoolApp, _client: BookClient, booking_id: str,
         raise refusal(outcome, "the booking cannot move there")
     assert outcome.booking is not None
     return booking_document(outcome.booking, list(outcome.history), zone,
-                            app.bookings.deliveries(outcome.booking.id))
+                            deliveries=app.bookings.deliveries(outcome.booking.id))

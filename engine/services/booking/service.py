@@ -203,8 +203,7 @@ class BookingService:
             return uow.bookings.history(booking_id)
 
     def deliveries(self, booking_id: str) -> list[Delivery]:
-        """Where each copy of the booking's event stands (its delivery
-        records, in the order the calendars got their part)."""
+        """Where the booking's event is, calendar by calendar (delivery records)."""
         with self._store.reader() as uow:
             return uow.deliveries.for_booking(booking_id)
 

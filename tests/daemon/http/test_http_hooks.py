@@ -157,7 +157,7 @@ def test_a_push_while_another_session_holds_the_lease_is_not_lost(site: PushSite
     other = Store.open(site.app.config.daemon.database_url)  # another process's store
     try:
         with other.unit_of_work() as uow:
-            assert uow.leases.try_acquire("room-a", "other-process", timedelta(minutes=2), NOW)
+            assert uow.leases.try_acquire("sync:room-a", "other-process", timedelta(minutes=2), NOW)
             uow.commit()
         site.provider.put(ROOM, "busy", busy("busy", 3))
         for delivery in site.deliveries():
@@ -168,7 +168,7 @@ def test_a_push_while_another_session_holds_the_lease_is_not_lost(site: PushSite
         assert site.outstanding() == ["room-a"]  # the notification waits for the lease
 
         with other.unit_of_work() as uow:
-            uow.leases.release("room-a", "other-process")
+            uow.leases.release("sync:room-a", "other-process")
             uow.commit()
         sync_requested(site.app)
     finally:

@@ -51,6 +51,7 @@ def test_retention_purges_what_is_older_than_its_period(build_app: BuildApp) -> 
 
     purged = purge_expired(built.app)
 
+    assert purged is not None
     assert (purged.bookings, purged.idempotency_keys, purged.links) == (1, 1, 2)
     with built.app.store.reader() as uow:
         assert uow.bookings.get("old") is None and uow.bookings.history("old") == []
@@ -62,6 +63,25 @@ def test_retention_purges_what_is_older_than_its_period(build_app: BuildApp) -> 
         assert uow.idempotency.begin("ops", "fresh-key", "y", NOW).state is \
             IdempotencyState.MISMATCH
     assert purge_expired(built.app) == type(purged)(0, 0, 0)  # nothing left to purge
+
+
+def test_retention_runs_in_one_process_at_a_time(build_app: BuildApp) -> None:
+    built = build_app()
+    old = NOW - timedelta(days=31)
+    with built.app.store.unit_of_work() as uow:
+        uow.bookings.reserve(booking("old", old))
+        uow.bookings.set_status("old", BookingStatus.CONFIRMED, old)
+        assert uow.leases.try_acquire("job:retention", "other-host:42:abc",
+                                      timedelta(minutes=2), NOW)
+        uow.commit()
+
+    assert purge_expired(built.app) is None  # the other process runs it
+    with built.app.store.unit_of_work() as uow:
+        assert uow.bookings.get("old") is not None
+        uow.leases.release("job:retention", "other-host:42:abc")
+        uow.commit()
+    purged = purge_expired(built.app)
+    assert purged is not None and purged.bookings == 1
 
 
 def test_calendars_removed_from_the_config_leave_the_cache_not_the_bookings(

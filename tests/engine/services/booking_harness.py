@@ -20,11 +20,11 @@ from engine.core.model import (
     Pool,
 )
 from engine.ports import CalendarConnector, CalendarRef, EventDraft, WrittenEvent
-from engine.services.answers import RoomAnswers
 from engine.services.availability import BusyCache, SlotService
 from engine.services.booking import BookingService
 from engine.services.drafts import Catalog
 from engine.services.outbox import OutboxPolicy, OutboxWorker
+from engine.services.room_answers import RoomAnswers
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
 from tests.engine.services.memory_calendars import fresh_calendar
@@ -61,6 +61,10 @@ class Site:
     pools: dict[str, Pool]
     connectors: dict[str, CalendarConnector] = field(default_factory=dict)
     answers: RoomAnswers | None = None
+
+    def room_answers(self) -> RoomAnswers:
+        assert self.answers is not None
+        return self.answers
 
     def stored(self, key: str) -> list[StoredObject]:
         """The objects the provider holds in ``key``'s calendar, read on the
@@ -118,15 +122,12 @@ def make_site(
     wrap: Callable[[CalendarConnector], CalendarConnector] = lambda c: c,
     policy: OutboxPolicy | None = None,
     invited: Iterable[str] = (),
-    answer_within: timedelta = timedelta(minutes=2),
 ) -> Site:
     """Calendars for ``persons`` and every pool member, fresh on the provider;
     event types default to one ``consult`` of alice with the first pool.
-
-    ``invited`` are the rooms the owner's provider invites itself (as Google
-    and Graph do within one account): no copy is written for them, they are
-    attendees of the owner's event with an address ``<room>@example.com``
-    and answer through :meth:`MemoryProvider.answer`."""
+    The ``invited`` rooms are delivered by the owner's provider itself, as
+    Google and Microsoft do within one account: attendees of the owner's
+    event, with a mailbox, that answer (no copy of calpool's)."""
     invited = frozenset(invited)
     pools_spec = pools or {"rooms": (["room-a", "room-b"], AssignmentMethod.PRIORITY)}
     calendars: dict[str, Calendar] = {}
@@ -149,18 +150,18 @@ def make_site(
     cache = BusyCache(calendars)
     cache.reload(store, list(calendars))
     clock = Clock(NOW)
-    catalog = Catalog(calendars, pool_models, types, bindings,
-                      addresses={key: f"{key}@example.com" for key in (*persons, *invited)},
+    addresses = {key: f"{key}@example.com" for key in (*persons, *invited)}
+    catalog = Catalog(calendars, pool_models, types, bindings, addresses=addresses,
                       delivers=lambda owner, other: other in invited,
                       accounts={key: "calpool" for key in calendars})
     worker = OutboxWorker(store, cache, catalog, policy=policy)
     bookings = BookingService(store, cache, catalog, worker, clock=clock)
     slots = SlotService(store, cache, calendars=calendars, pools=pool_models,
                         event_types=types, stale_after=timedelta(minutes=15))
-    answers = RoomAnswers(store, catalog, worker, answer_within=answer_within)
+    answers = RoomAnswers(store, catalog, worker, answer_within=timedelta(minutes=2),
+                          clock=clock)
     sync = SyncService(store, bindings, window=SyncWindow(timedelta(days=1), timedelta(days=30)),
-                       cache=cache, clock=clock,
-                       on_applied=lambda key, changes: answers.synced(key, changes, clock()))
+                       cache=cache, clock=clock, on_applied=answers.seen_in_sync)
     return Site(provider, store, ids, connector, clock, bookings, slots, sync, types, pool_models,
                 answers=answers)
 

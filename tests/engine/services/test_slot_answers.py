@@ -293,3 +293,27 @@ def test_every_answer_equals_the_straightforward_one(
             check(slot_service, store, key, Interval(begin, begin + WEEK), now)
     finally:
         store.close()
+
+
+def test_unchanged_polls_leave_the_states_as_read_until_one_would_look_stale(
+    store: Store,
+) -> None:
+    """Issue 24: every unchanged poll of 500 calendars made the next slot
+    query read all 500 sync states again.  Now a poll that changes nothing is
+    not seen by the query until the kept copy would call that calendar stale;
+    then the states are read anew and the newer success counts."""
+    slot_service, cache = service(store)
+    window = Interval(T0, T0 + WEEK)
+    sync_all(store, cache, T0)
+    first = cache.refresh(store, now=T0, stale_after=STALE_AFTER)
+    later = T0 + timedelta(minutes=5)
+    for key in ("alice", "room-a", "room-b"):
+        sync_nothing(key, here=False)(store, cache, later)
+    assert cache.refresh(store, now=later, stale_after=STALE_AFTER) is first
+    assert check(slot_service, store, "meet", window, later).stale_calendars == ()
+    # Past T0 + stale_after the kept copy would call them stale: read anew.
+    past = T0 + STALE_AFTER + timedelta(seconds=1)
+    states = cache.refresh(store, now=past, stale_after=STALE_AFTER)
+    assert states is not first and states["alice"].last_success_at == later
+    assert {s.calendar for s in check(slot_service, store, "meet", window, past)
+            .stale_calendars} == {"room-c"}  # not polled since T0 (bob is not in "meet")

@@ -194,13 +194,13 @@ def test_a_calendar_leased_by_another_process_is_skipped(
     calendar = fresh_calendar(provider, "leased")
     sync = service(store, bind("room", calendar, connector_for(provider)))
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("room", "other-process", timedelta(minutes=5), NOW)
+        assert uow.leases.try_acquire("sync:room", "other-process", timedelta(minutes=5), NOW)
         uow.commit()
 
     assert sync.sync_calendar("room").outcome == "skipped"
 
     with store.unit_of_work() as uow:
-        uow.leases.release("room", "other-process")
+        uow.leases.release("sync:room", "other-process")
         uow.commit()
     assert sync.sync_calendar("room").outcome == "synced"
 
@@ -250,3 +250,38 @@ def test_a_busy_cache_sees_what_another_process_committed(
 def _spans(timeline: BusyTimeline) -> list[tuple[datetime, datetime]]:
     pairs = zip(timeline.starts.tolist(), timeline.ends.tolist(), strict=True)
     return [(from_us(start), from_us(end)) for start, end in pairs]
+
+
+class CountingStore:
+    """The store, counting the write transactions opened through it."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.writes = 0
+
+    def unit_of_work(self):  # type: ignore[no-untyped-def]
+        self.writes += 1
+        return self._store.unit_of_work()
+
+    def reader(self):  # type: ignore[no-untyped-def]
+        return self._store.reader()
+
+
+def test_a_sync_without_notifications_writes_twice_not_three_times(
+    provider: MemoryProvider, store: Store
+) -> None:
+    """Issue 24: on SQLite each write transaction is an fsync, and an
+    incremental pass over 500 calendars was bound by them.  The lease is
+    given up in the batch's own transaction: take lease, apply batch."""
+    calendar = fresh_calendar(provider, "two-writes")
+    put_event(provider, calendar, "a", plain_event("a", at(2), at(3)))
+    counting = CountingStore(store)
+    sync = service(counting, bind("room", calendar, connector_for(provider)))  # type: ignore[arg-type]
+    sync.sync_calendar("room")
+    counting.writes = 0
+
+    assert sync.sync_calendar("room").outcome == "synced"
+
+    assert counting.writes == 2
+    with store.unit_of_work() as uow:  # the lease is free for anyone
+        assert uow.leases.try_acquire("sync:room", "someone-else", timedelta(minutes=1), NOW)

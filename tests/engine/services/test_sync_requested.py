@@ -70,7 +70,7 @@ def test_request_while_another_process_holds_the_lease_is_not_lost(
     sync = sync_service(store, provider, calendar)
     sync.sync_calendar("room")
     with store.unit_of_work() as other:  # another process's store session
-        assert other.leases.try_acquire("room", "other-process", timedelta(minutes=2), NOW)
+        assert other.leases.try_acquire("sync:room", "other-process", timedelta(minutes=2), NOW)
         other.commit()
     put_event(provider, calendar, "pushed", plain_event("pushed", at(2), at(3)))
     mark(store)
@@ -79,7 +79,7 @@ def test_request_while_another_process_holds_the_lease_is_not_lost(
     assert outstanding(store) == ["room"]  # kept for whoever gets the lease
 
     with store.unit_of_work() as other:
-        other.leases.release("room", "other-process")
+        other.leases.release("sync:room", "other-process")
         other.commit()
     assert [report.outcome for report in sync.sync_requested()] == ["synced"]
     assert cached_uids(store) == {"pushed"}

@@ -1,7 +1,8 @@
-"""Sync leases and the outbox."""
+"""Named leases and the outbox."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 import pytest
@@ -15,43 +16,90 @@ TTL = timedelta(minutes=5)
 
 def test_lease_is_exclusive_until_it_expires(store: Store) -> None:
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
-        assert uow.leases.try_acquire("alice", "one", TTL, at(0.01))  # the holder may re-take it
-        assert not uow.leases.try_acquire("alice", "two", TTL, at(0.05))
-        assert uow.leases.try_acquire("room-a", "two", TTL, at(0.05))
-        assert uow.leases.holder("alice", at(0.05)) == "one"
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0.01))  # the holder re-takes it
+        assert not uow.leases.try_acquire("sync:alice", "two", TTL, at(0.05))
+        assert uow.leases.try_acquire("job:retention", "two", TTL, at(0.05))
+        assert uow.leases.holder("sync:alice", at(0.05)) == "one"
         # Expired: the lease of "one" ran out at 0.01 h + 5 min.
-        assert uow.leases.try_acquire("alice", "two", TTL, at(0.01) + TTL)
-        assert uow.leases.holder("alice", at(0.01) + TTL) == "two"
+        assert uow.leases.try_acquire("sync:alice", "two", TTL, at(0.01) + TTL)
+        assert uow.leases.holder("sync:alice", at(0.01) + TTL) == "two"
         uow.commit()
 
 
 def test_renew_only_while_still_held(store: Store) -> None:
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
-        assert uow.leases.renew("alice", "one", TTL, at(0) + TTL / 2)
-        assert not uow.leases.renew("alice", "two", TTL, at(0))
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
+        assert uow.leases.renew("sync:alice", "one", TTL, at(0) + TTL / 2)
+        assert not uow.leases.renew("sync:alice", "two", TTL, at(0))
         # Lapsed: renewing after the expiry fails, the holder must acquire again.
-        assert not uow.leases.renew("alice", "one", TTL, at(0) + TTL * 2)
-        assert not uow.leases.renew("nobody", "one", TTL, at(0))
+        assert not uow.leases.renew("sync:alice", "one", TTL, at(0) + TTL * 2)
+        assert not uow.leases.renew("sync:nobody", "one", TTL, at(0))
 
 
 def test_release_frees_the_lease_for_others(store: Store) -> None:
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
-        assert not uow.leases.release("alice", "two")
-        assert uow.leases.release("alice", "one")
-        assert uow.leases.holder("alice", at(0)) is None
-        assert uow.leases.try_acquire("alice", "two", TTL, at(0))
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
+        assert not uow.leases.release("sync:alice", "two")
+        assert uow.leases.release("sync:alice", "one")
+        assert uow.leases.holder("sync:alice", at(0)) is None
+        assert uow.leases.try_acquire("sync:alice", "two", TTL, at(0))
 
 
 def test_a_lease_another_process_took_is_seen(store: Store, open_store: object) -> None:
     other: Store = open_store()  # type: ignore[operator]
     with store.unit_of_work() as uow:
-        assert uow.leases.try_acquire("alice", "one", TTL, at(0))
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
         uow.commit()
     with other.unit_of_work() as uow:
-        assert not uow.leases.try_acquire("alice", "two", TTL, at(0))
+        assert not uow.leases.try_acquire("sync:alice", "two", TTL, at(0))
+
+
+def test_held_leases_are_listed_with_holder_expiry_and_heartbeat(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        assert uow.leases.try_acquire("job:channels", "one", TTL, at(0))
+        assert uow.leases.try_acquire("sync:alice", "two", TTL, at(0))
+        assert uow.leases.renew("sync:alice", "two", TTL, at(0.02))
+        assert uow.leases.release("job:channels", "one")
+        uow.commit()
+    with store.reader() as uow:
+        held = uow.leases.held(at(0.03))
+        assert [(lease.name, lease.holder) for lease in held] == [("sync:alice", "two")]
+        assert held[0].heartbeat_at == at(0.02)
+        assert held[0].expires_at == at(0.02) + TTL
+        assert uow.leases.held(at(0.02) + TTL) == []  # ran out: nobody holds it
+
+
+def test_a_removed_calendar_takes_its_sync_lease_along(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        uow.calendars.ensure(["alice"])
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
+        assert uow.calendars.remove("alice")
+        uow.commit()
+    with store.reader() as uow:
+        assert uow.leases.held(at(0)) == []
+
+
+def test_postgresql_skips_a_lease_another_taker_has_locked(
+    store: Store, open_store: object, backend: str
+) -> None:
+    """FOR UPDATE SKIP LOCKED: while one process is taking a lease (its
+    transaction still open), another does not queue behind it but gives up
+    at once."""
+    if backend != "postgresql":
+        pytest.skip("SQLite serializes takers with its write lock instead")
+    other: Store = open_store()  # type: ignore[operator]
+    with store.unit_of_work() as uow:
+        uow.leases.try_acquire("sync:alice", "one", TTL, at(0))
+        uow.commit()
+        assert uow.leases.try_acquire("sync:alice", "one", TTL, at(0.01))  # row locked, open
+        started = time.monotonic()
+        with other.unit_of_work() as second:
+            assert not second.leases.try_acquire("sync:alice", "two", TTL, at(1))
+        assert time.monotonic() - started < 5
+        uow.commit()
+    with other.unit_of_work() as second:  # expired and unlocked: taken over
+        assert second.leases.try_acquire("sync:alice", "two", TTL, at(1))
 
 
 def test_outbox_job_is_enqueued_with_the_booking_or_not_at_all(store: Store) -> None:

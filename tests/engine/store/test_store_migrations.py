@@ -3,6 +3,7 @@ a process refuses a database whose schema is not its own."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -25,6 +26,9 @@ from tests.engine.store.samples import WINDOW, at, changes, event, make_booking
 
 MANAGE_TABLES = {"manage_tokens", "deliveries"}
 SYNC_TABLES = {"calendars", "sync_leases", "busy_events", "push_channels"}
+# Revision 0009 replaces sync_leases by leases.
+LEASE_TABLES = {"leases", "config_fingerprints", "processes"}
+HEAD_SYNC_TABLES = SYNC_TABLES - {"sync_leases"}
 ASSIGNMENT_TABLES = {"room_assignments", "booking_events", "webhook_deliveries",
                      "sync_requests", "push_messages"}
 BOOKING_TABLES = {
@@ -48,16 +52,17 @@ def tables(url: str) -> set[str]:
 
 
 def test_revisions_are_the_documented_ones() -> None:
-    assert migrate.revisions() == [
-        "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008_delivery_records"]
-    assert migrate.head_revision() == "0008_delivery_records"
+    assert migrate.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
+                                   "0008", "0009"]
+    assert migrate.head_revision() == "0009"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0008_delivery_records"
-    assert tables(empty_url) == SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES | MANAGE_TABLES
+    assert migrate.current_revision(empty_url) == "0009"
+    assert tables(empty_url) == (HEAD_SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
+                                 | MANAGE_TABLES | LEASE_TABLES)
 
 
 def test_migrated_schema_matches_the_metadata_the_code_queries(db_url: str) -> None:
@@ -112,13 +117,27 @@ def test_downgrade_to_previous_keeps_sync_cache_and_to_base_empties(db_url: str)
     migrate.downgrade(db_url, "base")
     assert tables(db_url) == set()
     migrate.upgrade(db_url)
-    assert tables(db_url) == SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES | MANAGE_TABLES
+    assert tables(db_url) == (HEAD_SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
+                              | MANAGE_TABLES | LEASE_TABLES)
+
+
+def test_upgrade_to_0009_drops_sync_leases_and_down_again_restores_them(db_url: str) -> None:
+    with Store.open(db_url) as store, store.unit_of_work() as uow:
+        uow.events.apply_changes("alice", changes("c1", event("a", 1, 2)), WINDOW, at(0))
+        assert uow.leases.try_acquire("sync:alice", "one", timedelta(minutes=2), at(0))
+        uow.commit()
+    migrate.downgrade(db_url, "0008")
+    assert "sync_leases" in tables(db_url) and not LEASE_TABLES & tables(db_url)
+    migrate.upgrade(db_url)
+    with Store.open(db_url) as store, store.reader() as uow:
+        assert uow.events.count("alice") == 1
+        assert uow.leases.held(at(0)) == []  # a lease in flight is dropped; re-taken later
 
 
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0008_delivery_records")
+    assert (refused.value.current, refused.value.expected) == (None, "0009")
     assert "\n" not in str(refused.value)
 
 
@@ -126,7 +145,7 @@ def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
         SchemaNotCurrent,
-        match=r"revision 0001 .* needs 0008_delivery_records; run `calpool db upgrade`",
+        match=r"revision 0001 .* needs 0009; run `calpool db upgrade`",
     ):
         Store.open(empty_url)
 

@@ -2,7 +2,7 @@
 deliver) for each booking, one row per (booking, calendar), with the
 provider's object id, etag and sequence, and an invited room's answer.
 
-Revision ID: 0008_delivery_records
+Revision ID: 0008
 Revises: 0007
 Create Date: 2026-12-02
 """
@@ -14,7 +14,7 @@ from alembic import op
 
 from engine.store.instants import UTCInstant
 
-revision = "0008_delivery_records"
+revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None

@@ -221,6 +221,14 @@ class OutboxWorker:
         if target.role == ROOM and self._taken_on_provider(connector, ref, booking):
             self._swap_room(job, spec, booking, target, now)
             return
+        if target.role == OWNER and spec.sequence == 0:
+            # The rooms the owner's provider invites itself are asked before
+            # the invitation goes out, as a written room is before its copy.
+            swapped = self._swap_busy_invited(booking, now)
+            if swapped is None:
+                self._finish(job, now)  # failed (its deletes are queued) or gone
+                return
+            booking = swapped
         event = draft(booking, self._catalog.event_types[booking.event_type],
                       self._catalog.calendars, self._catalog.addresses,
                       sequence=spec.sequence, organizer_copy=target.role == OWNER,
@@ -412,6 +420,31 @@ class OutboxWorker:
             else:
                 uow.outbox.complete(job.id, self.name, now)
             uow.commit()
+
+    def _swap_busy_invited(self, booking: Booking, now: datetime) -> Booking | None:
+        """``booking`` with every invited room that something else holds on
+        its provider replaced by a free member of its pool (the pool's
+        method chooses, a history entry each); ``None`` when the booking
+        failed for want of a free member, or is no longer active."""
+        for pool, room in list(booking.rooms.items()):
+            if not self._catalog.delivers(booking.owner, room):
+                continue
+            tried: tuple[str, ...] = ()
+            while True:
+                connector, ref = self._reach(room)
+                if not self._taken_on_provider(connector, ref, booking):
+                    break
+                tried = (*tried, room)
+                candidates = self.free_candidates(booking, pool, tried)
+                with self._store.unit_of_work() as uow:
+                    uow.bookings.lock(booking.id)
+                    moved = self.reassign(uow, booking, pool, room, candidates,
+                                          why="busy on the provider", tried=tried, now=now)
+                    uow.commit()
+                if not moved:
+                    return None
+                booking, room = moved, moved.rooms[pool]
+        return booking
 
     def free_candidates(self, booking: Booking, pool_key: str,
                         tried: Sequence[str]) -> list[str]:

@@ -58,6 +58,7 @@ from engine.services.drafts import (
     queue_write,
     targets,
 )
+from engine.services.limits import CoolingDown
 from engine.services.rooms import choose_room, free_members
 from engine.store import (
     Delivery,
@@ -169,13 +170,15 @@ class OutboxWorker:
             else:
                 raise _Permanent(f"unknown outbox job kind {job.kind!r}")
             report.done += 1
-        except RateLimited as exc:
-            if exc.retry_after is None:
-                self._retry_or_give_up(job, now, exc, report)
-                return
-            # The account is cooling down: this job waits it out on its own,
-            # unsent and without spending an attempt; other accounts' jobs go on.
-            until = now + timedelta(seconds=exc.retry_after)
+        except CoolingDown as exc:
+            # The account is cooling down after a throttle and its limit sent
+            # nothing: this job waits it out on its own, due when the
+            # cool-down ends and without spending an attempt, while other
+            # accounts' jobs go on.  A throttle the provider itself answered
+            # counts as an attempt (below, Retry-After as the least wait): a
+            # provider that never stops throttling must not keep a job alive
+            # for ever.
+            until = now + timedelta(seconds=exc.retry_after or 0)
             with self._store.unit_of_work() as uow:
                 uow.outbox.defer(job.id, self.name, str(exc), until=until)
                 uow.commit()

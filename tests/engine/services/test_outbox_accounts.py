@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from datetime import timedelta
 
-from connectors.memory import MemoryConnector, MemoryProvider
+from connectors.memory import Fault, FaultKind, MemoryConnector, MemoryProvider, Operation
 from engine.core.model import AssignmentMethod, BookingStatus
 from engine.errors import RateLimited
 from engine.services.drafts import EventJob
@@ -84,3 +84,21 @@ def test_a_job_carries_its_kind_account_and_payload_model(
     specs = [EventJob.model_validate(job.payload) for job in jobs]
     assert [(spec.calendar, spec.role, spec.pool, spec.account) for spec in specs] == [
         ("alice", "owner", "", "calpool"), ("room-a", "room", "rooms", "calpool")]
+
+
+def test_a_throttle_the_provider_answered_counts_as_an_attempt(
+    provider: MemoryProvider, store: Store,
+) -> None:
+    """Only the limit's own refusal (nothing sent) is free: a provider that
+    keeps answering 429 spends the job's attempts like any transient error,
+    so the booking ends failed and compensated instead of pending for ever."""
+    site = make_site(provider, store, policy=OutboxPolicy(max_attempts=2))
+    provider.inject(Fault(kind=FaultKind.THROTTLED, times=50, retry_after=1,
+                          operations=frozenset({Operation.CREATE})))
+    booking = site.bookings.book("consult", SLOT, ANN, "", NOW)
+    at = NOW
+    for _ in range(4):
+        site.bookings.outbox.drain(at)
+        at += timedelta(minutes=31)  # past any backoff
+
+    assert site.bookings.get(booking.id).status is BookingStatus.FAILED

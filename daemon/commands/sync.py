@@ -46,16 +46,20 @@ def run(invocation: Invocation) -> int:
                 ThreadPoolExecutor(max_workers=PARALLEL_SYNCS) as pool:
             futures = [pool.submit(_timed, app.sync.sync_calendar, key, args.full)
                        for key in keys]
+            reported: set[Future[tuple[SyncReport, float]]] = set()
             try:
                 for future in as_completed(futures):
                     _report(future, reports, progress, invocation)
+                    reported.add(future)
             except KeyboardInterrupt:
                 interrupted = True
                 # A second Ctrl-C must not break off the batches in flight.
                 previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
                 try:
-                    running = [f for f in futures if not f.cancel() and not f.done()]
-                    for future in as_completed(running):
+                    # Every calendar that ran (in flight, or done but not yet
+                    # told when the Ctrl-C came) is reported; the rest never starts.
+                    ran = [f for f in futures if f not in reported and not f.cancel()]
+                    for future in as_completed(ran):
                         _report(future, reports, progress, invocation)
                 finally:
                     signal.signal(signal.SIGINT, previous)

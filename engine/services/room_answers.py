@@ -15,8 +15,10 @@ event back (:meth:`~engine.ports.CalendarConnector.read_event`) and acts:
   event is updated in place with a higher SEQUENCE; no free member left →
   the booking fails and every copy is removed;
 - a room that accepted and declines later (after confirmation) is handled
-  the same way, and the booking's history says so.  Accepted rooms of
-  bookings not over yet are looked at again, the least recently looked at
+  the same way, and the booking's history says so; so is a room whose own
+  calendar, synced, shows a busy event that is not calpool's over a booking
+  that holds it (accepted, then double-booked on the provider).  Accepted
+  rooms of bookings not over yet are looked at again, the least recently looked at
   first, ``recheck_after`` apart, so a late decline is found within a
   bounded time without reading every booking on every run.
 """
@@ -28,7 +30,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from engine.core.model import AttendeeAnswer, Booking, ChangeSet
+from engine.core.model import AttendeeAnswer, Booking, BookingStatus, ChangeSet, Interval
 from engine.errors import ConnectorError
 from engine.services.drafts import Catalog, invitations
 from engine.services.outbox import OutboxWorker, record_answer
@@ -95,6 +97,7 @@ class RoomAnswers:
         shows there first)."""
         now = self._clock()
         report = AnswersReport()
+        self._conflicts(calendar, changes, now, report)
         seen: dict[str, Mapping[str, AttendeeAnswer]] = {}
         versions: dict[str, tuple[str, str]] = {}
         for instances in changes.objects.values():
@@ -192,8 +195,35 @@ class RoomAnswers:
                 self._outbox.confirm_if_done(uow, booking.id, now)
             uow.commit()
 
+    def _conflicts(self, calendar: str, changes: ChangeSet, now: datetime,
+                   report: AnswersReport) -> None:
+        """A room's sync brought a busy event that is not calpool's over an
+        active booking holding the room (accepted, or written there, then
+        double-booked behind calpool's back): the room is replaced as if it
+        had declined, and the history says why."""
+        pools = [pool.key for pool in self._catalog.pools.values() if calendar in pool.members]
+        if not pools:
+            return
+        foreign = [Interval(event.start, event.end)
+                   for instances in changes.objects.values() for event in instances
+                   if event.busy and event.booking_id is None and event.end > now
+                   and event.end > event.start]
+        if not foreign:
+            return
+        span = Interval(min(f.start for f in foreign), max(f.end for f in foreign))
+        with self._store.reader() as uow:
+            holding = uow.bookings.find(window=span, calendar=calendar,
+                                        statuses=(BookingStatus.PENDING, BookingStatus.CONFIRMED))
+        for booking in holding:
+            pool = next((key for key, room in booking.rooms.items() if room == calendar), None)
+            if pool is None or booking.end <= now:
+                continue
+            if any(found.overlaps(booking.interval) for found in foreign):
+                self._replace(booking, pool, calendar, "holds a conflicting event", now, report,
+                              declined=False)
+
     def _replace(self, booking: Booking, pool: str, room: str, why: str, now: datetime,
-                 report: AnswersReport) -> None:
+                 report: AnswersReport, *, declined: bool = True) -> None:
         with self._store.reader() as uow:
             tried = tuple(r.calendar for r in uow.deliveries.for_booking(booking.id)
                           if r.state is DeliveryState.DECLINED)
@@ -202,7 +232,7 @@ class RoomAnswers:
         with self._store.unit_of_work() as uow:
             uow.bookings.lock(booking.id)
             outcome = self._outbox.reassign(uow, booking, pool, room, candidates, why=why,
-                                            tried=tried, now=now, declined=True)
+                                            tried=tried, now=now, declined=declined)
             uow.commit()
         if outcome is None:
             report.failed.append(booking.id)

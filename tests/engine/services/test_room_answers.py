@@ -22,6 +22,7 @@ from tests.engine.services.booking_harness import (
     Site,
     make_site,
 )
+from tests.engine.services.memory_calendars import plain_event, put_event
 
 ROOMS = ["room-a", "room-b", "room-c"]
 
@@ -241,3 +242,39 @@ def test_a_decline_after_confirmation_is_seen_through_the_owners_sync(
     assert booking.rooms == {"rooms": "room-b"}
     assert any("room room-a declined the invitation after accepting it" in d
                for d in details(site, booking_id))
+
+
+def test_a_room_double_booked_on_its_provider_after_confirmation_is_replaced(
+    provider: MemoryProvider, store: Store
+) -> None:
+    """The room accepted; later its own calendar gets a conflicting event
+    (accepted by the room on the provider, behind calpool's back): the
+    room's sync finds it and the booking moves to another room."""
+    site = invited_site(provider, store)
+    booking_id = book(site)
+    answer(site, "room-a", Answer.ACCEPTED)
+    site.room_answers().check(NOW + timedelta(seconds=10))
+    assert site.bookings.get(booking_id).status is BookingStatus.CONFIRMED
+    site.sync_all()
+
+    put_event(provider, site.ids["room-a"], "board",
+              plain_event("board", SLOT - timedelta(minutes=15), SLOT + timedelta(minutes=15)))
+    site.clock.now = NOW + timedelta(hours=1)
+    assert not site.sync.sync_calendar("room-a").failed
+
+    booking = site.bookings.get(booking_id)
+    assert booking.rooms == {"rooms": "room-b"}
+    assert any("room room-a holds a conflicting event; reassigned to room-b" in d
+               for d in details(site, booking_id))
+    assert records(site, booking_id)["room-a"] == ("invited", "removed")
+
+
+def test_a_free_or_own_event_in_the_rooms_calendar_moves_nothing(
+    provider: MemoryProvider, store: Store
+) -> None:
+    site = make_site(provider, store)  # rooms written by calpool: its copy is in room-a
+    booking_id = book(site)
+    put_event(provider, site.ids["room-a"], "lunch",
+              plain_event("lunch", SLOT, SLOT + timedelta(minutes=30), extra="TRANSP:TRANSPARENT"))
+    site.sync_all()
+    assert site.bookings.get(booking_id).rooms == {"rooms": "room-a"}

@@ -274,13 +274,18 @@ def fill_and_pick(driver: Any, slot: int = 0) -> str:
 
 def submit(driver: Any, form: str) -> None:
     """Submit ``form`` and wait until the browser has left the page."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     old = driver.find_element(By.TAG_NAME, "html")
     driver.find_element(By.CSS_SELECTOR, f"form.{form} button[type=submit]").click()
-    WebDriverWait(driver, WAIT).until(expected_conditions.staleness_of(old))
+    # Chromium may answer the staleness probe of a node being torn down with
+    # "Node with given id does not belong to the document" (an unknown error,
+    # not a stale element): ask again, the next probe sees it gone.
+    WebDriverWait(driver, WAIT, ignored_exceptions=(WebDriverException,)).until(
+        expected_conditions.staleness_of(old))
 
 
 def walk(driver: Any, url: str, name: str, *, javascript: bool) -> None:

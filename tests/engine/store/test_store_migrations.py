@@ -149,7 +149,7 @@ def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
         SchemaNotCurrent,
-        match=r"revision 0001 .* needs 0009; run `calpool db upgrade`",
+        match=r"revision 0001 .* needs 0010; run `calpool db upgrade`",
     ):
         Store.open(empty_url)
 

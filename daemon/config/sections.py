@@ -14,6 +14,7 @@ from daemon.config.checker import Checker, key_path
 from daemon.config.durations import parse_rate
 from daemon.config.settings import (
     DEFAULT_MAX_CONCURRENT,
+    SMTP_PORTS,
     Account,
     ApiToken,
     CaldavAccount,
@@ -21,7 +22,6 @@ from daemon.config.settings import (
     GoogleAccount,
     HttpSettings,
     MicrosoftAccount,
-    SMTP_PORTS,
     SecretRef,
     SmtpSettings,
     WebhookSettings,

@@ -21,6 +21,7 @@ from engine.core.model import Attendee, Booking, BookingStatus, Interval, as_utc
 from engine.core.report import RoomStint, StintEnd, StintStart
 from engine.store.calendars import CalendarRepository
 from engine.store.dialects import insert_many, is_exclusion_violation, is_postgresql
+from engine.store.emails import EmailRepository
 from engine.store.errors import BookingExists, ReservationConflict, StoreError, UnknownBooking
 from engine.store.records import Assignment, StatusChange
 from engine.store.schema import (
@@ -32,7 +33,6 @@ from engine.store.schema import (
     reservations,
     room_assignments,
 )
-from engine.store.emails import EmailRepository
 from engine.store.webhooks import WebhookRepository
 
 # The booking events besides the statuses (confirmed, cancelled, failed).

@@ -30,8 +30,8 @@ from engine.store.changes import ChangeFeed
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
 from engine.store.deliveries import DeliveryRepository
-from engine.store.errors import StoreError
 from engine.store.emails import EmailRepository
+from engine.store.errors import StoreError
 from engine.store.events import EventRepository
 from engine.store.idempotency import IdempotencyRepository
 from engine.store.leases import LeaseRepository

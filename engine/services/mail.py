@@ -206,10 +206,10 @@ class MailDispatcher:
                 self._send(delivery, now, report)
 
     def _send(self, delivery: EmailDelivery, now: datetime, report: MailReport) -> None:
-        found = delivery.message, None
-        if delivery.message is None:
-            found = self._message(delivery, now)
-        text, recipient = found
+        text: str | None = delivery.message
+        recipient: str | None = None
+        if text is None:
+            text, recipient = self._message(delivery, now)
         if text is None:
             self._finish(delivery, now, "the booking has no attendee to mail (or is gone)",
                          report, retry=False)
@@ -259,4 +259,5 @@ class MailDispatcher:
 
 
 def _recipient(text: str) -> str:
-    return parseaddr(message_from_string(text)["To"] or "")[1]
+    to: str = message_from_string(text)["To"] or ""
+    return parseaddr(to)[1]

@@ -53,7 +53,7 @@ class EmailRepository:
         """An event of ``booking_id`` (the booking repository's call); see the
         module docstring."""
         at = as_utc(at)
-        states = dict(self._connection.execute(
+        states: dict[str, int] = dict(self._connection.execute(
             select(_table.state, func.count()).where(_table.booking_id == booking_id)
             .group_by(_table.state)).tuples().all())
         if not states:

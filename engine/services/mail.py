@@ -172,7 +172,8 @@ class MailComposer:
         attendee.params["rsvp"] = vText("FALSE")
         event.add("attendee", attendee)
         calendar.add_component(event)
-        return calendar.to_ical().decode()
+        ics: bytes = calendar.to_ical()
+        return ics.decode()
 
 
 def _address(name: str, email: str) -> str:

@@ -55,7 +55,7 @@ class EmailRepository:
         at = as_utc(at)
         states: dict[str, int] = dict(self._connection.execute(
             select(_table.state, func.count()).where(_table.booking_id == booking_id)
-            .group_by(_table.state)).tuples().all())
+            .group_by(_table.state)).all())
         if not states:
             return  # mail does not follow this booking
         waiting = states.get("waiting", 0) > 0

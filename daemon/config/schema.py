@@ -174,7 +174,6 @@ class SmtpSection(Section):
     password_env: Text | None = None
     password_file: Text | None = None
     from_: Annotated[Text, Field(min_length=1, alias="from")]
-    timeout: PositiveDuration = timedelta(seconds=30)
 
 
 class AccountSection(Section):

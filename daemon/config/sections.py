@@ -214,5 +214,4 @@ def smtp(checker: Checker, entry: object) -> SmtpSettings | None:
                                      "\"Bookings <bookings@acme.example>\"")
     return SmtpSettings(host=section.host, port=section.port or SMTP_PORTS[section.security],
                         security=section.security, sender=section.from_,
-                        username=section.username, password=password,
-                        timeout=section.timeout)
+                        username=section.username, password=password)

@@ -202,6 +202,7 @@ class SmtpSettings:
     username: str | None = None
     password: SecretRef | None = None
     timeout: timedelta = timedelta(seconds=30)
+    """How long one SMTP session may take (not configurable)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -58,6 +58,13 @@ MonotonicClock = Callable[[], float]
 Sleeper = Callable[[float], None]
 
 
+class CoolingDown(RateLimited):
+    """A call the account's own limit refused before anything was sent: the
+    account is cooling down for ``retry_after`` more seconds.  Unlike a
+    provider's throttle it cost the provider nothing, so an outbox job met
+    by it is put back without spending an attempt."""
+
+
 class LimitObserver(Protocol):
     """Told what one account's limit does (the daemon's metrics)."""
 
@@ -171,7 +178,7 @@ class AccountLimit:
                     continue
             if left > timing.max_wait:
                 self._observer.waited(self.account, left, deferred=True)
-                raise RateLimited(
+                raise CoolingDown(
                     f"account {self.account} is cooling down after the provider throttled it; "
                     f"nothing was sent ({left:.0f} s left)",
                     retry_after=left,

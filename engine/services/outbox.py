@@ -58,6 +58,7 @@ from engine.services.drafts import (
     queue_write,
     targets,
 )
+from engine.services.limits import CoolingDown
 from engine.services.rooms import choose_room, free_members
 from engine.store import (
     Delivery,
@@ -169,13 +170,15 @@ class OutboxWorker:
             else:
                 raise _Permanent(f"unknown outbox job kind {job.kind!r}")
             report.done += 1
-        except RateLimited as exc:
-            if exc.retry_after is None:
-                self._retry_or_give_up(job, now, exc, report)
-                return
-            # The account is cooling down: this job waits it out on its own,
-            # unsent and without spending an attempt; other accounts' jobs go on.
-            until = now + timedelta(seconds=exc.retry_after)
+        except CoolingDown as exc:
+            # The account is cooling down after a throttle and its limit sent
+            # nothing: this job waits it out on its own, due when the
+            # cool-down ends and without spending an attempt, while other
+            # accounts' jobs go on.  A throttle the provider itself answered
+            # counts as an attempt (below, Retry-After as the least wait): a
+            # provider that never stops throttling must not keep a job alive
+            # for ever.
+            until = now + timedelta(seconds=exc.retry_after or 0)
             with self._store.unit_of_work() as uow:
                 uow.outbox.defer(job.id, self.name, str(exc), until=until)
                 uow.commit()
@@ -221,6 +224,14 @@ class OutboxWorker:
         if target.role == ROOM and self._taken_on_provider(connector, ref, booking):
             self._swap_room(job, spec, booking, target, now)
             return
+        if target.role == OWNER and spec.sequence == 0:
+            # The rooms the owner's provider invites itself are asked before
+            # the invitation goes out, as a written room is before its copy.
+            swapped = self._swap_busy_invited(booking, now)
+            if swapped is None:
+                self._finish(job, now)  # failed (its deletes are queued) or gone
+                return
+            booking = swapped
         event = draft(booking, self._catalog.event_types[booking.event_type],
                       self._catalog.calendars, self._catalog.addresses,
                       sequence=spec.sequence, organizer_copy=target.role == OWNER,
@@ -412,6 +423,31 @@ class OutboxWorker:
             else:
                 uow.outbox.complete(job.id, self.name, now)
             uow.commit()
+
+    def _swap_busy_invited(self, booking: Booking, now: datetime) -> Booking | None:
+        """``booking`` with every invited room that something else holds on
+        its provider replaced by a free member of its pool (the pool's
+        method chooses, a history entry each); ``None`` when the booking
+        failed for want of a free member, or is no longer active."""
+        for pool, room in list(booking.rooms.items()):
+            if not self._catalog.delivers(booking.owner, room):
+                continue
+            tried: tuple[str, ...] = ()
+            while True:
+                connector, ref = self._reach(room)
+                if not self._taken_on_provider(connector, ref, booking):
+                    break
+                tried = (*tried, room)
+                candidates = self.free_candidates(booking, pool, tried)
+                with self._store.unit_of_work() as uow:
+                    uow.bookings.lock(booking.id)
+                    moved = self.reassign(uow, booking, pool, room, candidates,
+                                          why="busy on the provider", tried=tried, now=now)
+                    uow.commit()
+                if not moved:
+                    return None
+                booking, room = moved, moved.rooms[pool]
+        return booking
 
     def free_candidates(self, booking: Booking, pool_key: str,
                         tried: Sequence[str]) -> list[str]:

@@ -96,10 +96,12 @@ class RoomAnswers:
         now = self._clock()
         report = AnswersReport()
         seen: dict[str, Mapping[str, AttendeeAnswer]] = {}
+        versions: dict[str, tuple[str, str]] = {}
         for instances in changes.objects.values():
             for event in instances:
                 if event.booking_id and event.answers and not event.instance:
                     seen[event.booking_id] = event.answers
+                    versions[event.booking_id] = (event.source, event.etag)
         if not seen:
             return report
         with self._store.reader() as uow:
@@ -115,14 +117,15 @@ class RoomAnswers:
             if changed:
                 try:
                     self._check_booking(booking_id, changed, now, report, owner_calendar=calendar,
-                                        seen=answers)
+                                        seen=answers, version=versions[booking_id])
                 except ConnectorError as exc:
                     report.errors.append(f"{booking_id}: {exc}")
         return report
 
     def _check_booking(self, booking_id: str, records: list[Delivery], now: datetime,
                        report: AnswersReport, *, owner_calendar: str | None = None,
-                       seen: Mapping[str, AttendeeAnswer] | None = None) -> None:
+                       seen: Mapping[str, AttendeeAnswer] | None = None,
+                       version: tuple[str, str] | None = None) -> None:
         with self._store.reader() as uow:
             booking = uow.bookings.get(booking_id)
             owner = uow.deliveries.of(booking_id, booking.owner) if booking else None
@@ -136,12 +139,16 @@ class RoomAnswers:
             return  # people are not swapped; the owner's event is not written yet
         if seen is not None:
             answers: Mapping[str, AttendeeAnswer] = seen
+            if version is not None and version[1] and version[1] != owner.etag:
+                self._saw_version(booking_id, booking.owner, *version)
         else:
             binding = self._catalog.bindings[booking.owner]
             if binding.connector is None:
                 return
             state = binding.connector.read_event(binding.ref, booking_id, source=owner.source)
             answers = state.answers if state is not None else {}
+            if state is not None and state.etag and state.etag != owner.etag:
+                self._saw_version(booking_id, booking.owner, state.source, state.etag)
         for record in records:
             email = self._catalog.addresses.get(record.calendar, "")
             answer = answers.get(email.lower()) if email else None
@@ -159,6 +166,13 @@ class RoomAnswers:
             self._replace(booking, current[record.calendar].pool, record.calendar, why, now,
                           report)
             return  # the booking moved: its other rooms are looked at next run
+
+    def _saw_version(self, booking_id: str, owner: str, source: str, etag: str) -> None:
+        """An answer gave the owner's event a new version: record it, so a
+        swap's update is conditional on the version the answer left."""
+        with self._store.unit_of_work() as uow:
+            uow.deliveries.saw_version(booking_id, owner, source=source, etag=etag)
+            uow.commit()
 
     def _note(self, booking: Booking, record: Delivery, answer: AttendeeAnswer | None,
               now: datetime, report: AnswersReport) -> None:

@@ -57,6 +57,15 @@ class DeliveryRepository:
         self._update(booking_id, calendar, answer=answer, answered_at=now, state=state.value,
                      updated_at=now)
 
+    def saw_version(self, booking_id: str, calendar: str, *, source: str, etag: str) -> None:
+        """The copy in ``calendar`` was read at ``etag`` (an invited room's
+        answer gives the owner's event a new version): the next conditional
+        update of it starts from that version, instead of meeting 412 and
+        sending the update twice.  Only where the copy is still at ``source``."""
+        self._connection.execute(update(deliveries).where(and_(
+            deliveries.c.booking_id == booking_id, deliveries.c.calendar == calendar,
+            deliveries.c.source == source)).values(etag=etag))
+
     def removed(self, booking_id: str, calendar: str, now: datetime, *,
                 state: DeliveryState = DeliveryState.REMOVED) -> None:
         """Taken out (``state``: ``removed``, or ``declined`` for a room that

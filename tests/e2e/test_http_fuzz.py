@@ -70,7 +70,8 @@ def schemathesis_run(demo: RunningDemo, folder: Path, *,
             "--report", "json", "--report-json-path", str(report)]
     if token:
         argv += ["--header", f"Authorization: Bearer {demo.token}"]
-    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=ROOT,
+    # In the test's folder: st keeps its cache (.schemathesis/) where it runs.
+    done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=folder,
                           timeout=SECONDS * 4 + 60)
     document = json.loads(report.read_text()) if report.exists() else {}
     return done.returncode, done.stdout + done.stderr, document

@@ -53,9 +53,11 @@ def test_booking_is_confirmed_written_once_per_calendar_in_the_owners_zone(dav: 
         "start": "2027-03-25T10:00:00+01:00", "end": "2027-03-25T10:30:00+01:00",
         "owner": "alice", "with": [], "rooms": {"small": "room-a"}, "attendee": ANN,
         "notes": "2nd floor", "history": document["history"],
-        "manage_url": document["manage_url"],
+        "deliveries": document["deliveries"], "manage_url": document["manage_url"],
     }
     assert [entry["status"] for entry in document["history"]] == ["pending", "confirmed"]
+    assert [(d["calendar"], d["how"], d["state"]) for d in document["deliveries"]] == [
+        ("alice", "written", "written"), ("room-a", "written", "written")]
     assert dav.uids("alice") == dav.uids("room-a") == [uid_of(document["id"])]
     assert dav.uids("room-b") == []
     # manage_url is in the answer to the creating request only.

@@ -152,7 +152,8 @@ def make_site(
     clock = Clock(NOW)
     addresses = {key: f"{key}@example.com" for key in (*persons, *invited)}
     catalog = Catalog(calendars, pool_models, types, bindings, addresses=addresses,
-                      delivers=lambda owner, other: other in invited)
+                      delivers=lambda owner, other: other in invited,
+                      accounts={key: "calpool" for key in calendars})
     worker = OutboxWorker(store, cache, catalog, policy=policy)
     bookings = BookingService(store, cache, catalog, worker, clock=clock)
     slots = SlotService(store, cache, calendars=calendars, pools=pool_models,

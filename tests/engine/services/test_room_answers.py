@@ -11,8 +11,8 @@ from datetime import timedelta
 from connectors.memory import MemoryProvider
 from connectors.memory.events import Answer
 from engine.core.model import AssignmentMethod, BookingStatus
-from engine.errors import RateLimited
 from engine.ports import CalendarConnector
+from engine.services.limits import CoolingDown
 from engine.store import DeliveryHow, DeliveryState, Store
 from tests.engine.services.booking_harness import (
     ANN,
@@ -203,7 +203,9 @@ def test_a_job_of_a_cooling_down_account_waits_unsent_and_holds_no_other(
 
     site = make_site(provider, store, wrap=wrap)
     flaky[0].failures[site.ids["room-a"]] = [
-        RateLimited("cooling down", retry_after=600, calendar=site.ids["room-a"])]
+        # The account's limit refusing the call unsent (a provider's own 429
+        # counts as an attempt: test_outbox_accounts).
+        CoolingDown("cooling down", retry_after=600, calendar=site.ids["room-a"])]
     booking = site.bookings.book("consult", SLOT, ANN, "", NOW)
 
     report = site.bookings.outbox.drain(NOW, booking_id=booking.id)

@@ -123,6 +123,15 @@ def build_scheduler(
         name="deliver webhooks",
         next_run_time=now,
     )
+    if app.mail is not None:
+        scheduler.add_job(
+            send_emails,
+            IntervalTrigger(seconds=OUTBOX_EVERY.total_seconds(), timezone=UTC),
+            args=[app],
+            id="mail",
+            name="send the attendees' emails",
+            next_run_time=now,
+        )
     scheduler.add_job(
         check_room_answers,
         IntervalTrigger(seconds=ROOM_ANSWERS_EVERY.total_seconds(), timezone=UTC),
@@ -261,6 +270,15 @@ def check_room_answers(app: App) -> None:
 def deliver_webhooks(app: App) -> None:
     report = app.webhooks.drain(app.clock())
     app.metrics.observe_webhooks(sent=report.sent, retried=report.retried, failed=report.failed)
+
+
+def send_emails(app: App) -> None:
+    if app.mail is None:
+        return
+    report = app.mail.drain(app.clock())
+    if report.retried or report.failed:
+        log.info("emails: %d sent, %d to retry, %d given up", report.sent, report.retried,
+                 report.failed)
 
 
 def roll_window_forward(app: App) -> None:

@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
+from connectors.smtp import SmtpMailSender
 from connectors.webhook import HttpWebhookSender
 from daemon.config import ConfigError, resolve_secret
 from daemon.config.settings import Account, CaldavAccount, Config
@@ -37,6 +38,7 @@ from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
 from engine.services.leases import LeaseKeeper
 from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
+from engine.services.mail import MailComposer, MailDispatcher
 from engine.services.manage import ManageService
 from engine.services.outbox import OutboxPolicy, OutboxWorker
 from engine.services.pools import PoolReports
@@ -122,6 +124,8 @@ class App:
     limits: Mapping[str, AccountLimit] = field(default_factory=dict)
     """Each served account's limit, shared by every caller of its connector."""
     metrics: Metrics = field(default_factory=Metrics)
+    mail: MailDispatcher | None = None
+    """The attendee's emails; ``None`` without ``[smtp]``."""
 
     def watch_metrics(self) -> None:
         """Let ``/metrics`` read this app's store (a reload calls it again
@@ -167,6 +171,22 @@ def _webhooks(config: Config, store: Store, metrics: Metrics,
 
     sender = HttpWebhookSender(observe=metrics.request_observer("webhook", "webhooks"))
     return WebhookDispatcher(store, endpoints, sender, render)
+
+
+def _mail(config: Config, store: Store, sources: Mapping[str, CalendarSource]
+          ) -> MailDispatcher | None:
+    smtp = config.smtp
+    if smtp is None:
+        return None
+    password = resolve_secret(smtp.password) if smtp.password is not None else None
+    sender = SmtpMailSender(smtp.host, smtp.port, security=smtp.security,
+                            username=smtp.username,
+                            password=(lambda: password) if password is not None else None,
+                            timeout=smtp.timeout.total_seconds())
+    composer = MailComposer(sender=smtp.sender, public_url=config.http.public_url,
+                            event_types=config.event_types, calendars=config.calendars,
+                            sources=sources)
+    return MailDispatcher(store, sender, composer, from_address=smtp.sender)
 
 
 def _push_routes(config: Config, bindings: Mapping[str, CalendarBinding]
@@ -298,7 +318,9 @@ def build(
                           default_expiry=config.links.default_expiry),
         pools=PoolReports(store, cache, calendars=config.calendars, pools=config.pools),
         webhooks=_webhooks(config, store, metrics, bookings),
-        manage=ManageService(store, bookings, reschedule, config.event_types),
+        manage=ManageService(store, bookings, reschedule, config.event_types,
+                             mail=config.smtp is not None),
+        mail=_mail(config, store, sources),
         keyed=IdempotentRequests(keys),
         status=StatusQuery(store, list(config.calendars), stale_after=config.sync.stale_after),
         retention=RetentionPeriods(config.retention.bookings, config.retention.idempotency_keys),

@@ -384,3 +384,16 @@ class WebhookSender(Protocol):
         :class:`~engine.errors.TransientError` when no answer came (refused,
         timeout, TLS)."""
         ...
+
+
+class MailSender(Protocol):
+    """Hands one email to the mail server (``engine.services.mail``)."""
+
+    def send(self, message: bytes, sender: str, recipients: Sequence[str]) -> None:
+        """Submit ``message`` (RFC 5322 bytes) from ``sender`` to
+        ``recipients``; returns once the server accepted it.  Raises
+        :class:`~engine.errors.TransientError` when it did not (refused
+        connection, timeout, TLS, a 4xx answer) and
+        :class:`~engine.errors.PermanentError` when it never will (a 5xx
+        answer: bad login, a refused recipient)."""
+        ...

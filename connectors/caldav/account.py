@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import re
 from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
+
+# Re-exported: the CalDAV code names them from here.
+from engine.core.uids import booking_name as booking_name
+from engine.core.uids import booking_uid as booking_uid
 
 
 class SyncMethod(enum.StrEnum):
@@ -75,28 +78,9 @@ class CalDAVAccount:
         return url if url.endswith("/") else url + "/"
 
 
-_SAFE_ID = re.compile(r"[A-Za-z0-9._-]{1,100}")
-
-
-def booking_name(booking_id: str) -> str:
-    """The resource name calpool uses for a booking's event: readable when
-    the id is tame, else a digest (hrefs and UIDs must stay portable)."""
-    if _SAFE_ID.fullmatch(booking_id) and not booking_id.startswith("."):
-        return f"calpool-{booking_id}"
-    return "calpool-" + hashlib.sha256(booking_id.encode()).hexdigest()[:40]
-
-
 def booking_href(calendar_url: str, booking_id: str) -> str:
     """The URL of the booking's event inside ``calendar_url``."""
     return calendar_url + quote(booking_name(booking_id)) + ".ics"
-
-
-def booking_uid(booking_id: str) -> str:
-    """The iCalendar UID of the booking's event in the owner's calendar: the
-    UID the attendee's invitation carries.  Until issue 20 every copy (the
-    rooms', the ``with`` people's) had this UID too; such copies still exist
-    and are kept as they are (see ``writes.update_event``)."""
-    return booking_name(booking_id) + "@calpool"
 
 
 def copy_uid(booking_id: str, calendar_id: str) -> str:

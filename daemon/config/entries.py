@@ -162,7 +162,8 @@ def event_types(
             buffer_before=section.buffer_before, buffer_after=section.buffer_after,
             min_notice=section.min_notice, horizon=section.horizon,
             max_per_day=section.max_per_day, live_recheck=section.live_recheck,
-            change_notice=section.change_notice, public=section.public)
+            change_notice=section.change_notice, public=section.public,
+            notify_attendee=section.notify_attendee)
     return found
 
 

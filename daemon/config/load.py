@@ -32,7 +32,7 @@ from daemon.config.settings import Config, LinkSettings, RetentionSettings, Secr
 S = TypeVar("S", bound=schema.Section)
 
 SECTIONS = ("daemon", "http", "sync", "links", "retention", "api", "accounts", "calendars",
-            "pools", "event_types", "webhooks")
+            "pools", "event_types", "webhooks", "smtp")
 
 
 class ConfigError(Exception):
@@ -142,6 +142,7 @@ def build(checker: Checker) -> Config | None:
     webhooks = (config_sections.webhooks(
         checker, document["webhooks"], declared_types if isinstance(declared_types, dict) else {})
         if "webhooks" in document else ())
+    smtp = config_sections.smtp(checker, document["smtp"]) if "smtp" in document else None
 
     if (checker.problems or daemon_settings is None or http_settings is None or sync is None
             or links is None or retention is None):
@@ -160,6 +161,7 @@ def build(checker: Checker) -> Config | None:
         pools=pools,
         event_types=event_types,
         webhooks=webhooks,
+        smtp=smtp,
     )
 
 

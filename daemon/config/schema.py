@@ -166,6 +166,16 @@ class WebhookSection(Section):
     event_types: list[Text] = []
 
 
+class SmtpSection(Section):
+    host: Annotated[Text, Field(min_length=1)]
+    port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    security: Literal["starttls", "tls", "none"] = "starttls"
+    username: Text | None = None
+    password_env: Text | None = None
+    password_file: Text | None = None
+    from_: Annotated[Text, Field(min_length=1, alias="from")]
+
+
 class AccountSection(Section):
     ca_file: Text | None = None
     max_concurrent: Annotated[int, Field(ge=1)] | None = None
@@ -247,6 +257,7 @@ class EventTypeSection(Section):
     live_recheck: bool = False
     change_notice: Duration = timedelta(0)
     public: bool = False
+    notify_attendee: bool = True
 
 
 # Keys whose presence means a secret was written inline, and the forms to use instead.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Collection
+from email.utils import parseaddr
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -13,6 +14,7 @@ from daemon.config.checker import Checker, key_path
 from daemon.config.durations import parse_rate
 from daemon.config.settings import (
     DEFAULT_MAX_CONCURRENT,
+    SMTP_PORTS,
     Account,
     ApiToken,
     CaldavAccount,
@@ -21,6 +23,7 @@ from daemon.config.settings import (
     HttpSettings,
     MicrosoftAccount,
     SecretRef,
+    SmtpSettings,
     WebhookSettings,
 )
 from daemon.config.values import parse_listen, resolve_database_url
@@ -188,3 +191,27 @@ def webhook_url_problem(url: str) -> str | None:
         return None
     return (f"{url!r} must be an https URL (http only to a loopback address such as "
             "127.0.0.1)")
+
+
+def smtp(checker: Checker, entry: object) -> SmtpSettings | None:
+    """``[smtp]``: the server, its security, an optional login (a username
+    and one password reference, together) and a From address."""
+    section = checker.validate(schema.SmtpSection.model_validate, entry, "smtp")
+    if section is None:
+        return None
+    checker.one_of("smtp", {"password_env": section.password_env,
+                            "password_file": section.password_file}, required=False)
+    password = secret(checker, "smtp.password", section.password_env, section.password_file)
+    if password is not None and section.username is None:
+        checker.problem("smtp.username", "required key is missing: a password needs a username")
+    if section.username is not None and password is None:
+        checker.problem("smtp.password_env",
+                        "required key is missing: a username needs password_env or "
+                        "password_file")
+    _, address = parseaddr(section.from_)
+    if "@" not in address or address.startswith("@") or address.endswith("@"):
+        checker.problem("smtp.from", f"{section.from_!r} is not an email address such as "
+                                     "\"Bookings <bookings@acme.example>\"")
+    return SmtpSettings(host=section.host, port=section.port or SMTP_PORTS[section.security],
+                        security=section.security, sender=section.from_,
+                        username=section.username, password=password)

@@ -186,6 +186,25 @@ class WebhookSettings:
     event_types: frozenset[str] = frozenset()
 
 
+SMTP_PORTS = {"starttls": 587, "tls": 465, "none": 25}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpSettings:
+    """``[smtp]``: where the attendee's emails are sent from."""
+
+    host: str
+    port: int
+    security: str
+    """``starttls``, ``tls`` or ``none``."""
+    sender: str
+    """The ``from`` key: the From header, e.g. ``Bookings <bookings@acme.example>``."""
+    username: str | None = None
+    password: SecretRef | None = None
+    timeout: timedelta = timedelta(seconds=30)
+    """How long one SMTP session may take (not configurable)."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Config:
     """Everything the daemon is built from.  Mappings keep config order,
@@ -204,6 +223,7 @@ class Config:
     pools: Mapping[str, Pool]
     event_types: Mapping[str, EventType]
     webhooks: tuple[WebhookSettings, ...] = ()
+    smtp: SmtpSettings | None = None
     fingerprint: str = ""
     """The sha256 of the file's document (its TOML content, key order and
     comments aside): processes compare it in the database."""

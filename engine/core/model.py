@@ -157,6 +157,9 @@ class EventType:
     """The customer may cancel or reschedule until this long before the start."""
     public: bool = False
     """Customers may book at ``/meet/<key>`` without a link."""
+    notify_attendee: bool = True
+    """The owner's provider invites the attendee (Google ``sendUpdates``,
+    Exchange); when false, calpool's email carries the invitation."""
 
     def __post_init__(self) -> None:
         if self.duration <= timedelta(0):

@@ -180,6 +180,17 @@ def next_sequence(uow: UnitOfWork, booking_id: str) -> int:
     return 1 + max((*queued, *recorded), default=0)
 
 
+def event_sequence(uow: UnitOfWork, booking_id: str, calendar: str) -> int:
+    """The SEQUENCE of ``booking_id``'s event in ``calendar``: its delivery
+    record's, or a write queued for it when that is higher (a reschedule
+    whose write is still to come)."""
+    record = uow.deliveries.of(booking_id, calendar)
+    queued = (EventJob.model_validate(job.payload).sequence
+              for _, job in uow.outbox.for_booking(booking_id)
+              if job.payload.get("calendar") == calendar and "sequence" in job.payload)
+    return max((record.sequence if record is not None else 0, *queued))
+
+
 def render(template: str, booking: Booking) -> str:
     """``template`` with ``{attendee_name}``, ``{attendee_email}``,
     ``{notes}`` and ``{event_type}`` filled in.  Only these names are
@@ -235,6 +246,7 @@ def draft(
         rooms=rooms,
         sequence=sequence,
         organizer_copy=organizer_copy,
+        notify_attendee=event_type.notify_attendee,
         invite=(tuple(party(t.calendar) for t in invitations(booking, delivers))
                 if organizer_copy else ()),
     )

@@ -95,15 +95,17 @@ class ManageService:
     """Issues manage tokens and serves their holders; see the module docstring."""
 
     def __init__(self, store: Store, bookings: BookingService, reschedule: RescheduleService,
-                 event_types: Mapping[str, EventType]) -> None:
+                 event_types: Mapping[str, EventType], *, mail: bool = False) -> None:
         self._store = store
+        self._mail = mail
         self._bookings = bookings
         self._reschedule = reschedule
         self._event_types = event_types
 
     def issuer(self, then: OnReserved | None = None) -> tuple[OnReserved, IssuedToken]:
         """An ``on_reserved`` hook that runs ``then`` (when given) and writes a
-        new manage token for the booking, and where it leaves the token."""
+        new manage token for the booking (and, with ``mail``, the waiting
+        confirmation email that carries it), and where it leaves the token."""
         issued = IssuedToken()
 
         def issue(uow: UnitOfWork, booking: Booking) -> None:
@@ -111,6 +113,10 @@ class ManageService:
                 then(uow, booking)
             token = new_token()
             uow.manage_tokens.create(token_digest(token), booking.id, booking.booked_at)
+            if self._mail and booking.attendee is not None and booking.attendee.email:
+                # The confirmation email carries the token: the one place
+                # it is kept, until that email is finished.
+                uow.emails.await_confirmation(booking.id, token, booking.booked_at)
             issued.value = token
 
         return issue, issued

@@ -21,6 +21,7 @@ from engine.core.model import Attendee, Booking, BookingStatus, Interval, as_utc
 from engine.core.report import RoomStint, StintEnd, StintStart
 from engine.store.calendars import CalendarRepository
 from engine.store.dialects import insert_many, is_exclusion_violation, is_postgresql
+from engine.store.emails import EmailRepository
 from engine.store.errors import BookingExists, ReservationConflict, StoreError, UnknownBooking
 from engine.store.records import Assignment, StatusChange
 from engine.store.schema import (
@@ -45,10 +46,11 @@ _CHUNK = 500
 
 class BookingRepository:
     def __init__(self, connection: Connection, calendars_repo: CalendarRepository,
-                 events: WebhookRepository) -> None:
+                 events: WebhookRepository, emails: EmailRepository) -> None:
         self._connection = connection
         self._calendars = calendars_repo
-        self._events = events
+        self._webhooks = events
+        self._emails = emails
 
     # ---- writing ---------------------------------------------------------------------------
 
@@ -80,7 +82,7 @@ class BookingRepository:
             )
             self._insert_rooms(booking.id, booking.rooms)
             self._begin_stints(booking.id, booking.rooms, booking.booked_at, StintStart.BOOKED)
-            self._events.record(booking.id, CREATED, booking.booked_at)
+            self._record(booking.id, CREATED, booking.booked_at)
             self._add_history(booking.id, booking.booked_at, booking.status, detail)
             self._hold(booking.id, keys, booking.interval, active=booking.status.is_active)
             self._stamp(booking.id)
@@ -102,7 +104,7 @@ class BookingRepository:
             update(bookings).where(bookings.c.id == booking_id).values(status=status.value)
         )
         self._add_history(booking_id, at, status, detail)
-        self._events.record(booking_id, status.value, at)
+        self._record(booking_id, status.value, at)
         if not status.is_active:
             held = self._connection.execute(
                 update(reservations)
@@ -155,9 +157,9 @@ class BookingRepository:
                 self._end_stints(booking_id, pool, at, StintEnd.REASSIGNED)
             self._begin_stints(booking_id, swapped, at, StintStart.REASSIGNED)
             if interval != before.interval:
-                self._events.record(booking_id, RESCHEDULED, at)
+                self._record(booking_id, RESCHEDULED, at)
             if swapped:
-                self._events.record(booking_id, ROOM_CHANGED, at)
+                self._record(booking_id, ROOM_CHANGED, at)
             self._add_history(booking_id, at, status, detail)
             self._hold(booking_id, keys, interval, active=True)
             self._stamp(booking_id)
@@ -413,6 +415,11 @@ class BookingRepository:
                 for pool, room in rooms.items()
             ],
         )
+
+    def _record(self, booking_id: str, kind: str, at: datetime) -> None:
+        """An event of the booking, for its webhooks and its attendee's emails."""
+        self._webhooks.record(booking_id, kind, at)
+        self._emails.follow(booking_id, kind, at)
 
     def _add_history(
         self, booking_id: str, at: datetime, status: BookingStatus, detail: str

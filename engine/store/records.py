@@ -130,6 +130,22 @@ class WebhookDelivery:
     last_error: str | None = None
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EmailDelivery:
+    """One email to a booking's attendee: ``kind`` is the booking event it
+    tells of (confirmed, rescheduled, cancelled)."""
+
+    id: int
+    booking_id: str
+    kind: str
+    state: str
+    attempts: int
+    created_at: datetime
+    manage_token: str | None = field(default=None, repr=False)
+    message: str | None = field(default=None, repr=False)
+    last_error: str | None = None
+
+
 class DeliveryHow(enum.StrEnum):
     """How a calendar gets its copy of a booking's event."""
 

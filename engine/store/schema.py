@@ -327,6 +327,40 @@ webhook_deliveries = Table(
     Index(None, "state", "due_at"),
 )
 
+# The attendee's emails (revision 0010): one row per message.  The manage
+# issuer writes a ``waiting`` confirmation row, holding the raw manage token,
+# in the booking's transaction when mail is on; the booking's events then
+# move it (``confirmed`` → ``pending``; ``failed`` → ``dropped``) and add
+# rescheduled and cancelled rows.  ``message`` is rendered at the first
+# attempt and sent unchanged on every retry; the token and the message are
+# cleared once the row is finished.
+email_deliveries = Table(
+    "email_deliveries",
+    metadata,
+    Column("id", RowId, primary_key=True, autoincrement=True),
+    Column(
+        "booking_id",
+        String(64),
+        ForeignKey("bookings.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("kind", String(32), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("manage_token", String(200), nullable=True),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    Column("due_at", UTCInstant, nullable=True),
+    Column("claimed_by", String(200), nullable=True),
+    Column("claimed_until", UTCInstant, nullable=True),
+    Column("message", Text, nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("created_at", UTCInstant, nullable=False),
+    Column("finished_at", UTCInstant, nullable=True),
+    CheckConstraint("state IN ('waiting', 'pending', 'done', 'failed', 'dropped')",
+                    name="state"),
+    Index(None, "state", "due_at"),
+    Index(None, "booking_id"),
+)
+
 # The customer's manage links (revision 0005): only a digest of each token.
 manage_tokens = Table(
     "manage_tokens",

@@ -30,6 +30,7 @@ from engine.store.changes import ChangeFeed
 from engine.store.channels import ChannelRepository
 from engine.store.database import READ_ONLY_OPTION, create_store_engine
 from engine.store.deliveries import DeliveryRepository
+from engine.store.emails import EmailRepository
 from engine.store.errors import StoreError
 from engine.store.events import EventRepository
 from engine.store.idempotency import IdempotencyRepository
@@ -110,6 +111,7 @@ class UnitOfWork:
     channels: ChannelRepository
     sync_requests: SyncRequestRepository
     webhooks: WebhookRepository
+    emails: EmailRepository
 
     def __init__(self, engine: Engine, *, read_only: bool) -> None:
         self._engine = engine
@@ -132,7 +134,9 @@ class UnitOfWork:
         self.events = EventRepository(connection, self.calendars)
         self.leases = LeaseRepository(connection)
         self.webhooks = WebhookRepository(connection)
-        self.bookings = BookingRepository(connection, self.calendars, self.webhooks)
+        self.emails = EmailRepository(connection)
+        self.bookings = BookingRepository(connection, self.calendars, self.webhooks,
+                                          self.emails)
         self.outbox = OutboxRepository(connection)
         self.processes = ProcessRepository(connection)
         self.links = LinkRepository(connection)

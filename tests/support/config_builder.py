@@ -92,6 +92,12 @@ class SiteConfig:
         """Keys of ``[retention]`` (``bookings``, ``idempotency_keys``)."""
         return self._section("retention", settings)
 
+    def smtp(self, **settings: Value) -> SiteConfig:
+        """``[smtp]``; its ``from`` key is given as ``sender``."""
+        if "sender" in settings:
+            settings["from"] = settings.pop("sender")
+        return self._section("smtp", settings)
+
     def _section(self, name: str, settings: Mapping[str, Value | None]) -> SiteConfig:
         self.document.setdefault(name, {}).update(_given(settings))
         return self
@@ -159,13 +165,15 @@ class SiteConfig:
                    pools: Sequence[str] | None = None, buffer_before: str | None = None,
                    buffer_after: str | None = None, min_notice: str | None = None,
                    horizon: str | None = None, max_per_day: int | None = None,
-                   live_recheck: bool | None = None) -> SiteConfig:
+                   live_recheck: bool | None = None, public: bool | None = None,
+                   notify_attendee: bool | None = None) -> SiteConfig:
         """``[event_types.KEY]`` (``with_`` is the ``with`` key)."""
         return self._entry("event_types", key, {
             "title": title, "description": description, "duration": duration, "step": step,
             "owner": owner, "with": with_, "pools": pools, "buffer_before": buffer_before,
             "buffer_after": buffer_after, "min_notice": min_notice, "horizon": horizon,
-            "max_per_day": max_per_day, "live_recheck": live_recheck})
+            "max_per_day": max_per_day, "live_recheck": live_recheck, "public": public,
+            "notify_attendee": notify_attendee})
 
     def without(self, section: str, key: str) -> SiteConfig:
         """``[SECTION.KEY]`` removed (it must be there)."""

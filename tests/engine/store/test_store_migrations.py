@@ -28,6 +28,8 @@ MANAGE_TABLES = {"manage_tokens", "deliveries"}
 SYNC_TABLES = {"calendars", "sync_leases", "busy_events", "push_channels"}
 # Revision 0009 replaces sync_leases by leases.
 LEASE_TABLES = {"leases", "config_fingerprints", "processes"}
+# Revision 0010: the attendee's emails.
+EMAIL_TABLES = {"email_deliveries"}
 HEAD_SYNC_TABLES = SYNC_TABLES - {"sync_leases"}
 ASSIGNMENT_TABLES = {"room_assignments", "booking_events", "webhook_deliveries",
                      "sync_requests", "push_messages"}
@@ -53,16 +55,16 @@ def tables(url: str) -> set[str]:
 
 def test_revisions_are_the_documented_ones() -> None:
     assert migrate.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                                   "0008", "0009"]
-    assert migrate.head_revision() == "0009"
+                                   "0008", "0009", "0010"]
+    assert migrate.head_revision() == "0010"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0009"
+    assert migrate.current_revision(empty_url) == "0010"
     assert tables(empty_url) == (HEAD_SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
-                                 | MANAGE_TABLES | LEASE_TABLES)
+                                 | MANAGE_TABLES | LEASE_TABLES | EMAIL_TABLES)
 
 
 def test_migrated_schema_matches_the_metadata_the_code_queries(db_url: str) -> None:
@@ -118,7 +120,7 @@ def test_downgrade_to_previous_keeps_sync_cache_and_to_base_empties(db_url: str)
     assert tables(db_url) == set()
     migrate.upgrade(db_url)
     assert tables(db_url) == (HEAD_SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
-                              | MANAGE_TABLES | LEASE_TABLES)
+                              | MANAGE_TABLES | LEASE_TABLES | EMAIL_TABLES)
 
 
 def test_upgrade_to_0009_drops_sync_leases_and_down_again_restores_them(db_url: str) -> None:
@@ -126,6 +128,8 @@ def test_upgrade_to_0009_drops_sync_leases_and_down_again_restores_them(db_url: 
         uow.events.apply_changes("alice", changes("c1", event("a", 1, 2)), WINDOW, at(0))
         assert uow.leases.try_acquire("sync:alice", "one", timedelta(minutes=2), at(0))
         uow.commit()
+    migrate.downgrade(db_url, "0009")
+    assert not EMAIL_TABLES & tables(db_url)
     migrate.downgrade(db_url, "0008")
     assert "sync_leases" in tables(db_url) and not LEASE_TABLES & tables(db_url)
     migrate.upgrade(db_url)
@@ -137,7 +141,7 @@ def test_upgrade_to_0009_drops_sync_leases_and_down_again_restores_them(db_url: 
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0009")
+    assert (refused.value.current, refused.value.expected) == (None, "0010")
     assert "\n" not in str(refused.value)
 
 
@@ -145,7 +149,7 @@ def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
         SchemaNotCurrent,
-        match=r"revision 0001 .* needs 0009; run `calpool db upgrade`",
+        match=r"revision 0001 .* needs 0010; run `calpool db upgrade`",
     ):
         Store.open(empty_url)
 

@@ -1,0 +1,5 @@
+"""Outbound email over SMTP (smtplib): the engine's ``MailSender``."""
+
+from connectors.smtp.sender import SmtpMailSender
+
+__all__ = ["SmtpMailSender"]

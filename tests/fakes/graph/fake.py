@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import socket
 import tempfile
 import threading
@@ -39,6 +40,7 @@ from tests.fakes.graph.api import GraphApi, unknown_mailbox
 from tests.fakes.graph.calendars import Calendars, Room, RoomAnswer, UnknownMailbox
 from tests.fakes.graph.errors import Fault, Faults, graph_error
 from tests.fakes.graph.login import IdentityPlatform
+from tests.fakes.graph.subscriptions import Subscriptions
 
 MAILBOX_CONCURRENCY = 4  # Outlook: at most four concurrent requests per mailbox and app
 _MAILBOX_IN_PATH = re.compile(r"^/v1\.0/users/([^/]+)", re.IGNORECASE)
@@ -58,8 +60,6 @@ class GraphFake:
         self._offset = timedelta(0)
         self._clock_lock = threading.Lock()
         self.requests: list[tuple[str, str, dict[str, list[str]], dict[str, str]]] = []
-        self.deliveries: list[tuple[str, dict[str, str], bytes]] = []
-        self.subscriptions: dict[str, dict[str, Any]] = {}
         self._faults = Faults()
         self._timers: list[threading.Timer] = []
         self._timers_lock = threading.Lock()
@@ -89,6 +89,14 @@ class GraphFake:
         )
         self.calendars = Calendars(clock=self.clock, schedule=self._schedule)
         self.api = GraphApi(self.calendars, graph_url=lambda: self.graph_url)
+        self.notifications = Subscriptions(
+            clock=self.clock, tenant_id=tenant_id, has_mailbox=self.calendars.has_mailbox
+        )
+        self.subscriptions = self.notifications.subscriptions
+        self.deliveries = self.notifications.deliveries
+        self.calendars.listeners.append(self.notifications.on_change)
+        self.api.routes += self.notifications.routes()
+        self._ca = ca
         app = Starlette(
             routes=[
                 Route(
@@ -118,6 +126,7 @@ class GraphFake:
             daemon=True,
         )
         self._thread.start()
+        self.notifications.start()
         deadline = time.monotonic() + timeout
         while not self._server.started:
             if time.monotonic() > deadline or not self._thread.is_alive():
@@ -130,6 +139,7 @@ class GraphFake:
             for timer in self._timers:
                 timer.cancel()
             self._timers.clear()
+        self.notifications.stop()
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=15)
@@ -204,6 +214,34 @@ class GraphFake:
 
     def events(self, user: str) -> list[dict[str, Any]]:
         return self.calendars.stored(user)
+
+    @property
+    def receiver_ca_file(self) -> str | bool:
+        """What the fake trusts when it POSTs to a receiver (a CA file; True = system CAs)."""
+        return self.notifications.receiver_verify
+
+    @receiver_ca_file.setter
+    def receiver_ca_file(self, value: str | bool) -> None:
+        self.notifications.receiver_verify = value
+
+    def issue_cert(self, host: str = "127.0.0.1") -> tuple[str, str]:
+        """(certificate chain file, key file) for ``host`` from the fake's test CA — for an
+        https receiver the fake will trust with ``receiver_ca_file = fake.ca_file``."""
+        certificate = self._ca.issue_cert(host)
+        stem = Path(self._tmp.name) / f"receiver-{secrets.token_hex(4)}"
+        cert_file, key_file = f"{stem}.pem", f"{stem}.key"
+        certificate.private_key_pem.write_to_path(key_file)
+        for index, blob in enumerate(certificate.cert_chain_pems):
+            blob.write_to_path(cert_file, append=index > 0)
+        return cert_file, key_file
+
+    def send_lifecycle(self, subscription_id: str, lifecycle_event: str) -> None:
+        """Deliver a lifecycle notification (``reauthorizationRequired``, ``subscriptionRemoved``,
+        ``missed``) to the subscription's lifecycleNotificationUrl.
+
+        https://learn.microsoft.com/en-us/graph/webhooks-lifecycle
+        """
+        self.notifications.send_lifecycle(subscription_id, lifecycle_event)
 
     def expire_delta_tokens(self, user: str | None = None) -> None:
         self.api.expire_tokens(user)

@@ -7,11 +7,17 @@ error shape, throttling, getSchedule's limits and the room mailboxes' answers.
 
 from __future__ import annotations
 
+import http.server
+import json
+import ssl
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import msal
 import pytest
@@ -614,3 +620,135 @@ def test_a_silent_room_never_answers_until_told(fake: GraphFake, graph: Graph, u
     fake.answer_as_room(user, created["id"], silent, "accepted")
     assert responses()[silent] == "accepted"
     assert len(fake.events(silent)) == 1
+
+
+# ---- subscriptions -----------------------------------------------------------------------------
+
+
+class Receiver:
+    """An https notification endpoint (a cert from the fake's CA) that records what arrives."""
+
+    def __init__(self, fake: GraphFake, *, echo_token: bool = True) -> None:
+        received: list[dict[str, Any]] = []
+        self.received = received
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                token = parse_qs(urlsplit(self.path).query).get("validationToken")
+                if token:
+                    reply = token[0].encode() if echo_token else b"nope"
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/plain")
+                    self.send_header("Content-Length", str(len(reply)))
+                    self.end_headers()
+                    self.wfile.write(reply)
+                    return
+                received.append({"path": self.path, **json.loads(body)})
+                self.send_response(202)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        cert_file, key_file = fake.issue_cert()
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(cert_file, key_file)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def receiver(fake: GraphFake) -> Iterator[Receiver]:
+    fake.receiver_ca_file = fake.ca_file
+    running = Receiver(fake)
+    yield running
+    running.close()
+
+
+def _subscription(user: str, url: str, **extra: Any) -> dict[str, Any]:
+    expiry = datetime.now(UTC) + timedelta(minutes=4000)
+    return {
+        "changeType": "created,updated,deleted",
+        "notificationUrl": f"{url}/hooks/microsoft",
+        "lifecycleNotificationUrl": f"{url}/hooks/microsoft/lifecycle",
+        "resource": f"/users/{user}/events",
+        "clientState": "s3cret",
+        "expirationDateTime": expiry.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        **extra,
+    }
+
+
+def test_a_subscription_is_validated_then_notifies_changes_and_lifecycle_events(
+    fake: GraphFake, graph: Graph, user: str, receiver: Receiver
+) -> None:
+    answer = graph("POST", "/subscriptions", json=_subscription(user, receiver.url))
+    assert answer.status_code == 201, answer.text
+    subscription_id = answer.json()["id"]
+    validations = [u for u, _, _ in fake.deliveries if "validationToken=" in u]
+    assert any(u.startswith(f"{receiver.url}/hooks/microsoft?") for u in validations)
+    assert any(u.startswith(f"{receiver.url}/hooks/microsoft/lifecycle?") for u in validations)
+
+    created = fake.create(user, _event("x", "2027-03-05T09:00:00", "2027-03-05T10:00:00"))
+    fake.delete(user, created["id"])
+    _eventually(lambda: len(receiver.received) >= 2)
+    notes = [n["value"][0] for n in receiver.received]
+    assert [n["changeType"] for n in notes] == ["created", "deleted"]
+    assert {n["clientState"] for n in notes} == {"s3cret"}
+    assert {n["subscriptionId"] for n in notes} == {subscription_id}
+    assert notes[0]["resourceData"]["id"] == created["id"]
+
+    fake.send_lifecycle(subscription_id, "missed")
+    _eventually(lambda: len(receiver.received) >= 3)
+    assert receiver.received[2]["path"] == "/hooks/microsoft/lifecycle"
+    assert receiver.received[2]["value"][0]["lifecycleEvent"] == "missed"
+    assert graph("POST", f"/subscriptions/{subscription_id}/reauthorize").status_code == 200
+    renewed = graph(
+        "PATCH",
+        f"/subscriptions/{subscription_id}",
+        json={"expirationDateTime": (datetime.now(UTC) + timedelta(days=6)).isoformat()},
+    )
+    assert renewed.status_code == 200
+    assert graph("DELETE", f"/subscriptions/{subscription_id}").status_code == 204
+    assert fake.subscriptions[subscription_id]["deleted"] is True
+    _assert_graph_error(graph("GET", f"/subscriptions/{subscription_id}"), 404, "ResourceNotFound")
+
+
+def test_a_subscription_is_refused_when_validation_fails_or_it_lasts_too_long(
+    fake: GraphFake, graph: Graph, user: str
+) -> None:
+    fake.receiver_ca_file = fake.ca_file
+    wrong = Receiver(fake, echo_token=False)
+    try:
+        before = len(fake.subscriptions)
+        answer = graph("POST", "/subscriptions", json=_subscription(user, wrong.url))
+        assert answer.status_code == 400, answer.text
+        assert len(fake.subscriptions) == before
+        too_long = (datetime.now(UTC) + timedelta(minutes=10081)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        assert (
+            graph(
+                "POST",
+                "/subscriptions",
+                json=_subscription(user, wrong.url, expirationDateTime=too_long),
+            ).status_code
+            == 400
+        )
+        assert (
+            graph(
+                "POST",
+                "/subscriptions",
+                json=_subscription(user, wrong.url, clientState="x" * 129),
+            ).status_code
+            == 400
+        )
+    finally:
+        wrong.close()

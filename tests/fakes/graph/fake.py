@@ -255,6 +255,14 @@ class GraphFake:
     def empty_delta_page(self, value: bool) -> None:
         self.api.empty_delta_page = value
 
+    def add_certificate(self, certificate_pem: bytes | str) -> None:
+        """Register a certificate credential for the app (msal ``client_credential=
+        {"private_key", "thumbprint"}`` or ``{"private_key", "public_certificate"}``).
+
+        https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials
+        """
+        self.identity.add_certificate(certificate_pem)
+
     def expire_access_tokens(self) -> None:
         """Every issued bearer token is refused from now on (401 InvalidAuthenticationToken)."""
         self.identity.expire_tokens()

@@ -4,6 +4,12 @@ msal's ``ConfidentialClientApplication`` with a tenant authority first reads
 ``{authority}/v2.0/.well-known/openid-configuration`` and then posts
 ``grant_type=client_credentials`` with ``client_id``, ``client_secret`` and
 ``scope=https://graph.microsoft.com/.default`` to its ``token_endpoint``.
+A certificate credential posts instead ``client_assertion_type=urn:ietf:params:
+oauth:client-assertion-type:jwt-bearer`` and ``client_assertion``: a JWT signed
+with the certificate's key (RS256 with header ``x5t``, or PS256 with
+``x5t#S256``), ``aud`` the token endpoint, ``iss`` = ``sub`` = the client id; an
+unregistered or badly signed one is 401 ``invalid_client`` AADSTS700027.
+https://learn.microsoft.com/en-us/entra/identity-platform/certificate-credentials
 Errors come as ``{"error", "error_description": "AADSTSnnnn: …", "error_codes"}``:
 a wrong secret is 401 ``invalid_client`` AADSTS7000215, an unknown tenant 400
 AADSTS90002, an unknown app 400 AADSTS700016, a scope without ``/.default`` 400
@@ -15,6 +21,7 @@ https://learn.microsoft.com/en-us/entra/identity-platform/reference-error-codes
 
 from __future__ import annotations
 
+import base64
 import secrets
 import threading
 import uuid
@@ -22,9 +29,14 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from urllib.parse import parse_qs
 
+import jwt
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import rsa
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 TOKEN_LIFETIME = timedelta(seconds=3599)
 
@@ -68,6 +80,35 @@ class IdentityPlatform:
         self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[str, datetime] = {}  # access token -> expiry
+        self._certificates: dict[str, x509.Certificate] = {}  # b64url thumbprint -> certificate
+
+    def add_certificate(self, certificate_pem: bytes | str) -> None:
+        """Register a certificate credential (its SHA-1 and SHA-256 thumbprints) for the app."""
+        data = certificate_pem.encode() if isinstance(certificate_pem, str) else certificate_pem
+        certificate = x509.load_pem_x509_certificate(data)
+        for algorithm in (hashes.SHA1(), hashes.SHA256()):
+            thumbprint = base64.urlsafe_b64encode(certificate.fingerprint(algorithm))
+            self._certificates[thumbprint.decode().rstrip("=")] = certificate
+
+    def _assertion_valid(self, assertion: str) -> bool:
+        try:
+            header = jwt.get_unverified_header(assertion)
+            thumbprint = str(header.get("x5t#S256") or header.get("x5t") or "").rstrip("=")
+            certificate = self._certificates.get(thumbprint)
+            public_key = certificate.public_key() if certificate is not None else None
+            if not isinstance(public_key, rsa.RSAPublicKey):  # app certificates are RSA
+                return False
+            claims = jwt.decode(
+                assertion,
+                public_key,
+                algorithms=["RS256", "PS256"],
+                audience=f"{self._base_url()}/{self.tenant_id}/oauth2/v2.0/token",
+                issuer=self.client_id,
+                options={"require": ["exp", "aud", "iss", "sub"]},
+            )
+        except jwt.PyJWTError:
+            return False
+        return claims.get("sub") == self.client_id
 
     def _tenant_known(self, tenant: str) -> bool:
         return tenant.lower() == self.tenant_id.lower()
@@ -134,7 +175,19 @@ class IdentityPlatform:
                 "found in the directory.",
                 self._clock,
             )
-        if not secrets.compare_digest(form.get("client_secret", ""), self.client_secret):
+        if "client_assertion" in form:
+            if form.get("client_assertion_type") != ASSERTION_TYPE or not self._assertion_valid(
+                form["client_assertion"]
+            ):
+                return _aad_error(
+                    401,
+                    "invalid_client",
+                    700027,
+                    "Client assertion failed signature validation, or the certificate used to "
+                    "sign it is not registered on the application.",
+                    self._clock,
+                )
+        elif not secrets.compare_digest(form.get("client_secret", ""), self.client_secret):
             return _aad_error(
                 401,
                 "invalid_client",

@@ -22,6 +22,10 @@ from urllib.parse import parse_qs, urlsplit
 import msal
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import NameOID
 
 from tests.fakes.graph import GraphFake, RoomAnswer
 
@@ -752,3 +756,76 @@ def test_a_subscription_is_refused_when_validation_fails_or_it_lasts_too_long(
         )
     finally:
         wrong.close()
+
+
+def test_a_declining_room_answers_again_after_a_time_change(
+    fake: GraphFake, graph: Graph, user: str
+) -> None:
+    room = _room(fake, RoomAnswer.DECLINE)
+    created = _invite(graph, user, room, "2027-03-05T09:00:00", "2027-03-05T10:00:00")
+    _eventually(lambda: _room_response(graph, user, created["id"]) == "declined")
+    assert fake.events(room) == []
+    fake.set_room_answer(room, RoomAnswer.ACCEPT)
+    moved = graph(
+        "PATCH",
+        f"/users/{user}/events/{created['id']}",
+        json={
+            "start": {"dateTime": "2027-03-05T11:00:00", "timeZone": "UTC"},
+            "end": {"dateTime": "2027-03-05T12:00:00", "timeZone": "UTC"},
+        },
+    )
+    assert moved.json()["attendees"][0]["status"]["response"] == "none"
+    _eventually(lambda: _room_response(graph, user, created["id"]) == "accepted")
+    [held] = fake.events(room)
+    assert held["start"]["dateTime"].startswith("2027-03-05T11:00")
+    graph("DELETE", f"/users/{user}/events/{created['id']}")
+    assert fake.events(room) == []
+
+
+def _certificate() -> tuple[bytes, bytes, str]:
+    """(private key PEM, certificate PEM, SHA-1 thumbprint hex) of a self-signed certificate."""
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "calpool test app")])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=30))
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return (
+        key_pem,
+        certificate.public_bytes(serialization.Encoding.PEM),
+        certificate.fingerprint(hashes.SHA1()).hex(),
+    )
+
+
+@pytest.mark.parametrize("style", ["sha1 thumbprint", "public certificate"])
+def test_a_registered_certificate_gets_a_token_and_another_does_not(
+    fake: GraphFake, style: str
+) -> None:
+    key_pem, cert_pem, thumbprint = _certificate()
+    credential: dict[str, Any] = {"private_key": key_pem.decode()}
+    if style == "sha1 thumbprint":
+        credential["thumbprint"] = thumbprint
+    else:
+        credential["public_certificate"] = cert_pem.decode()
+    app = msal.ConfidentialClientApplication(
+        fake.client_id,
+        client_credential=credential,
+        authority=f"{fake.authority_url}/{fake.tenant_id}",
+        instance_discovery=False,
+        http_client=_session(fake),
+    )
+    refused = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+    assert refused["error"] == "invalid_client" and 700027 in refused["error_codes"]
+    fake.add_certificate(cert_pem)
+    granted = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
+    assert "access_token" in granted, granted

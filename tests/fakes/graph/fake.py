@@ -115,6 +115,7 @@ class GraphFake:
             )
         )
         self._thread: threading.Thread | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -140,11 +141,22 @@ class GraphFake:
                 timer.cancel()
             self._timers.clear()
         self.notifications.stop()
+        # Clients keep idle keep-alive TLS connections open and uvicorn would wait for them
+        # (seconds per stop): cut them, and do not wait.
+        if self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._abort_connections)
+        self._server.force_exit = True
         self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout=15)
         self._sock.close()
         self._tmp.cleanup()
+
+    def _abort_connections(self) -> None:
+        for connection in list(self._server.server_state.connections):
+            transport = getattr(connection, "transport", None)
+            if transport is not None:
+                transport.abort()
 
     def __enter__(self) -> GraphFake:
         return self.start()
@@ -301,6 +313,7 @@ class GraphFake:
     # ---- the wire --------------------------------------------------------------------------
 
     async def _handle(self, request: Request) -> Response:
+        self._loop = asyncio.get_running_loop()
         path = request.url.path
         self.requests.append(
             (request.method, path, parse_qs(request.url.query), dict(request.headers.items()))

@@ -829,3 +829,43 @@ def test_a_registered_certificate_gets_a_token_and_another_does_not(
     fake.add_certificate(cert_pem)
     granted = app.acquire_token_for_client(["https://graph.microsoft.com/.default"])
     assert "access_token" in granted, granted
+
+
+def test_tokens_expire_with_the_fake_clock_and_a_new_one_works(
+    fake: GraphFake, graph: Graph, user: str
+) -> None:
+    assert graph("GET", f"/users/{user}/events").status_code == 200
+    fake.advance(3600)  # past the token's expires_in (3599 s)
+    try:
+        _assert_graph_error(
+            graph("GET", f"/users/{user}/events"), 401, "InvalidAuthenticationToken"
+        )
+        fresh = Graph(fake)  # a new app: msal's cache of the old one still holds the old token
+        assert fresh("GET", f"/users/{user}/events").status_code == 200
+        fake.expire_access_tokens()
+        _assert_graph_error(
+            fresh("GET", f"/users/{user}/events"), 401, "InvalidAuthenticationToken"
+        )
+    finally:
+        fake.advance(-3600)  # the module's other tests run on the real time
+        graph.session.headers["Authorization"] = Graph(fake).session.headers["Authorization"]
+
+
+def test_windows_zone_names_are_understood_in_events_and_prefer(
+    fake: GraphFake, graph: Graph, user: str
+) -> None:
+    fake.create(
+        user, _event("x", "2027-03-05T09:00:00", "2027-03-05T10:00:00", "Pacific Standard Time")
+    )
+    [shown] = graph("GET", f"/users/{user}/calendarView", params=WINDOW).json()["value"]
+    assert shown["start"] == {"dateTime": "2027-03-05T17:00:00.0000000", "timeZone": "UTC"}
+    [local] = graph(
+        "GET",
+        f"/users/{user}/calendarView",
+        params=WINDOW,
+        headers={"Prefer": 'outlook.timezone="Tokyo Standard Time"'},
+    ).json()["value"]
+    assert local["start"] == {
+        "dateTime": "2027-03-06T02:00:00.0000000",
+        "timeZone": "Tokyo Standard Time",
+    }

@@ -33,6 +33,53 @@ WINDOW_ROLL = "job:window-roll"
 CHANNELS = "job:channels"
 
 
+class Heartbeat:
+    """Calls ``beat`` every ``interval`` seconds from a thread of its own
+    until stopped, to keep something the work holds (a lease, the claims of
+    outbox jobs) from running out while the work takes its time.  ``beat``
+    answers whether the thing is still held; the first ``False`` marks it
+    :attr:`lost` and ends the beating.  A beat that raises (the database
+    unreachable for a moment) is logged and the next one tries again: the
+    hold may well outlast the outage."""
+
+    def __init__(self, what: str, interval: float, beat: Callable[[], bool]) -> None:
+        self.what = what
+        self._interval = interval
+        self._beat_once = beat
+        self._stop = threading.Event()
+        self._lost = threading.Event()
+        self.beats = 0
+        self._thread = threading.Thread(target=self._run, name=f"heartbeat {what}", daemon=True)
+
+    @property
+    def lost(self) -> bool:
+        """Whether a beat found the thing gone (another may hold it now)."""
+        return self._lost.is_set()
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop beating; returns once no beat is under way."""
+        self._stop.set()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            try:
+                held = self._beat_once()
+            except Exception as exc:
+                log.warning("heartbeat of %s failed: %s", self.what, exc)
+                continue
+            if not held:
+                log.warning("%s was lost while its work ran", self.what)
+                self._lost.set()
+                return
+            self.beats += 1
+
+
 class HeldLease:
     """A lease this process took; renewed from a thread until released.
     Use it as a context manager: leaving the block releases the lease."""
@@ -40,19 +87,21 @@ class HeldLease:
     def __init__(self, keeper: LeaseKeeper, name: str) -> None:
         self._keeper = keeper
         self.name = name
-        self._stop = threading.Event()
-        self._lost = threading.Event()
-        self.beats = 0
         self._given_up = False
-        self._thread = threading.Thread(target=self._beat, name=f"heartbeat {name}", daemon=True)
+        self._heartbeat = Heartbeat(f"lease {name}", keeper.ttl.total_seconds() / 3,
+                                    lambda: keeper.renew(name))
 
     @property
     def lost(self) -> bool:
         """Whether a heartbeat found the lease gone (another may hold it)."""
-        return self._lost.is_set()
+        return self._heartbeat.lost
+
+    @property
+    def beats(self) -> int:
+        return self._heartbeat.beats
 
     def start(self) -> HeldLease:
-        self._thread.start()
+        self._heartbeat.start()
         return self
 
     def given_up(self) -> None:
@@ -62,25 +111,9 @@ class HeldLease:
 
     def release(self) -> None:
         """Stop the heartbeat and give the lease up."""
-        self._stop.set()
-        if self._thread.is_alive() and self._thread is not threading.current_thread():
-            self._thread.join()
+        self._heartbeat.stop()
         if not self._given_up:
             self._keeper.release(self.name)
-
-    def _beat(self) -> None:
-        interval = self._keeper.ttl.total_seconds() / 3
-        while not self._stop.wait(interval):
-            try:
-                renewed = self._keeper.renew(self.name)
-            except Exception as exc:  # the database may be back before the lease runs out
-                log.warning("heartbeat of lease %s failed: %s", self.name, exc)
-                continue
-            if not renewed:
-                log.warning("lease %s was lost while its work ran", self.name)
-                self._lost.set()
-                return
-            self.beats += 1
 
     def __enter__(self) -> HeldLease:
         return self

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -58,6 +60,7 @@ from engine.services.drafts import (
     queue_write,
     targets,
 )
+from engine.services.leases import Heartbeat
 from engine.services.limits import CoolingDown
 from engine.services.rooms import choose_room, free_members
 from engine.store import (
@@ -122,6 +125,51 @@ class _Permanent(Exception):
         self.detail = detail
 
 
+class _KeptClaims:
+    """The claims of one batch, extended from a heartbeat every third of
+    ``hold_for`` while the batch runs: a batch of slow provider calls keeps
+    its later jobs (no second worker runs them meanwhile), and a worker that
+    dies stops beating, so its jobs are claimable ``hold_for`` after its
+    last beat.  The claims are measured from the drain's ``now`` plus the
+    time the batch has run, so a drain at a given instant (a test's clock)
+    keeps its own time base."""
+
+    def __init__(self, store: Store, worker: str, jobs: Sequence[OutboxJob], claimed_at: datetime,
+                 hold_for: timedelta) -> None:
+        self._store = store
+        self._worker = worker
+        self._claimed_at = claimed_at
+        self._hold_for = hold_for
+        self._started = time.monotonic()
+        self._running = {job.id for job in jobs}
+        self._lock = threading.Lock()
+        self._heartbeat = Heartbeat(f"the outbox claims of {worker}",
+                                    hold_for.total_seconds() / 3, self._extend)
+
+    def finished(self, job_id: int) -> None:
+        with self._lock:
+            self._running.discard(job_id)
+
+    def _extend(self) -> bool:
+        with self._lock:
+            running = sorted(self._running)
+        if not running:
+            return True
+        ran_for = timedelta(seconds=time.monotonic() - self._started)
+        with self._store.unit_of_work() as uow:
+            held = uow.outbox.extend_claims(running, self._worker,
+                                            self._claimed_at + ran_for + self._hold_for)
+            uow.commit()
+        return held > 0
+
+    def __enter__(self) -> _KeptClaims:
+        self._heartbeat.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._heartbeat.stop()
+
+
 class OutboxWorker:
     """Runs due outbox jobs; several workers (threads, processes) may drain
     at once, the store's claims keep each job with one of them."""
@@ -154,8 +202,10 @@ class OutboxWorker:
                 uow.commit()
             if not jobs:
                 break
-            for job in jobs:
-                self._run(job, now, report)
+            with _KeptClaims(self._store, self.name, jobs, now, self._policy.hold_for) as kept:
+                for job in jobs:
+                    self._run(job, now, report)
+                    kept.finished(job.id)
         return report
 
     # ---- one job ----------------------------------------------------------------------------

@@ -1,7 +1,8 @@
 """The outbox: provider writes queued in the same transaction as the booking.
 
-A worker claims due jobs for a while (``claimed_until``); a claim that runs
-out (the worker died) makes the job claimable again, so every job is done at
+A worker claims due jobs for a while (``claimed_until``), extends the
+claims of its batch from a heartbeat while the batch runs, and a claim that
+runs out (the worker died) makes the job claimable again, so every job is done at
 least once — the provider writes are idempotent, so at least once is enough.
 On PostgreSQL, claiming skips rows another worker is claiming right now
 (``FOR UPDATE SKIP LOCKED``); on SQLite claims are serialized anyway.
@@ -10,7 +11,7 @@ On PostgreSQL, claiming skips rows another worker is claiming right now
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -94,6 +95,20 @@ class OutboxRepository:
             select(outbox).where(outbox.c.id.in_(ids)).order_by(outbox.c.due_at, outbox.c.id)
         )
         return [_job(row) for row in rows]
+
+    def extend_claims(self, job_ids: Sequence[int], worker: str, until: datetime) -> int:
+        """Hold ``worker``'s claims of ``job_ids`` until ``until`` (the
+        heartbeat of a batch that is still running); returns how many it
+        still held."""
+        if not job_ids:
+            return 0
+        result = self._connection.execute(
+            update(outbox)
+            .where(outbox.c.id.in_(list(job_ids)), outbox.c.claimed_by == worker,
+                   outbox.c.state == "pending")
+            .values(claimed_until=as_utc(until))
+        )
+        return int(result.rowcount)
 
     def complete(self, job_id: int, worker: str, now: datetime) -> bool:
         """Mark a claimed job done; ``False`` when ``worker`` no longer holds it."""

@@ -137,6 +137,26 @@ def test_claim_takes_due_jobs_oldest_first_and_counts_attempts(store: Store) -> 
         assert uow.outbox.complete(first, "w2", at(2))
 
 
+def test_a_heartbeat_extends_only_the_claims_its_worker_still_holds(store: Store) -> None:
+    with store.unit_of_work() as uow:
+        running = uow.outbox.enqueue("a", {}, due_at=at(0), now=at(0))
+        finished = uow.outbox.enqueue("b", {}, due_at=at(0), now=at(0))
+        uow.outbox.claim("w1", at(0), hold_for=TTL)
+        assert uow.outbox.complete(finished, "w1", at(0))
+        uow.commit()
+
+        assert uow.outbox.extend_claims([running, finished], "w1", at(0) + 2 * TTL) == 1
+        assert uow.outbox.extend_claims([running], "w2", at(0) + 9 * TTL) == 0  # not w2's
+        assert uow.outbox.extend_claims([], "w1", at(0) + 9 * TTL) == 0
+        uow.commit()
+
+        assert uow.outbox.claim("w2", at(0) + TTL, hold_for=TTL) == []  # the old expiry
+        (taken,) = uow.outbox.claim("w2", at(0) + 2 * TTL, hold_for=TTL)
+        assert taken.id == running
+        state = uow.outbox.get(finished)
+        assert state is not None and state[0] == "done"
+
+
 def test_failed_job_is_retried_at_its_time_or_given_up(store: Store) -> None:
     with store.unit_of_work() as uow:
         retried = uow.outbox.enqueue("a", {}, due_at=at(0), now=at(0))

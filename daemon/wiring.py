@@ -34,7 +34,7 @@ from engine.services.channels import ChannelPolicy, ChannelService, ChannelTarge
 from engine.services.delivery import CalendarSource, invitation_delivery, known_addresses
 from engine.services.drafts import Catalog
 from engine.services.housekeeping import RetentionPeriods, register_calendars
-from engine.services.idempotency import IdempotencyKeys, IdempotentRequests
+from engine.services.idempotency import Claimer, IdempotencyKeys, IdempotentRequests
 from engine.services.leases import LeaseKeeper
 from engine.services.limits import AccountLimit, LimitedConnector, LimitTiming
 from engine.services.links import LinkService
@@ -303,7 +303,10 @@ def build(
     bookings = BookingService(store, cache, catalog, outbox, clock=clock)
     reschedule = RescheduleService(store, cache, catalog, outbox)
     keys = IdempotencyKeys(store, clock=clock,
-                           abandon_after=2 * config.http.confirm_within + ABANDONED_AFTER)
+                           abandon_after=2 * config.http.confirm_within + ABANDONED_AFTER,
+                           claimer=Claimer(holder=leases.holder,
+                                           silent_for=config.sync.lease_ttl,
+                                           runs_at_most=2 * config.http.confirm_within))
     app = App(
         config=config,
         store=store,

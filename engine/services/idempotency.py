@@ -14,6 +14,9 @@ A key is scoped to the API token's name.  The life of one::
 reserving leaves a key whose held answer (the pending booking) is given to
 the retry once the claim is older than ``abandon_after``, instead of a second
 booking.  A claim without a held answer that old is taken over by the retry.
+A claim whose process is known to be gone (its row in ``processes`` went
+silent for a lease ttl: killed) is taken over as soon as that is seen, once
+it is older than the longest a request runs.
 """
 
 from __future__ import annotations
@@ -49,28 +52,48 @@ def request_fingerprint(method: str, path: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
+@dataclass(frozen=True, slots=True)
+class Claimer:
+    """The process that claims keys here, as :mod:`engine.services.processes`
+    records it: its ``holder`` name, and how long a process may stay silent
+    in ``processes`` before it counts as gone (``silent_for``, the lease
+    ttl).  A key a gone process claimed at least ``runs_at_most`` ago (the
+    longest a request waits for the providers) died with it."""
+
+    holder: str
+    silent_for: timedelta
+    runs_at_most: timedelta
+
+
 class IdempotencyKeys:
     """The keys of one store.  ``held_status`` is the answer a held body is
     replayed with after its request died (202: the booking is reserved, its
-    writes go on)."""
+    writes go on).  A claim dies after ``abandon_after``; with ``claimer``,
+    also once the process that made it is gone (``kill -9``), which is
+    seconds rather than minutes when the lease ttl is short."""
 
     def __init__(self, store: Store, *, clock: Clock, abandon_after: timedelta,
-                 held_status: int = 202) -> None:
+                 held_status: int = 202, claimer: Claimer | None = None) -> None:
         self._store = store
         self._clock = clock
         self._abandon_after = abandon_after
         self._held_status = held_status
+        self._claimer = claimer
 
     def begin(self, client: str, key: str, fingerprint: str) -> IdempotencyOutcome:
         """Claim ``key`` for ``client`` (committed at once, so that a second
         request sees it), or say why not."""
         now = self._clock()
+        claimer = self._claimer
+        holder = claimer.holder if claimer else None
         with self._store.unit_of_work() as uow:
-            outcome = uow.idempotency.begin(client, key, fingerprint, now)
+            outcome = uow.idempotency.begin(client, key, fingerprint, now, holder=holder)
             if outcome.state is IdempotencyState.IN_PROGRESS:
                 outcome = uow.idempotency.take_over(
                     client, key, started_before=now - self._abandon_after,
-                    held_status=self._held_status, now=now,
+                    held_status=self._held_status, now=now, holder=holder,
+                    claimer_silent_since=now - claimer.silent_for if claimer else None,
+                    claimer_started_before=now - claimer.runs_at_most if claimer else None,
                 ) or outcome
             uow.commit()
         return outcome

@@ -5,19 +5,21 @@ concurrent requests with one key exactly one gets ``NEW``.  Commit the
 claim at once (its own unit of work), do the work, then ``finish`` with the
 answer, or ``abandon`` when the request died before answering.  ``hold``
 records, in the transaction of the work itself, the answer to give should
-the process die before ``finish``; ``take_over`` settles such a claim.
+the process die before ``finish``; ``take_over`` settles such a claim: one
+older than any request could run, or one whose claiming process (its holder
+name in ``claimed_by``) has stopped saying in ``processes`` that it runs.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Connection, delete, select, update
+from sqlalchemy import Connection, and_, delete, exists, or_, select, update
 
 from engine.core.model import as_utc
 from engine.store.dialects import insert_ignoring_duplicates
 from engine.store.records import IdempotencyOutcome, IdempotencyState
-from engine.store.schema import idempotency_keys
+from engine.store.schema import idempotency_keys, processes
 
 
 class IdempotencyRepository:
@@ -25,8 +27,10 @@ class IdempotencyRepository:
         self._connection = connection
 
     def begin(
-        self, token_name: str, key: str, request_sha256: str, now: datetime
+        self, token_name: str, key: str, request_sha256: str, now: datetime, *,
+        holder: str | None = None,
     ) -> IdempotencyOutcome:
+        """Claim the key for the process named ``holder``, or say why not."""
         # RETURNING, not rowcount: psycopg reports -1 for ON CONFLICT DO NOTHING.
         claimed = self._connection.execute(
             insert_ignoring_duplicates(
@@ -37,6 +41,7 @@ class IdempotencyRepository:
                 "key": key,
                 "request_sha256": request_sha256,
                 "created_at": as_utc(now),
+                "claimed_by": holder,
             },
         )
         if claimed.first() is not None:
@@ -74,19 +79,31 @@ class IdempotencyRepository:
 
     def take_over(
         self, token_name: str, key: str, *, started_before: datetime, held_status: int,
-        now: datetime,
+        now: datetime, holder: str | None = None, claimer_silent_since: datetime | None = None,
+        claimer_started_before: datetime | None = None,
     ) -> IdempotencyOutcome | None:
-        """Take an unfinished key claimed before ``started_before`` (its
-        request died): with a held answer (``hold``) it is finished as
-        ``held_status`` and returned as ``REPLAY``; without one the claim is
-        renewed for the caller (``NEW``).  ``None`` when the key is not such
-        a claim.  Of two callers at once only one takes it."""
+        """Take an unfinished key whose request died: claimed before
+        ``started_before``, or (with ``claimer_silent_since``) claimed before
+        ``claimer_started_before`` by a process whose row in ``processes``
+        was last seen before ``claimer_silent_since`` (killed; a process that
+        stopped cleanly has left the table and finished its requests).  With
+        a held answer (``hold``) the key is finished as ``held_status`` and
+        returned as ``REPLAY``; without one the claim is renewed for
+        ``holder`` (``NEW``).  ``None`` when the key is not such a claim.  Of
+        two callers at once only one takes it."""
+        died = idempotency_keys.c.created_at < as_utc(started_before)
+        if claimer_silent_since is not None:
+            claimer_gone = exists().where(
+                processes.c.holder == idempotency_keys.c.claimed_by,
+                processes.c.seen_at < as_utc(claimer_silent_since),
+            )
+            began_before = as_utc(claimer_started_before or now)
+            died = or_(died, and_(idempotency_keys.c.created_at < began_before, claimer_gone))
         renewed = self._connection.execute(
             update(idempotency_keys)
             .where(idempotency_keys.c.token_name == token_name, idempotency_keys.c.key == key,
-                   idempotency_keys.c.response_status.is_(None),
-                   idempotency_keys.c.created_at < as_utc(started_before))
-            .values(created_at=as_utc(now))
+                   idempotency_keys.c.response_status.is_(None), died)
+            .values(created_at=as_utc(now), claimed_by=holder)
             .returning(idempotency_keys.c.response_body)
         ).first()
         if renewed is None:

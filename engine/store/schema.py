@@ -275,6 +275,8 @@ idempotency_keys = Table(
     Column("response_status", Integer, nullable=True),
     Column("response_body", Text, nullable=True),
     Column("completed_at", UTCInstant, nullable=True),
+    # The holder name of the process that claimed the key (``processes``).
+    Column("claimed_by", String(200), nullable=True),
     Index(None, "created_at"),
 )
 

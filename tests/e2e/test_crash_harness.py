@@ -49,7 +49,7 @@ import subprocess
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -104,12 +104,14 @@ def slot_starts() -> list[str]:
             for n in range(BOOKING_DAYS * 48)]
 
 
-def write_config(folder: Path, server: Server, listen: int) -> Path:
-    for name in CALENDARS:
-        server.make_calendar(name)
+def site_config(server: Server, listen: int, *,
+                database: str = "sqlite:///calpool.db") -> SiteConfig:
+    """The harness's site: one person, a pool of two rooms on ``server``,
+    polls every second, short claims and leases (a dead process's work is
+    taken over within seconds)."""
     config = (
         SiteConfig()
-        .daemon(database="sqlite:///calpool.db", outbox_claim_hold="3s")
+        .daemon(database=database, outbox_claim_hold="3s")
         .http(listen=f"127.0.0.1:{listen}", confirm_within="1s")
         .sync(poll_interval="1s", lease_ttl="5s", window_future="90d")
         .api_token("clients", sha256=hashlib.sha256(TOKEN.encode()).hexdigest(),
@@ -122,7 +124,13 @@ def write_config(folder: Path, server: Server, listen: int) -> Path:
     for name in CALENDARS:
         config.calendar(name, account="dav", id=f"{name}/",
                         kind="person" if name in PEOPLE else "room")
-    path = config.write(folder)
+    return config
+
+
+def write_config(folder: Path, server: Server, listen: int) -> Path:
+    for name in CALENDARS:
+        server.make_calendar(name)
+    path = site_config(server, listen).write(folder)
     upgraded = subprocess.run([str(CALPOOL), "--config", str(path), "db", "upgrade"],
                               capture_output=True, text=True, env=environment(), timeout=60)
     assert upgraded.returncode == 0, upgraded.stderr
@@ -150,20 +158,43 @@ class Request:
     last: str = "not sent"
 
 
+class RoundRobin:
+    """One HTTP client per process, each request to the next in turn, as a
+    load balancer in front of several ``calpool run`` sends them."""
+
+    def __init__(self, urls: Sequence[str]) -> None:
+        self._clients = [httpx.Client(base_url=url, timeout=15, trust_env=False,
+                                      headers={"Authorization": f"Bearer {TOKEN}"})
+                         for url in urls]
+        self._turns = itertools.count()
+
+    def _next(self) -> httpx.Client:
+        return self._clients[next(self._turns) % len(self._clients)]
+
+    def post(self, path: str, **options: Any) -> httpx.Response:
+        return self._next().post(path, **options)
+
+    def delete(self, path: str) -> httpx.Response:
+        return self._next().delete(path)
+
+    def close(self) -> None:
+        for client in self._clients:
+            client.close()
+
+
 class Client(threading.Thread):
     """Books random slots and cancels about a third of what it got, the
     careful way: a request with an unknown outcome stays open and is sent
     again with the same key and body on each turn (beside new requests, as
     a busy front desk would), until its answer is definite."""
 
-    def __init__(self, n: int, url: str, starts: list[str], ledger: Ledger,
+    def __init__(self, n: int, urls: Sequence[str], starts: list[str], ledger: Ledger,
                  stop: threading.Event) -> None:
         super().__init__(daemon=True, name=f"crash-client-{n}")
         self.random = random.Random(SEED * 100 + n)
         self.n, self.starts, self.ledger, self.stop = n, starts, ledger, stop
         self.open: list[Request] = []
-        self.http = httpx.Client(base_url=url, timeout=15, trust_env=False,
-                                 headers={"Authorization": f"Bearer {TOKEN}"})
+        self.http = RoundRobin(urls)
 
     def run(self) -> None:
         try:
@@ -290,10 +321,11 @@ def radicale(tmp_path: Path) -> Iterator[Server]:
     server.stop()
 
 
-def cached_names(config: Path, calendar: str) -> list[str]:
-    """The events the daemon's cache holds for ``calendar``, named as
-    :func:`event_uids` names the server's (calpool's copies by booking)."""
-    store = Store.open(f"sqlite:///{config.parent / 'calpool.db'}")
+def cached_names(database: str, calendar: str) -> list[str]:
+    """The events the daemon's cache (the store at URL ``database``) holds
+    for ``calendar``, named as :func:`event_uids` names the server's
+    (calpool's copies by booking)."""
+    store = Store.open(database)
     try:
         window = Interval(datetime(1900, 1, 1, tzinfo=UTC), datetime(8999, 1, 1, tzinfo=UTC))
         with store.reader() as uow:
@@ -336,7 +368,7 @@ def run_harness(tmp_path: Path, radicale: Server, rounds: int) -> dict[str, int]
     stop_load = threading.Event()
     stop_churn = threading.Event()
     churn = Churn(radicale, stop_churn)
-    clients = [Client(n, url, slot_starts(), ledger, stop_load) for n in range(CLIENTS)]
+    clients = [Client(n, [url], slot_starts(), ledger, stop_load) for n in range(CLIENTS)]
     kills = {"sync": 0, "booking": 0, "inside_a_sync": 0}
     daemon = start_daemon(config, log, url)
     churn.start()
@@ -389,7 +421,8 @@ def run_harness(tmp_path: Path, radicale: Server, rounds: int) -> dict[str, int]
             deadline = time.monotonic() + 60
             while True:
                 listed = {name: event_uids(radicale, name) for name in CALENDARS}
-                cached = {name: cached_names(config, name) for name in CALENDARS}
+                cached = {name: cached_names(f"sqlite:///{config.parent / 'calpool.db'}", name)
+                          for name in CALENDARS}
                 if cached == listed or time.monotonic() > deadline:
                     break
                 time.sleep(0.5)

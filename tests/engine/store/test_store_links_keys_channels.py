@@ -100,6 +100,47 @@ def test_abandoned_key_can_be_claimed_again_and_old_keys_expire(store: Store) ->
         assert keys.begin("website", "k1", "h9", at(31)).state is IdempotencyState.NEW
 
 
+def test_a_key_whose_claiming_process_went_silent_is_taken_over(store: Store) -> None:
+    """A claim is taken over early only when the process that made it is
+    known and has gone silent in ``processes``, and the claim is older than
+    a request runs; otherwise only the time rule applies."""
+    with store.unit_of_work() as uow:
+        for holder in ("killed", "alive"):
+            uow.processes.record(holder=holder, host="h", fingerprint="f", calendars=[],
+                                 now=at(0))
+        assert uow.processes.touch("alive", at(2))
+        keys = uow.idempotency
+        for key, holder in (("by-killed", "killed"), ("by-alive", "alive"),
+                            ("by-no-one", None), ("by-unknown", "never-recorded"),
+                            ("held-by-killed", "killed"), ("young", "killed")):
+            claimed = at(0.5) if key == "young" else at(1)
+            assert keys.begin("web", key, "h1", claimed, holder=holder).state is (
+                IdempotencyState.NEW)
+        keys.hold("web", "held-by-killed", '{"id": "bk-1"}')
+        uow.commit()
+
+        def take(key: str) -> IdempotencyOutcome | None:
+            # At 2 h: the time rule would wait until 3 h; "killed" was last
+            # seen at 0 h, before 1.5 h; a request runs at most 15 minutes.
+            return keys.take_over("web", key, started_before=at(-1), held_status=202,
+                                  now=at(2), holder="heir", claimer_silent_since=at(1.5),
+                                  claimer_started_before=at(2 - 0.25))
+
+        assert take("by-killed") == IdempotencyOutcome(IdempotencyState.NEW)
+        assert take("held-by-killed") == IdempotencyOutcome(
+            IdempotencyState.REPLAY, 202, '{"id": "bk-1"}')
+        assert take("by-alive") is None
+        assert take("by-no-one") is None
+        assert take("by-unknown") is None  # no row: it never said it runs
+        # Renewed for the heir, which is alive: not taken a second time.
+        uow.processes.record(holder="heir", host="h", fingerprint="f", calendars=[], now=at(2))
+        assert take("by-killed") is None
+        assert keys.take_over("web", "young", started_before=at(-1), held_status=202,
+                              now=at(0.6), holder="heir", claimer_silent_since=at(0.55),
+                              claimer_started_before=at(0.6 - 0.25)) is None  # too young
+        uow.commit()
+
+
 def test_push_channels_are_saved_renewed_and_found_by_expiry(store: Store) -> None:
     first = PushChannel(
         id="ch-1",

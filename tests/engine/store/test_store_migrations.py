@@ -55,14 +55,14 @@ def tables(url: str) -> set[str]:
 
 def test_revisions_are_the_documented_ones() -> None:
     assert migrate.revisions() == ["0001", "0002", "0003", "0004", "0005", "0006", "0007",
-                                   "0008", "0009", "0010"]
-    assert migrate.head_revision() == "0010"
+                                   "0008", "0009", "0010", "0011"]
+    assert migrate.head_revision() == "0011"
 
 
 def test_upgrade_from_empty_builds_the_whole_schema(empty_url: str) -> None:
     assert migrate.current_revision(empty_url) is None
     migrate.upgrade(empty_url)
-    assert migrate.current_revision(empty_url) == "0010"
+    assert migrate.current_revision(empty_url) == "0011"
     assert tables(empty_url) == (HEAD_SYNC_TABLES | BOOKING_TABLES | ASSIGNMENT_TABLES
                                  | MANAGE_TABLES | LEASE_TABLES | EMAIL_TABLES)
 
@@ -141,7 +141,7 @@ def test_upgrade_to_0009_drops_sync_leases_and_down_again_restores_them(db_url: 
 def test_unmigrated_database_is_refused_naming_the_command(empty_url: str) -> None:
     with pytest.raises(SchemaNotCurrent, match="run `calpool db upgrade`") as refused:
         Store.open(empty_url)
-    assert (refused.value.current, refused.value.expected) == (None, "0010")
+    assert (refused.value.current, refused.value.expected) == (None, "0011")
     assert "\n" not in str(refused.value)
 
 
@@ -149,7 +149,7 @@ def test_database_behind_is_refused_naming_the_command(empty_url: str) -> None:
     migrate.upgrade(empty_url, "0001")
     with pytest.raises(
         SchemaNotCurrent,
-        match=r"revision 0001 .* needs 0010; run `calpool db upgrade`",
+        match=r"revision 0001 .* needs 0011; run `calpool db upgrade`",
     ):
         Store.open(empty_url)
 

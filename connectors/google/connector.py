@@ -47,6 +47,7 @@ class GoogleConnector:
         # The subject each calendar was last used as: channels.stop names
         # only the calendar, and must act as whoever opened the channel.
         self._subjects: dict[str, str | None] = {}
+        self._addresses: dict[str, str] = {}  # channel id → address, of channels opened here
 
     @property
     def push_supported(self) -> bool:
@@ -127,12 +128,28 @@ class GoogleConnector:
     def start_channel(
         self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
     ) -> PushChannel | None:
-        return self._on(calendar, lambda s: push.start_channel(
+        channel = self._on(calendar, lambda s: push.start_channel(
             s, calendar.id, address=address, token=token, ttl_seconds=ttl_seconds))
+        self._addresses[channel.id] = address
+        return channel
 
     def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
-        raise PermanentError("Google has no channel renewal: open a new channel and stop this one",
-                             calendar=channel.calendar_id)
+        # Google has no renewal call: open a new channel to the same address
+        # with the same token, then stop the old one.  Only a channel this
+        # connector opened can be renewed so (a channel read back from the
+        # store has neither its address nor its token); the channel service
+        # replaces channels itself and never calls this.
+        address = self._addresses.get(channel.id)
+        if address is None or not channel.token:
+            raise PermanentError("Google has no channel renewal: open a new channel and stop "
+                                 "this one", calendar=channel.calendar_id)
+        subject = self._subjects.get(channel.calendar_id, self._account.subject)
+        calendar = CalendarRef(channel.calendar_id, subject=subject)
+        renewed = self.start_channel(calendar, address=address, token=channel.token,
+                                     ttl_seconds=ttl_seconds)
+        assert renewed is not None
+        self.stop_channel(channel)
+        return renewed
 
     def stop_channel(self, channel: PushChannel) -> None:
         # As the user the calendar was read as (who opened the channel);

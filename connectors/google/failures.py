@@ -83,7 +83,7 @@ def error_reasons(exc: api_errors.HttpError) -> tuple[str, ...]:
 
 def retry_after(exc: api_errors.HttpError) -> float | None:
     """``Retry-After`` in seconds (delta-seconds only; Google sends no dates)."""
-    value = exc.resp.get("retry-after") if exc.resp is not None else None
+    value = exc.resp.get("retry-after") if getattr(exc, "resp", None) is not None else None
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
@@ -93,7 +93,9 @@ def retry_after(exc: api_errors.HttpError) -> float | None:
 def http_error(exc: api_errors.HttpError, *, calendar: str = "", cursor: str = "",
                subject: str = "", client_id: str = "") -> ConnectorError:
     """The error for an answer of the Calendar API."""
-    status = int(exc.resp.status) if exc.resp is not None else 0
+    if getattr(exc, "resp", None) is None:  # a BatchError about no answer in particular
+        return PermanentError(f"{type(exc).__name__} without an answer", calendar=calendar)
+    status = int(exc.resp.status)
     reasons = set(error_reasons(exc))
     detail = f"Google answered {status} {'/'.join(sorted(reasons)) or exc.resp.reason}"
     message = exc._get_reason()  # Google's own sentence ("Not Found", "Rate Limit Exceeded")
@@ -143,10 +145,10 @@ def to_connector_error(exc: BaseException, *, calendar: str = "", cursor: str = 
     provider-side failure (calpool's own bug, which must stay visible)."""
     if isinstance(exc, ConnectorError):
         return exc
-    detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, api_errors.HttpError):
         return http_error(exc, calendar=calendar, cursor=cursor, subject=subject,
                           client_id=client_id)
+    detail = f"{type(exc).__name__}: {exc}"
     if isinstance(exc, auth_errors.RefreshError):
         return refresh_error(exc, calendar=calendar, subject=subject, client_id=client_id)
     if isinstance(exc, auth_errors.TransportError):

@@ -24,8 +24,10 @@ calendars, ask free/busy.  Domain-wide delegation must grant it to the
 service account's client id."""
 
 BOOKING_PROPERTY = "calpoolBooking"
-"""The private extended property that carries the booking id on every event
-calpool writes (``extendedProperties.private``): how sync recognises them."""
+"""The extended property that carries the booking id on every event calpool
+writes, both ``private`` (on calpool's copy) and ``shared`` (Google shows it
+on the attendees' copies, so an invited room's copy names the booking too):
+how sync recognises calpool's events."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ with calpool's id, UID and the booking id as a private extended property.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time
 from typing import Any
@@ -21,6 +22,7 @@ from zoneinfo import ZoneInfo
 
 from connectors.google.account import BOOKING_PROPERTY
 from engine.core.model import AttendeeAnswer, RemoteEvent
+from engine.core.uids import booking_uid
 from engine.ports import EventDraft, EventState, instance_key
 
 Resource = Mapping[str, Any]
@@ -82,10 +84,27 @@ def answers_of(event: Resource) -> dict[str, AttendeeAnswer]:
     return found
 
 
+_OWN_UID = re.compile(r"calpool-(?P<booking>[A-Za-z0-9._-]{1,100})@calpool")
+
+
 def booking_of(event: Resource) -> str | None:
-    private = (event.get("extendedProperties") or {}).get("private") or {}
-    value = private.get(BOOKING_PROPERTY)
-    return str(value) if value else None
+    """The booking an event is calpool's write of.
+
+    The private extended property is on the copy calpool wrote; Google
+    keeps private properties to that copy, so an invited room's copy (which
+    Google writes) carries the shared one instead.  Where neither came
+    through, the UID of the owner's copy names the booking when the id is
+    tame (:func:`engine.core.uids.booking_name`), as a room's copy keeps
+    the organizer's ``iCalUID``."""
+    properties = event.get("extendedProperties") or {}
+    for scope in ("private", "shared"):
+        value = (properties.get(scope) or {}).get(BOOKING_PROPERTY)
+        if value:
+            return str(value)
+    own = _OWN_UID.fullmatch(str(event.get("iCalUID", "")))
+    if own is not None and booking_uid(own["booking"]) == event.get("iCalUID"):
+        return own["booking"]
+    return None
 
 
 def remote_event(event: Resource, zone: str) -> RemoteEvent:
@@ -155,7 +174,8 @@ def event_body(draft: EventDraft, *, event_id: str, ical_uid: str) -> dict[str, 
         "status": "confirmed",
         "transparency": "opaque",
         "attendees": attendees,
-        "extendedProperties": {"private": {BOOKING_PROPERTY: draft.booking_id}},
+        "extendedProperties": {"private": {BOOKING_PROPERTY: draft.booking_id},
+                               "shared": {BOOKING_PROPERTY: draft.booking_id}},
     }
     if draft.description:
         body["description"] = draft.description

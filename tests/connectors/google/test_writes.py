@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 import pytest
 
 from connectors.google import GoogleConnector, event_id
-from engine.core.model import Attendee, AttendeeAnswer
+from engine.core.model import Attendee, AttendeeAnswer, Interval
 from engine.errors import Conflict, NotFound
 from engine.ports import CalendarRef, EventDraft, EventState
 from tests.connectors.google.conftest import NewCalendar
@@ -62,7 +62,8 @@ def test_the_owners_event_is_written_once_as_the_owner(
     live = [e for e in fake.events(calendar.id) if e.get("status") != "cancelled"]
     assert [e["id"] for e in live] == [written.source]
     stored = live[0]
-    assert stored["extendedProperties"]["private"] == {"calpoolBooking": "bk-once"}
+    assert stored["extendedProperties"] == {"private": {"calpoolBooking": "bk-once"},
+                                            "shared": {"calpoolBooking": "bk-once"}}
     assert stored["organizer"]["email"] == calendar.id
     inserts = [(q, who) for method, path, q, who in fake.requests
                if method == "POST" and path.endswith(f"{calendar.id}/events")]
@@ -103,6 +104,10 @@ def test_a_free_room_accepts_and_a_busy_room_declines(
     accepted = eventually(lambda: connector.read_event(first, "bk-r1", source=written.source),
                           lambda s: s.answer_of(room) is not AttendeeAnswer.NEEDS_ACTION)
     assert accepted.answer_of(room) is AttendeeAnswer.ACCEPTED
+    # The room's copy, which Google wrote, is recognised as the booking's.
+    window = Interval(START.replace(hour=0), START.replace(hour=23))
+    in_room = connector.events_in(CalendarRef(room, "UTC"), window)
+    assert [(e.source, e.booking_id) for e in in_room] == [(written.source, "bk-r1")]
 
     clash = connector.create_event(second, draft("bk-r2", elbe))
     declined = eventually(lambda: connector.read_event(second, "bk-r2", source=clash.source),

@@ -24,10 +24,10 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALPOOL, environment
-from tests.e2e.test_booking_crash import start_daemon
+from tests.e2e.test_booking_crash import event_uids, start_daemon
 from tests.fakes.google_calendar import GoogleCalendarFake, RoomAnswer
 from tests.support import sites
-from tests.support.caldav_servers import free_port
+from tests.support.caldav_servers import Server, free_port, start_radicale
 
 TOKEN = "google-e2e-token"
 OWNER = "alice@acme.test"
@@ -35,6 +35,15 @@ ADMIN = "calpool-admin@acme.test"
 ROOM_A = "room-a@resource.calendar.google.com"
 ROOM_B = "room-b@resource.calendar.google.com"
 SETTLE_WITHIN = 90.0  # the room answers are read every 10 s
+
+
+@pytest.fixture
+def radicale(tmp_path: Path) -> Iterator[Server]:
+    server = start_radicale(tmp_path / "radicale")
+    try:
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture
@@ -48,10 +57,23 @@ def fake() -> Iterator[GoogleCalendarFake]:
         yield running
 
 
-def write_config(folder: Path, fake: GoogleCalendarFake, listen: int) -> Path:
+def write_config(folder: Path, fake: GoogleCalendarFake, listen: int, *,
+                 pool: tuple[str, ...] = ("room-a", "room-b"), caldav: Server | None = None,
+                 ) -> Path:
     key = folder / "service-account.json"
     key.write_text(json.dumps(fake.service_account_info(
         client_email="calpool@acme-proj.iam.gserviceaccount.com")), encoding="utf-8")
+    caldav_part = "" if caldav is None else f"""\
+[accounts.dav]
+provider = "caldav"
+url = "{caldav.home}"
+
+[calendars.room-c]
+account = "dav"
+id = "room-c/"
+kind = "room"
+
+"""
     text = f"""\
 [daemon]
 database = "sqlite:///calpool.db"
@@ -93,8 +115,8 @@ account = "work"
 id = "{ROOM_B}"
 kind = "room"
 
-[pools.rooms]
-members = ["room-a", "room-b"]
+{caldav_part}[pools.rooms]
+members = {json.dumps(list(pool))}
 assignment = "priority"
 
 [event_types.consult]
@@ -164,3 +186,38 @@ def test_a_room_that_declines_is_replaced_by_one_that_accepts(
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
+
+
+def test_a_pool_mixing_google_and_caldav_rooms_writes_the_caldav_room_itself(
+        tmp_path: Path, fake: GoogleCalendarFake, radicale: Server) -> None:
+    radicale.make_calendar("room-c")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, fake, port, pool=("room-c", "room-a"), caldav=radicale)
+    log = tmp_path / "daemon.log"
+    start = (datetime.now(UTC) + timedelta(days=2)).replace(hour=11, minute=0, second=0,
+                                                             microsecond=0)
+    client = httpx.Client(base_url=url, timeout=30, trust_env=False,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    daemon = start_daemon(config, log, url)
+    try:
+        booked = client.post("/v1/bookings", json={
+            "event_type": "consult", "start": start.isoformat(),
+            "attendee": {"name": "Guest", "email": "guest@example.com"}})
+        assert booked.status_code in (200, 201, 202), booked.text + log.read_text()[-3000:]
+        booking_id = booked.json()["id"]
+        final = eventually(lambda: client.get(f"/v1/bookings/{booking_id}").json(),
+                           lambda doc: doc["status"] != "pending", log)
+
+        assert (final["status"], final["rooms"]) == ("confirmed", {"rooms": "room-c"})
+        assert event_uids(radicale, "room-c") == [f"booking:{booking_id}"]
+        (event,) = [e for e in fake.events(OWNER) if e.get("status") != "cancelled"]
+        assert not [a for a in event.get("attendees", []) if a.get("resource")]  # none invited
+        assert "Room C" in event.get("location", "") or "room-c" in event.get("location", "")
+        assert [e for e in fake.events(ROOM_A) if e.get("status") != "cancelled"] == []
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+        client.close()
+    assert code == 0
+    assert "Traceback" not in log.read_text()

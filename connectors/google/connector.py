@@ -117,7 +117,7 @@ class GoogleConnector:
         source: str = "",
     ) -> WrittenEvent:
         return self._on(calendar, lambda s: writes.update_event(
-            s, calendar.id, draft, etag=etag, source=source))
+            s, calendar.id, draft, etag=etag, source=source, zone=calendar.timezone))
 
     def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
         self._on(calendar, lambda s: writes.delete_event(s, calendar.id, booking_id,

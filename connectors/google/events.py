@@ -192,3 +192,12 @@ def same_booking(event: Resource, draft: EventDraft, zone: str) -> bool:
         return False
     return (booking_of(event) == draft.booking_id and (start, end) == (draft.start, draft.end)
             and str(event.get("summary", "")) == draft.title)
+
+
+def same_time(event: Resource, draft: EventDraft, zone: str) -> bool:
+    """Whether a stored event keeps ``draft``'s start and end."""
+    try:
+        return (when(event.get("start"), zone), when(event.get("end"), zone)) == (
+            draft.start, draft.end)
+    except UnreadableEvent:
+        return False

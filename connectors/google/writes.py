@@ -34,6 +34,7 @@ from connectors.google.events import (
     event_body,
     event_state,
     same_booking,
+    same_time,
 )
 from engine.errors import Conflict, NotFound
 from engine.ports import EventDraft, EventState, WrittenEvent
@@ -88,7 +89,7 @@ def create_event(service: Any, calendar_id: str, draft: EventDraft, *, zone: str
 
 
 def update_event(service: Any, calendar_id: str, draft: EventDraft, *, etag: str | None,
-                 source: str) -> WrittenEvent:
+                 source: str, zone: str) -> WrittenEvent:
     object_id = source or event_id(draft.booking_id, calendar_id,
                                    organizer_copy=draft.organizer_copy)
     events = service.events()
@@ -102,6 +103,15 @@ def update_event(service: Any, calendar_id: str, draft: EventDraft, *, etag: str
     body = event_body(draft, event_id=object_id, ical_uid=str(existing.get("iCalUID", "")))
     for fixed in ("id", "iCalUID"):
         body.pop(fixed)  # neither changes on a patch
+    if same_time(existing, draft, zone):
+        # The attendee list is sent whole; an answer given stands while the
+        # meeting keeps its time (a room asked anew answers anew).
+        given = {str(a.get("email", "")).lower(): a.get("responseStatus")
+                 for a in existing.get("attendees") or ()}
+        for attendee in body["attendees"]:
+            answer = given.get(attendee["email"].lower())
+            if answer:
+                attendee["responseStatus"] = answer
     request = events.patch(calendarId=calendar_id, eventId=object_id, body=body,
                            sendUpdates=_send_updates(draft))
     request.headers["If-Match"] = etag or current

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import pytest
@@ -160,3 +161,18 @@ def test_read_event_of_another_bookings_event_is_none(
     assert connector.read_event(calendar, "bk-other", source=written.source) is None
     assert connector.read_event(CalendarRef(calendar.id, calendar.timezone, calendar.subject),
                                 "bk-mine") is not None
+
+
+def test_an_update_at_the_same_time_keeps_the_rooms_answer(
+        fake: GoogleCalendarFake, connector: GoogleConnector, new_calendar: NewCalendar) -> None:
+    room = "room-keep@resource.calendar.google.com"
+    fake.add_room(room, answer=RoomAnswer.SILENT)
+    calendar = new_calendar()
+    written = connector.create_event(calendar, draft("bk-keep", Attendee("Keep", room)))
+    fake.answer_as_room(calendar.id, written.source, room, "accepted")
+
+    connector.update_event(calendar, replace(draft("bk-keep", Attendee("Keep", room)),
+                                             title="Consultation (renamed)"))
+
+    state = connector.read_event(calendar, "bk-keep")
+    assert state is not None and state.answer_of(room) is AttendeeAnswer.ACCEPTED

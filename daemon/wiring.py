@@ -20,10 +20,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
+from connectors.google import GoogleAccount as GoogleConnectorAccount
+from connectors.google import GoogleConnector
 from connectors.smtp import SmtpMailSender
 from connectors.webhook import HttpWebhookSender
 from daemon.config import ConfigError, resolve_secret
-from daemon.config.settings import Account, CaldavAccount, Config
+from daemon.config.settings import Account, CaldavAccount, Config, GoogleAccount
 from daemon.documents import booking_document
 from daemon.metrics import Metrics
 from engine.core.model import Booking
@@ -87,7 +89,26 @@ def caldav_connector(account: Account, observe: RequestObserver) -> CalendarConn
     )
 
 
-CONNECTORS: Mapping[str, ConnectorFactory] = {"caldav": caldav_connector}
+def google_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
+    assert isinstance(account, GoogleAccount)
+    where = account.service_account.key_path
+    try:
+        info = json.loads(resolve_secret(account.service_account))
+        settings = GoogleConnectorAccount(
+            service_account_info=info,
+            subject=account.subject,
+            api_url=account.api_url,
+            ca_file=str(account.ca_file) if account.ca_file is not None else None,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:  # not JSON, or no key
+        raise ConfigError([f"{where}: not a usable service account key ({exc})"]) from None
+    return GoogleConnector(settings, observe=observe)
+
+
+CONNECTORS: Mapping[str, ConnectorFactory] = {
+    "caldav": caldav_connector,
+    "google": google_connector,
+}
 """The providers this build serves, by ``accounts.<key>.provider``."""
 
 
@@ -254,7 +275,7 @@ def build(
         source = config.sources[key]
         bindings[key] = CalendarBinding(
             key,
-            CalendarRef(source.external_id, calendar.timezone),
+            CalendarRef(source.external_id, calendar.timezone, source.subject),
             built.get(source.account),
             unavailable.get(source.account, ""),
         )

@@ -55,10 +55,14 @@ def status_class(status: int) -> str:
 @dataclass(frozen=True, slots=True)
 class CalendarRef:
     """A calendar of the connector's account: ``id`` as configured
-    (``calendars.<key>.id``), ``timezone`` its IANA zone."""
+    (``calendars.<key>.id``), ``timezone`` its IANA zone, ``subject`` the
+    user to act as for it (``calendars.<key>.subject``: Google's
+    domain-wide delegation, so the owner organizes what calpool writes);
+    ``None`` acts as the account's own subject."""
 
     id: str
     timezone: str = "UTC"
+    subject: str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

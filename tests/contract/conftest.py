@@ -25,14 +25,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
+from connectors.google import GoogleAccount, GoogleConnector
+from connectors.google import RetryPolicy as GoogleRetryPolicy
 from connectors.memory import MemoryConnector, MemoryProvider
 from engine.ports import CalendarConnector, CalendarRef
-from tests.contract.calendar_data import WINDOW, ZONE, EventSpec, When, single
+from tests.contract.calendar_data import ROOM_MAILBOX, WINDOW, ZONE, EventSpec, When, single
+from tests.contract.google_driver import GoogleDriver
 from tests.contract.harness import Capability, Harness
 from tests.contract.ical_text import MALFORMED_ICS, render
 from tests.contract.memory_driver import MemoryDriver
+from tests.fakes.google_calendar import GoogleCalendarFake, RoomAnswer
 from tests.support.caldav_servers import Server, free_port, start_radicale, start_xandikos
 from tests.support.cyrus import (
     ContractCalendar,
@@ -208,13 +214,18 @@ CALDAV_VARIANTS = [
     for method in (SyncMethod.SYNC_COLLECTION, SyncMethod.ETAG)
 ]
 MEMORY = "memory"
+GOOGLE = "google"
 
 
-@pytest.fixture(params=[*CALDAV_VARIANTS, pytest.param((MEMORY, None), id=MEMORY)])
+@pytest.fixture(params=[*CALDAV_VARIANTS, pytest.param((MEMORY, None), id=MEMORY),
+                        pytest.param((GOOGLE, None), id=GOOGLE)])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     server_name, method = request.param
     if server_name == MEMORY:
         yield memory_harness()
+        return
+    if server_name == GOOGLE:
+        yield from google_harness(request.getfixturevalue("google_fake"))
         return
     server: Server = request.getfixturevalue(server_name)
     name = f"cal-{next(_names)}"
@@ -297,3 +308,57 @@ def memory_harness() -> Harness:
         unreachable=unreachable,
         now=lambda: datetime.now(UTC),
     )
+
+
+@pytest.fixture(scope="session")
+def google_fake() -> Iterator[GoogleCalendarFake]:
+    with GoogleCalendarFake() as fake:
+        fake.delegate(GOOGLE_ADMIN)
+        # Silent: it answers only when a case makes it (Capability.ROOM_DECLINE).
+        fake.add_room(ROOM_MAILBOX, name="Spree", answer=RoomAnswer.SILENT)
+        yield fake
+
+
+GOOGLE_ADMIN = "calpool-admin@acme.test"
+GOOGLE_FAST = GoogleRetryPolicy(attempts=1, initial_wait=0.01, max_wait=0.05)
+
+
+def google_harness(fake: GoogleCalendarFake) -> Iterator[Harness]:
+    """The Google connector on a fresh calendar of the fake, acting as the
+    calendar's owner (its ``subject``); the account's subject reads
+    free/busy."""
+    owner = f"owner-{next(_names)}@acme.test"
+    fake.add_calendar(owner, timezone=ZONE)
+    fake.delegate(owner)
+    calendar = CalendarRef(owner, ZONE, owner)
+    info = fake.service_account_info(client_email="calpool@acme-proj.iam.gserviceaccount.com")
+    account = GoogleAccount(service_account_info=info, subject=GOOGLE_ADMIN,
+                            api_url=fake.api_url, timeout=10, retry=GOOGLE_FAST)
+    connector = GoogleConnector(account)
+
+    def refused() -> CalendarConnector:
+        # The same service account signing with a key Google does not hold.
+        return GoogleConnector(replace(account, service_account_info={
+            **info, "private_key": _other_private_key()}))
+
+    def unreachable() -> CalendarConnector:
+        dead = f"http://127.0.0.1:{free_port()}/"
+        return GoogleConnector(replace(account, api_url=dead, timeout=2, service_account_info={
+            **info, "token_uri": f"{dead}token"}))
+
+    yield Harness(
+        connector=connector,
+        calendar=calendar,
+        driver=GoogleDriver(fake, calendar, connector),
+        label=GOOGLE,
+        unauthorized=refused,
+        unreachable=unreachable,
+        now=fake.clock,
+    )
+    connector.close()
+
+
+def _other_private_key() -> str:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                             serialization.NoEncryption()).decode()

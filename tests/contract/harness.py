@@ -36,6 +36,7 @@ class Capability(enum.Enum):
     PUSH_DELIVERY = "deliver push notifications"
     ROOM_DECLINE = "make a room decline an invitation"
     INVITATIONS = "invite rooms of the account itself"
+    KEEP_CANCELLED = "keep a cancelled event or occurrence in the calendar (STATUS:CANCELLED)"
 
 
 class ProviderSide(Protocol):

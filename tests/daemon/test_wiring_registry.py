@@ -1,16 +1,18 @@
 """The composition root builds each account's connector with the factory
-registered for its provider: CalDAV registers itself, and a provider this
-build does not have is served by whatever a caller registers for it (the
-way the Google and Microsoft connectors will plug in).  Here a Google
-account is served by the in-memory connector."""
+registered for its provider: CalDAV and Google register themselves, and a
+provider a build does not have is served by whatever a caller registers for
+it.  Here a Google account is served by the in-memory connector."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from connectors.memory import MemoryConnector, MemoryProvider
 from connectors.memory.events import MemoryEvent
+from daemon.config import ConfigError
 from daemon.config.settings import Account
 from daemon.wiring import CONNECTORS, build
 from engine.core.model import Interval
@@ -63,10 +65,19 @@ def test_a_registered_factory_serves_its_provider(tmp_path: Path) -> None:
 
 def test_a_provider_without_a_factory_is_unavailable_with_a_reason(tmp_path: Path) -> None:
     config = google_site().migrated(tmp_path)
-    app = build(config, clock=lambda: NOW)
+    without_google = {k: v for k, v in CONNECTORS.items() if k != "google"}
+    app = build(config, clock=lambda: NOW, connectors=without_google)
     try:
         assert app.unavailable == {"work": "the google connector is not part of this build yet"}
         report = app.sync.sync_calendar("alice")
         assert report.failed
     finally:
         app.close()
+
+
+def test_a_google_key_that_cannot_be_read_is_a_config_error(tmp_path: Path) -> None:
+    config = google_site().migrated(tmp_path)
+    (tmp_path / "sa.json").write_text("not json", encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        build(config, clock=lambda: NOW)
+    assert "service_account_file" in str(caught.value)

@@ -42,6 +42,14 @@ _DEFAULT_MESSAGES = {
     500: "Backend Error",
     503: "Backend Error",
 }
+# The messages the errors guide shows for reasons whose message is not the
+# status's own (a 403 rateLimitExceeded says "Rate Limit Exceeded").
+_REASON_MESSAGES = {
+    "rateLimitExceeded": "Rate Limit Exceeded",
+    "userRateLimitExceeded": "User Rate Limit Exceeded",
+    "quotaExceeded": "Calendar usage limits exceeded.",
+    "dailyLimitExceeded": "Daily Limit Exceeded",
+}
 _USAGE_LIMIT_REASONS = {
     "rateLimitExceeded",
     "userRateLimitExceeded",
@@ -77,7 +85,8 @@ def google_error(
 ) -> JSONResponse:
     """A Calendar API error response in the documented shape."""
     reason = reason or _DEFAULT_REASONS.get(status, "unknown")
-    message = message or _DEFAULT_MESSAGES.get(status, f"The fake answers {status}.")
+    message = (message or _REASON_MESSAGES.get(reason)
+               or _DEFAULT_MESSAGES.get(status, f"The fake answers {status}."))
     item: dict[str, str] = {"domain": domain_of(reason), "reason": reason, "message": message}
     if location:
         item.update({"locationType": location_type, "location": location})

@@ -36,6 +36,7 @@ class Capability(enum.Enum):
     PUSH_DELIVERY = "deliver push notifications"
     ROOM_DECLINE = "make a room decline an invitation"
     INVITATIONS = "invite rooms of the account itself"
+    CLIENT_UID = "store an event under the UID its client chose"
 
 
 class ProviderSide(Protocol):

@@ -56,6 +56,7 @@ RESYNC_CODES = frozenset({"syncstatenotfound", "resyncrequired", "syncstateinval
 # HTTP-client failures that will not heal by themselves.
 _PERMANENT_HTTP = (
     requests.exceptions.SSLError,
+    requests.exceptions.InvalidJSONError,  # an answer that is not JSON will not become JSON
     requests.exceptions.InvalidURL,
     requests.exceptions.MissingSchema,
     requests.exceptions.InvalidSchema,
@@ -136,7 +137,7 @@ def to_connector_error(exc: BaseException, *, calendar: str = "") -> ConnectorEr
         return PermanentError(detail, calendar=calendar)
     if isinstance(exc, requests.exceptions.RequestException | OSError):
         return TransientError(detail, calendar=calendar)
-    if _raised_in(exc, "msal"):
+    if isinstance(exc, ValueError) and _raised_in(exc, "msal"):
         # msal raises ValueError when the authority's OpenID configuration
         # cannot be had (an unknown tenant, a wrong authority_url).
         return AuthFailed(f"msal: {detail}", calendar=calendar)

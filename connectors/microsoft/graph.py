@@ -112,7 +112,7 @@ class GraphSession:
             app = self._msal()
             if fresh:
                 cache = app.token_cache
-                for entry in cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN):
+                for entry in list(cache.search(msal.TokenCache.CredentialType.ACCESS_TOKEN)):
                     cache.remove_at(entry)
             result = app.acquire_token_for_client([GRAPH_SCOPE])
         if not isinstance(result, dict) or "access_token" not in result:

@@ -480,6 +480,9 @@ class GraphApi:
         https://learn.microsoft.com/en-us/graph/api/calendar-getschedule
         https://learn.microsoft.com/en-us/graph/api/resources/freebusyerror
         """
+        # The call is made as a mailbox of the tenant; an unknown one is 404
+        # ErrorInvalidUser for the whole call, as on every /users/{id}/… route.
+        self.calendars.mailbox(params["user"])
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body

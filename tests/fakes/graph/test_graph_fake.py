@@ -518,6 +518,18 @@ def test_get_schedule_views_and_per_schedule_errors(
     assert ghost["error"]["responseCode"] == "ErrorMailRecipientNotFound"
 
 
+def test_get_schedule_as_an_unknown_mailbox_is_invalid_user(graph: Graph, user: str) -> None:
+    _assert_graph_error(
+        graph(
+            "POST",
+            "/users/ghost@contoso.example/calendar/getSchedule",
+            json=_schedule_body([user], "2027-03-05T08:00:00", "2027-03-05T12:00:00"),
+        ),
+        404,
+        "ErrorInvalidUser",
+    )
+
+
 def test_get_schedule_limits(graph: Graph, user: str) -> None:
     many = [f"p{i}@contoso.example" for i in range(21)]
     assert (

@@ -34,6 +34,7 @@ import requests
 
 from connectors.microsoft.account import GRAPH_SCOPE, MicrosoftAccount
 from connectors.microsoft.failures import response_error, token_error
+from connectors.microsoft.origins import MeetingOrigins
 from engine.errors import NotFound, PermanentError
 from engine.ports import RequestObserver, status_class
 
@@ -68,6 +69,8 @@ class GraphSession:
         self._token_lock = threading.Lock()
         self._app: msal.ConfidentialClientApplication | None = None
         self._msal_session: requests.Session | None = None
+        # The bookings of meetings this account organised, for attendees' copies.
+        self.origins = MeetingOrigins()
 
     def _new_session(self) -> requests.Session:
         session = requests.Session()

@@ -42,7 +42,7 @@ from connectors.microsoft.account import BOOKING_PROPERTY
 from connectors.microsoft.events import JSON, group, is_series_item, source_of
 from connectors.microsoft.graph import GraphSession, mailbox_path
 from engine.core.model import ChangeSet, Interval, RemoteEvent
-from engine.errors import CursorExpired, PermanentError
+from engine.errors import AuthFailed, CursorExpired, NotFound, PermanentError
 from engine.ports import CalendarRef
 
 CURSOR_PREFIX = "g1:"
@@ -144,8 +144,21 @@ class CalendarReader:
         return {"startDateTime": times.query_instant(window.start),
                 "endDateTime": times.query_instant(window.end)}
 
+    def _meeting(self, organizer: str, uid: str) -> list[JSON]:
+        """The organizer's events of the meeting ``uid``; none when that
+        mailbox cannot be asked (outside the tenant, or not readable)."""
+        params = {"$filter": f"iCalUId eq '{uid.replace(chr(39), chr(39) * 2)}'",
+                  "$expand": EXPAND_BOOKING}
+        try:
+            answer = self._graph.json("GET", mailbox_path(organizer) + "/events", params=params)
+        except (NotFound, AuthFailed, PermanentError):
+            return []
+        return [item for item in answer.get("value") or () if isinstance(item, dict)]
+
     def _objects(self, items: list[JSON]) -> tuple[dict[str, tuple[RemoteEvent, ...]],
                                                     dict[str, str]]:
+        items = self._graph.origins.attribute(items, mailbox=self._calendar.id,
+                                              lookup=self._meeting)
         grouped = group(items, calendar_zone=self._calendar.timezone,
                         tentative_is_busy=self._tentative_is_busy)
         objects = {source: tuple(sorted(events, key=lambda e: (e.start, e.instance)))

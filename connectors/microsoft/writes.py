@@ -82,7 +82,8 @@ def _booking_event(graph: GraphSession, mailbox: str, booking_id: str, source: s
     return item
 
 
-def _written(item: JSON) -> WrittenEvent:
+def _written(graph: GraphSession, item: JSON) -> WrittenEvent:
+    graph.origins.learn([item])
     return WrittenEvent(str(item["id"]), etag_of(item), str(item.get("iCalUId") or item["id"]),
                         answers=answers_of(item))
 
@@ -95,7 +96,7 @@ def create_event(graph: GraphSession, mailbox: str, draft: EventDraft) -> Writte
     if not same_booking(existing, draft):
         raise Conflict(f"another version of booking {draft.booking_id} is in the mailbox",
                        href=str(existing.get("id", "")), actual=etag_of(existing))
-    return _written(existing)
+    return _written(graph, existing)
 
 
 def _addresses(attendees: object) -> set[tuple[str, str]]:
@@ -126,7 +127,7 @@ def update_event(graph: GraphSession, mailbox: str, draft: EventDraft, *, etag: 
         raise Conflict(f"the event of booking {draft.booking_id} changed in the mailbox",
                        href=event_id, expected=etag or "", actual=etag_of(current))
     updated: Any = response.json()
-    return _written(updated)
+    return _written(graph, updated)
 
 
 def delete_event(graph: GraphSession, mailbox: str, booking_id: str, *, source: str) -> None:

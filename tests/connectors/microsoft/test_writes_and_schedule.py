@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
-from connectors.microsoft import MicrosoftConnector
+from connectors.microsoft import MicrosoftAccount, MicrosoftConnector
 from connectors.microsoft.schedule import MAX_SCHEDULES
 from engine.core.model import Attendee, AttendeeAnswer, Interval
 from engine.errors import NotFound
@@ -158,3 +158,27 @@ def test_free_busy_goes_in_batches_of_twenty_and_chunks_under_62_days(
                                               window.end),)
     assert all(answer.of(r.id) == () for r in rooms if r not in (rooms[7], rooms[22]))
     assert window.end - window.start > timedelta(days=62)
+
+
+def test_the_rooms_own_copy_of_the_meeting_is_reported_as_the_bookings(
+    fake: GraphFake, account: MicrosoftAccount, connector: MicrosoftConnector,
+    mailbox: CalendarRef,
+) -> None:
+    room = CalendarRef(f"elbe-{mailbox.id}")
+    fake.add_room(room.id, name="Elbe", answer=RoomAnswer.ACCEPT, delay=0.05)
+    written = connector.create_event(mailbox, draft("bk-copy", room.id))
+    eventually(lambda: connector.read_event(mailbox, "bk-copy", source=written.source),
+               AttendeeAnswer.ACCEPTED, room.id)
+    window = Interval(START - timedelta(days=1), START + timedelta(days=1))
+    walk_in = fake.create(room.id, {"subject": "walk-in", "showAs": "busy",
+                                    "start": {"dateTime": "2027-03-10T16:00:00",
+                                              "timeZone": "UTC"},
+                                    "end": {"dateTime": "2027-03-10T17:00:00",
+                                            "timeZone": "UTC"}})
+
+    # Known from the write, and asked of the organizer's mailbox by a fresh process.
+    for reader in (connector, MicrosoftConnector(account)):
+        listing = reader.list_window(room, window)
+        by_booking = {e.booking_id: e.uid for events in listing.objects.values()
+                      for e in events}
+        assert by_booking == {"bk-copy": written.uid, None: walk_in["iCalUId"]}

@@ -1,0 +1,180 @@
+"""``calpool run`` against the Microsoft Graph fake over TLS (issue 17): an
+M365 person with a pool of two room mailboxes.  A booking invites the
+pool's first room as a resource attendee of the owner's event; the room's
+booking attendant accepts and the meeting lands in its mailbox, once.  A
+room that declines is replaced within the pool: the owner's event is
+updated in place to invite the other room, which accepts.  The fake runs
+in this process; the daemon reaches it only through its config
+(``authority_url``, ``graph_url``, ``ca_file``, the secret in the
+environment) and the real msal and requests."""
+
+from __future__ import annotations
+
+import hashlib
+import signal
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.e2e.conftest import CALPOOL, environment
+from tests.e2e.test_booking_crash import start_daemon
+from tests.fakes.graph import GraphFake, RoomAnswer
+from tests.support import sites
+from tests.support.caldav_servers import free_port
+
+TOKEN = "m365-e2e-token"
+SECRET_ENV = "CALPOOL_TEST_M365_SECRET"
+OWNER = "alice@contoso.example"
+ROOMS = {"room-a": "havel@contoso.example", "room-b": "spree@contoso.example"}
+SETTLE_WITHIN = 60.0
+
+
+@pytest.fixture
+def fake() -> Iterator[GraphFake]:
+    with GraphFake() as running:
+        running.add_mailbox(OWNER, timezone="Europe/Berlin")
+        for address in ROOMS.values():
+            running.add_room(address, name=address.split("@")[0].title(), delay=0.2)
+        yield running
+
+
+def write_config(folder: Path, fake: GraphFake, listen: int) -> Path:
+    rooms = "".join(
+        f'[calendars.{key}]\naccount = "m365"\nid = "{address}"\nkind = "room"\n\n'
+        for key, address in ROOMS.items()
+    )
+    text = f"""\
+[daemon]
+database = "sqlite:///calpool.db"
+
+[http]
+listen = "127.0.0.1:{listen}"
+confirm_within = "10s"
+
+[sync]
+push = false
+poll_interval = "2s"
+room_answer_within = "30s"
+
+[[api.tokens]]
+name = "desk"
+sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
+scopes = ["book"]
+
+[accounts.m365]
+provider = "microsoft"
+tenant_id = "{fake.tenant_id}"
+client_id = "{fake.client_id}"
+client_secret_env = "{SECRET_ENV}"
+authority_url = "{fake.authority_url}"
+graph_url = "{fake.graph_url}"
+ca_file = "{fake.ca_file}"
+
+[calendars.alice]
+account = "m365"
+id = "{OWNER}"
+kind = "person"
+timezone = "Europe/Berlin"
+
+{rooms}[pools.rooms]
+members = ["room-a", "room-b"]
+assignment = "priority"
+
+[event_types.consult]
+title = "Consultation with {{attendee_name}}"
+duration = "30m"
+owner = "alice"
+pools = ["rooms"]
+"""
+    path = sites.write_config(folder, text)
+    upgraded = subprocess.run([str(CALPOOL), "--config", str(path), "db", "upgrade"],
+                              capture_output=True, text=True, env=environment(), timeout=60)
+    assert upgraded.returncode == 0, upgraded.stderr
+    return path
+
+
+def settle(check: Callable[[], Any], expected: Any, log: Path) -> None:
+    deadline = time.monotonic() + SETTLE_WITHIN
+    while (seen := check()) != expected:
+        assert time.monotonic() < deadline, (seen, log.read_text()[-4000:])
+        time.sleep(0.2)
+
+
+def rooms_of_owners_event(fake: GraphFake, subject_part: str) -> dict[str, str]:
+    """The resource attendees of the owner's event and their answers."""
+    events = [e for e in fake.events(OWNER) if subject_part in e.get("subject", "")]
+    if len(events) != 1:
+        return {"events": str(len(events))}
+    return {a["emailAddress"]["address"]: a["status"]["response"]
+            for a in events[0]["attendees"] if a["type"] == "resource"}
+
+
+def owner_patches(fake: GraphFake) -> list[str]:
+    return [path for method, path, _, _ in fake.requests
+            if method == "PATCH" and f"/users/{OWNER}/events/" in path]
+
+
+def copies(fake: GraphFake, subject_part: str) -> dict[str, int]:
+    return {key: sum(subject_part in e.get("subject", "") for e in fake.events(address))
+            for key, address in ROOMS.items()}
+
+
+def test_book_a_person_and_a_room_mailbox_then_replace_a_room_that_declines(
+    tmp_path: Path, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, fake.client_secret)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, fake, port)
+    log = tmp_path / "daemon.log"
+    tomorrow = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=9, minute=0, second=0, microsecond=0)
+    client = httpx.Client(base_url=url, timeout=30, trust_env=False,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    daemon = start_daemon(config, log, url)
+
+    def book(start: datetime, name: str) -> dict[str, Any]:
+        booked = client.post("/v1/bookings", json={
+            "event_type": "consult", "start": start.isoformat(),
+            "attendee": {"name": name, "email": f"{name.lower()}@example.net"}})
+        assert booked.status_code == 201, booked.text + log.read_text()[-3000:]
+        answer: dict[str, Any] = booked.json()
+        return answer
+
+    def booking(identifier: str) -> tuple[str, dict[str, str]]:
+        found = client.get(f"/v1/bookings/{identifier}").json()
+        return found["status"], found["rooms"]
+
+    try:
+        first = book(tomorrow, "Guest")
+        assert first["rooms"] == {"rooms": "room-a"}
+        settle(lambda: rooms_of_owners_event(fake, "Guest"),
+               {ROOMS["room-a"]: "accepted"}, log)
+        settle(lambda: booking(first["id"]), ("confirmed", {"rooms": "room-a"}), log)
+        assert copies(fake, "Guest") == {"room-a": 1, "room-b": 0}
+
+        fake.set_room_answer(ROOMS["room-a"], RoomAnswer.DECLINE)
+        patches = len(owner_patches(fake))
+        second = book(tomorrow + timedelta(hours=2), "Other")
+        settle(lambda: booking(second["id"]), ("confirmed", {"rooms": "room-b"}), log)
+        settle(lambda: rooms_of_owners_event(fake, "Other"), {ROOMS["room-b"]: "accepted"}, log)
+        assert copies(fake, "Other") == {"room-a": 0, "room-b": 1}
+        # Room A was invited first (the pool's first by priority) and declined:
+        # the owner's event was updated in place to invite room B.
+        assert len(owner_patches(fake)) > patches
+        assert len([e for e in fake.events(OWNER) if "Other" in e["subject"]]) == 1
+        # The first booking keeps its room: its copy is calpool's, not a conflict.
+        assert booking(first["id"]) == ("confirmed", {"rooms": "room-a"})
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+        client.close()
+    assert code == 0
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]

@@ -9,8 +9,8 @@ Retry-After) and only :mod:`engine.errors` exceptions leave.  The
 engine's per-account limit keeps Outlook's four concurrent requests per
 mailbox (``accounts.<key>.max_concurrent``).
 
-Push (Graph change notifications) is not served yet: ``push_supported`` is
-false and the daemon polls.
+Push: Graph subscriptions on each mailbox's events
+(:mod:`connectors.microsoft.push`); the safety poll runs as well.
 """
 
 from __future__ import annotations
@@ -18,13 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import TypeVar
 
-from connectors.microsoft import schedule, writes
+from connectors.microsoft import push, schedule, writes
 from connectors.microsoft.account import MicrosoftAccount
 from connectors.microsoft.failures import guarded
 from connectors.microsoft.graph import GraphSession
 from connectors.microsoft.sync import CalendarReader
 from engine.core.model import ChangeSet, Interval, RemoteEvent
-from engine.errors import PermanentError
 from engine.ports import (
     CalendarRef,
     EventDraft,
@@ -49,7 +48,7 @@ class MicrosoftConnector:
 
     @property
     def push_supported(self) -> bool:
-        return False
+        return True
 
     def close(self) -> None:
         """Close every HTTP session this connector opened."""
@@ -98,21 +97,22 @@ class MicrosoftConnector:
         self._run(calendar.id, lambda: writes.delete_event(
             self._graph, calendar.id, booking_id, source=source))
 
-    # -- push: not yet -------------------------------------------------------
+    # -- push: Graph subscriptions -------------------------------------------
 
     def start_channel(
         self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
     ) -> PushChannel | None:
-        return None
+        return self._run(calendar.id, lambda: push.start(
+            self._graph, calendar, address=address, token=token, ttl_seconds=ttl_seconds))
 
     def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
-        raise PermanentError("this build opens no Graph subscriptions to renew",
-                             calendar=channel.calendar_id)
+        return self._run(channel.calendar_id, lambda: push.renew(
+            self._graph, channel, ttl_seconds=ttl_seconds))
 
     def stop_channel(self, channel: PushChannel) -> None:
-        return None
+        self._run(channel.calendar_id, lambda: push.stop(self._graph, channel))
 
     def parse_notification(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
     ) -> tuple[Notification, ...]:
-        raise PermanentError("this build opens no Graph subscriptions")
+        return push.parse(headers, body, query)

@@ -103,7 +103,10 @@ class GraphDriver:
         Capability.UNREADABLE_OBJECT: (
             "Graph validates every event it stores (an unknown timeZone is a 400); "
             "tests/connectors/microsoft reads broken JSON instead"),
-        Capability.PUSH_DELIVERY: "this build opens no Graph subscriptions (the daemon polls)",
+        Capability.PUSH_DELIVERY: (
+            "Graph calls the notification address before a subscription exists, and nobody "
+            "serves the suite's address (tests/connectors/microsoft/test_push.py runs these "
+            "cases against a receiver)"),
         Capability.CLIENT_UID: "Exchange assigns iCalUId itself (read-only in Graph)",
     }
 

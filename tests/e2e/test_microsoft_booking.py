@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import signal
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -44,11 +45,20 @@ def fake() -> Iterator[GraphFake]:
         yield running
 
 
-def write_config(folder: Path, fake: GraphFake, listen: int) -> Path:
+def write_config(folder: Path, fake: GraphFake, listen: int,
+                 tls: tuple[str, str] | None = None) -> Path:
+    """The site's config; with ``tls`` (certificate, key) the daemon serves
+    https, and Graph notifies it (push on, polls an hour apart)."""
     rooms = "".join(
         f'[calendars.{key}]\naccount = "m365"\nid = "{address}"\nkind = "room"\n\n'
         for key, address in ROOMS.items()
     )
+    if tls is None:
+        http, sync = "", 'push = false\npoll_interval = "2s"'
+    else:
+        http = (f'public_url = "https://127.0.0.1:{listen}"\n'
+                f'tls_cert_file = "{tls[0]}"\ntls_key_file = "{tls[1]}"')
+        sync = 'push = true\npoll_interval = "1h"\nsafety_poll = "1h"'
     text = f"""\
 [daemon]
 database = "sqlite:///calpool.db"
@@ -56,16 +66,16 @@ database = "sqlite:///calpool.db"
 [http]
 listen = "127.0.0.1:{listen}"
 confirm_within = "10s"
+{http}
 
 [sync]
-push = false
-poll_interval = "2s"
+{sync}
 room_answer_within = "30s"
 
 [[api.tokens]]
 name = "desk"
 sha256 = "{hashlib.sha256(TOKEN.encode()).hexdigest()}"
-scopes = ["book"]
+scopes = ["book", "slots"]
 
 [accounts.m365]
 provider = "microsoft"
@@ -178,3 +188,75 @@ def test_book_a_person_and_a_room_mailbox_then_replace_a_room_that_declines(
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
+
+
+def start_tls_daemon(config: Path, log: Path, url: str, ca_file: str) -> subprocess.Popen[bytes]:
+    """``calpool run`` serving https; ready once ``/healthz`` answers."""
+    with log.open("ab") as out:
+        process = subprocess.Popen([str(CALPOOL), "--config", str(config), "run"],
+                                   stdout=out, stderr=subprocess.STDOUT, env=environment())
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/healthz", timeout=2,
+                         verify=ssl.create_default_context(cafile=ca_file),
+                         trust_env=False).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    pytest.fail("calpool run did not answer /healthz:\n" + log.read_text())
+
+
+def test_a_change_in_a_room_mailbox_reaches_the_slots_through_its_subscription(
+    tmp_path: Path, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, fake.client_secret)
+    port = free_port()
+    url = f"https://127.0.0.1:{port}"
+    fake.receiver_ca_file = fake.ca_file
+    config = write_config(tmp_path, fake, port, tls=fake.issue_cert("127.0.0.1"))
+    log = tmp_path / "daemon.log"
+    day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+    taken = day.replace(hour=10)
+    trusted = ssl.create_default_context(cafile=fake.ca_file)
+    client = httpx.Client(base_url=url, timeout=30, trust_env=False, verify=trusted,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    daemon = start_tls_daemon(config, log, url, fake.ca_file)
+
+    def starts() -> set[datetime]:
+        answer = client.get("/v1/event-types/consult/slots", params={
+            "start": day.isoformat(), "end": (day + timedelta(days=1)).isoformat(),
+            "timezone": "UTC"})
+        assert answer.status_code == 200, answer.text
+        return {datetime.fromisoformat(slot["start"]) for slot in answer.json()["slots"]}
+
+    def live_subscriptions() -> int:
+        return sum(not sub["deleted"] for sub in fake.subscriptions.values())
+
+    try:
+        settle(live_subscriptions, 1 + len(ROOMS), log)  # validated against /hooks/microsoft
+        settle(lambda: taken in starts(), True, log)
+        changed = time.monotonic()
+        for key, address in ROOMS.items():
+            fake.create(address, {"subject": f"walk-in {key}", "showAs": "busy",
+                                  "start": {"dateTime": taken.isoformat(), "timeZone": "UTC"},
+                                  "end": {"dateTime": (taken + timedelta(hours=1)).isoformat(),
+                                          "timeZone": "UTC"}})
+        # Both rooms taken at 10:00: the slot goes, though polls are an hour apart.
+        settle(lambda: taken in starts(), False, log)
+        print(f"change on the provider -> slot gone: {time.monotonic() - changed:.2f} s")
+        notified = [url for url, _, body in fake.deliveries if b"changeType" in body]
+        assert notified and all(u.startswith(f"{url}/hooks/microsoft") for u in notified)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+        client.close()
+    assert code == 0
+    text = log.read_text()
+    assert "Traceback" not in text, text[-3000:]
+    # Shut down: the daemon deleted its subscriptions.
+    assert live_subscriptions() == 0, text[-3000:]

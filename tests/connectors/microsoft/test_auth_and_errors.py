@@ -8,6 +8,7 @@ escapes)."""
 from __future__ import annotations
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -31,7 +32,7 @@ from engine.errors import (
     RateLimited,
     TransientError,
 )
-from engine.ports import CalendarRef
+from engine.ports import CalendarRef, EventDraft
 from tests.fakes.graph import GraphFake
 
 WINDOW = Interval(datetime(2027, 3, 1, tzinfo=UTC), datetime(2027, 4, 1, tzinfo=UTC))
@@ -190,3 +191,43 @@ def test_no_exception_of_the_libraries_escapes_unmapped() -> None:
         mapped = to_connector_error(exc, calendar="c@x")
         assert isinstance(mapped, expected), (exc, mapped)
     assert to_connector_error(KeyError("calpool's own bug")) is None
+
+
+def test_a_fifth_concurrent_request_is_throttled_and_retried_after_its_wait(
+    fake: GraphFake, account: MicrosoftAccount, mailbox: CalendarRef
+) -> None:
+    """Outlook serves four concurrent requests per mailbox; the fifth gets
+    429 MailboxConcurrency with Retry-After, which the connector waits out."""
+    outcomes: list[str] = []
+    patient = MicrosoftConnector(replace(account, retry=RetryPolicy(attempts=4, max_wait=3)),
+                                 observe=outcomes.append)
+    patient.list_window(mailbox, WINDOW)  # the token, before the race
+    fake.fail(path=f"{mailbox.id}/calendarView/delta", status=200, delay=0.5, times=8)
+    with ThreadPoolExecutor(8) as pool:
+        listings = list(pool.map(lambda _: patient.list_window(mailbox, WINDOW), range(8)))
+    assert all(listing.full for listing in listings)
+    assert "4xx" in outcomes  # some were throttled, and got through on their retry
+
+
+def test_a_create_that_timed_out_is_retried_into_one_event(
+    fake: GraphFake, account: MicrosoftAccount, mailbox: CalendarRef
+) -> None:
+    """A POST held past the account's timeout is a ``TransientError``; the
+    retry (the outbox's) looks the booking up first and leaves one event
+    (had the held POST landed meanwhile, the lookup would find it; were it
+    still in flight, its transactionId would make Graph answer the
+    retry's event)."""
+    impatient = MicrosoftConnector(replace(account, timeout=0.5))
+    draft = EventDraft(booking_id="bk-timed-out", title="Consultation",
+                       start=datetime(2027, 3, 10, 14, tzinfo=UTC),
+                       end=datetime(2027, 3, 10, 14, 30, tzinfo=UTC))
+    impatient.list_window(mailbox, WINDOW)  # the token first
+    fake.fail(method="POST", path=f"{mailbox.id}/events$", status=200, delay=1.5)
+    with pytest.raises(TransientError):
+        impatient.create_event(mailbox, draft)
+
+    retried = impatient.create_event(mailbox, draft)
+
+    assert [e["id"] for e in fake.events(mailbox.id)] == [retried.source]
+    assert impatient.create_event(mailbox, draft).source == retried.source
+    assert [e["id"] for e in fake.events(mailbox.id)] == [retried.source]

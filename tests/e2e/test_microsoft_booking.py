@@ -24,16 +24,18 @@ import httpx
 import pytest
 
 from tests.e2e.conftest import CALPOOL, environment
-from tests.e2e.test_booking_crash import start_daemon
+from tests.e2e.test_booking_crash import event_uids, start_daemon
 from tests.fakes.graph import GraphFake, RoomAnswer
 from tests.support import sites
-from tests.support.caldav_servers import free_port
+from tests.support.booking_copies import booking_key
+from tests.support.caldav_servers import free_port, start_radicale
 
 TOKEN = "m365-e2e-token"
 SECRET_ENV = "CALPOOL_TEST_M365_SECRET"
 OWNER = "alice@contoso.example"
 ROOMS = {"room-a": "havel@contoso.example", "room-b": "spree@contoso.example"}
 SETTLE_WITHIN = 60.0
+DAV_ROOM = "room-dav"
 
 
 @pytest.fixture
@@ -46,13 +48,21 @@ def fake() -> Iterator[GraphFake]:
 
 
 def write_config(folder: Path, fake: GraphFake, listen: int,
-                 tls: tuple[str, str] | None = None) -> Path:
+                 tls: tuple[str, str] | None = None, dav_home: str | None = None) -> Path:
     """The site's config; with ``tls`` (certificate, key) the daemon serves
-    https, and Graph notifies it (push on, polls an hour apart)."""
+    https, and Graph notifies it (push on, polls an hour apart); with
+    ``dav_home`` the pool's first room is a CalDAV calendar there."""
     rooms = "".join(
         f'[calendars.{key}]\naccount = "m365"\nid = "{address}"\nkind = "room"\n\n'
         for key, address in ROOMS.items()
     )
+    members = ", ".join(f'"{key}"' for key in ROOMS)
+    if dav_home is not None:
+        rooms = (f'[accounts.dav]\nprovider = "caldav"\nurl = "{dav_home}"\n\n'
+                 f'[calendars.{DAV_ROOM}]\naccount = "dav"\nid = "{DAV_ROOM}/"\n'
+                 f'kind = "room"\nname = "Spree"\n\n') + rooms
+        members = f'"{DAV_ROOM}", {members}'
+
     if tls is None:
         http, sync = "", 'push = false\npoll_interval = "2s"'
     else:
@@ -93,7 +103,7 @@ kind = "person"
 timezone = "Europe/Berlin"
 
 {rooms}[pools.rooms]
-members = ["room-a", "room-b"]
+members = [{members}]
 assignment = "priority"
 
 [event_types.consult]
@@ -260,3 +270,69 @@ def test_a_change_in_a_room_mailbox_reaches_the_slots_through_its_subscription(
     assert "Traceback" not in text, text[-3000:]
     # Shut down: the daemon deleted its subscriptions.
     assert live_subscriptions() == 0, text[-3000:]
+
+
+def walk_in(start: datetime) -> bytes:
+    stamp = "%Y%m%dT%H%M%SZ"
+    return (
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:someone else\r\nBEGIN:VEVENT\r\n"
+        f"UID:walk-in\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:{start.strftime(stamp)}\r\n"
+        f"DTEND:{(start + timedelta(hours=1)).strftime(stamp)}\r\nSUMMARY:Walk-in\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    ).encode()
+
+
+def test_a_pool_mixing_a_caldav_room_with_room_mailboxes(
+    tmp_path: Path, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pool's first room is a CalDAV calendar: calpool writes its copy
+    there and names it on the owner's Graph event without inviting it; the
+    next booking at that time gets a room mailbox, invited, which accepts."""
+    radicale = start_radicale(tmp_path / "dav")
+    try:
+        dav_room = radicale.make_calendar(DAV_ROOM)
+        monkeypatch.setenv(SECRET_ENV, fake.client_secret)
+        port = free_port()
+        url = f"http://127.0.0.1:{port}"
+        config = write_config(tmp_path, fake, port, dav_home=radicale.home)
+        log = tmp_path / "daemon.log"
+        start = (datetime.now(UTC) + timedelta(days=1)).replace(
+            hour=13, minute=0, second=0, microsecond=0)
+        later = start + timedelta(hours=2)
+        # The CalDAV room is taken at the later time, before the daemon's first sync.
+        status, _, _ = radicale.request("PUT", f"{dav_room}walk-in.ics", walk_in(later),
+                                        {"Content-Type": "text/calendar"})
+        assert status == 201
+        client = httpx.Client(base_url=url, timeout=30, trust_env=False,
+                              headers={"Authorization": f"Bearer {TOKEN}"})
+        daemon = start_daemon(config, log, url)
+        try:
+            first = client.post("/v1/bookings", json={
+                "event_type": "consult", "start": start.isoformat(),
+                "attendee": {"name": "Dav", "email": "dav@example.net"}})
+            assert first.status_code == 201, first.text + log.read_text()[-3000:]
+            assert first.json()["rooms"] == {"rooms": DAV_ROOM}
+            assert event_uids(radicale, DAV_ROOM) == sorted(
+                [booking_key(first.json()["id"]), "walk-in"])
+            (owners,) = [e for e in fake.events(OWNER) if "Dav" in e["subject"]]
+            assert [a for a in owners["attendees"] if a["type"] == "resource"] == []
+            assert owners["location"]["displayName"] == "Spree"
+
+            second = client.post("/v1/bookings", json={
+                "event_type": "consult", "start": later.isoformat(),
+                "attendee": {"name": "Mailbox", "email": "mailbox@example.net"}})
+            assert second.status_code == 201, second.text + log.read_text()[-3000:]
+            room = second.json()["rooms"]["rooms"]
+            assert room in ROOMS
+            settle(lambda: rooms_of_owners_event(fake, "Mailbox"),
+                   {ROOMS[room]: "accepted"}, log)
+            assert event_uids(radicale, DAV_ROOM) == sorted(
+                [booking_key(first.json()["id"]), "walk-in"])
+        finally:
+            daemon.send_signal(signal.SIGTERM)
+            code = daemon.wait(timeout=30)
+            client.close()
+        assert code == 0
+        assert "Traceback" not in log.read_text()
+    finally:
+        radicale.stop()

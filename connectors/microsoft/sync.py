@@ -47,6 +47,7 @@ from engine.ports import CalendarRef
 
 CURSOR_PREFIX = "g1:"
 MAX_PAGES = 10_000  # a round longer than this is a server that never ends it
+NEW_ROUNDS = 3  # a listing begun again when Graph forgets its state mid-round
 EXPAND_BOOKING = f"singleValueExtendedProperties($filter=id eq '{BOOKING_PROPERTY}')"
 
 
@@ -172,11 +173,24 @@ class CalendarReader:
     # -- the port's reads ------------------------------------------------------------
 
     def list_window(self, window: Interval) -> ChangeSet:
-        found = self._round(self._base + "/calendarView/delta", self._window_params(window))
+        found = self._new_round(window)
         objects, unreadable = self._objects(found.items)
         cursor = Cursor(self._calendar.id, found.delta_link, self._series_of(found.items))
         return ChangeSet(cursor=cursor.encode(), objects=objects, full=True,
                          unreadable=unreadable)
+
+    def _new_round(self, window: Interval) -> Round:
+        """A new delta round over ``window``; when Graph forgets the round's
+        state while it is paged (410 on a nextLink), it is begun again,
+        up to :data:`NEW_ROUNDS` times."""
+        for attempt in range(NEW_ROUNDS):
+            try:
+                return self._round(self._base + "/calendarView/delta",
+                                   self._window_params(window))
+            except CursorExpired:
+                if attempt == NEW_ROUNDS - 1:
+                    raise
+        raise AssertionError("unreachable: the last attempt returns or raises")
 
     def changes_since(self, cursor_text: str, window: Interval) -> ChangeSet:
         cursor = Cursor.decode(cursor_text, mailbox=self._calendar.id)

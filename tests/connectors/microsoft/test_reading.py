@@ -172,3 +172,27 @@ def test_graph_wall_clock_text_reads_back(moment: datetime, ticks: int) -> None:
 def test_unreadable_times_raise_one_error(value: object) -> None:
     with pytest.raises(UnreadableTime):
         instant(value)
+
+
+def test_a_round_forgotten_while_it_is_paged_is_begun_again(
+    fake: GraphFake, account: MicrosoftAccount, mailbox: CalendarRef
+) -> None:
+    made = {fake.create(mailbox.id, _event(f"e{day}", day))["id"] for day in range(1, 10)}
+    expired: list[str] = []
+
+    def forget_after_the_first_page(outcome: str) -> None:
+        delta = f"{mailbox.id}/calendarView/delta"
+        pages = [p for _, p, _, _ in fake.requests if p.endswith(delta)]
+        if len(pages) == 1 and not expired:
+            expired.append(outcome)
+            fake.expire_delta_tokens(mailbox.id)  # the nextLink of page one is now unknown
+
+    paged = MicrosoftConnector(replace(account, page_size=3), observe=forget_after_the_first_page)
+
+    listing = paged.list_window(mailbox, WINDOW)
+
+    assert expired and set(listing.objects) == made
+    cursor = listing.cursor
+    fake.expire_delta_tokens(mailbox.id)
+    with pytest.raises(CursorExpired):  # an incremental pass is the engine's to redo
+        paged.changes_since(mailbox, cursor, WINDOW)

@@ -229,9 +229,9 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         yield memory_harness()
         return
     if server_name == MICROSOFT:
-        case = graph_harness(request.getfixturevalue("graph_fake"), zone=ZONE)
-        yield case
-        close = getattr(case.connector, "close", None)
+        graph_case = graph_harness(request.getfixturevalue("graph_fake"), zone=ZONE)
+        yield graph_case
+        close = getattr(graph_case.connector, "close", None)
         if callable(close):
             close()
         return

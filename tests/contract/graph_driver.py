@@ -115,6 +115,8 @@ class GraphDriver:
         self._calendar = calendar
         self._ids: dict[str, str] = {}
         self._specs: dict[str, EventSpec] = {}
+        # The EventSpec uid of each iCalUId Exchange gave (it chooses them).
+        self.uids: dict[str, str] = {}
 
     @property
     def mailbox(self) -> str:
@@ -136,20 +138,42 @@ class GraphDriver:
 
     def put(self, event: EventSpec) -> str:
         resource = self._resource(event)
-        if event.uid in self._ids:
+        before = self._specs.get(event.uid)
+        if event.uid in self._ids and not self._drops_exceptions(before, event):
             event_id = self._ids[event.uid]
             self._fake.update(self.mailbox, event_id, resource)
         else:
-            event_id = str(self._fake.create(self.mailbox, resource)["id"])
+            if event.uid in self._ids:
+                # A series rescheduled loses its exceptions, as Outlook warns:
+                # stored anew.
+                self._fake.delete(self.mailbox, self._ids[event.uid])
+                before = None
+            created = self._fake.create(self.mailbox, resource)
+            event_id = str(created["id"])
             self._ids[event.uid] = event_id
+            self.uids[str(created["iCalUId"])] = event.uid
         self._specs[event.uid] = event
         if event.recurrence is not None:
             zone = event.zone or self._calendar.timezone
+            done = set(before.recurrence.excluded) if before and before.recurrence else set()
             for excluded in event.recurrence.excluded:
-                self._fake.delete(self.mailbox, self._occurrence(event_id, excluded, zone))
+                if excluded not in done:
+                    self._fake.delete(self.mailbox, self._occurrence(event_id, excluded, zone))
             for override in event.recurrence.overrides:
                 self._override(event_id, override, zone)
         return event_id
+
+    @staticmethod
+    def _drops_exceptions(before: EventSpec | None, after: EventSpec) -> bool:
+        """Whether ``after`` replaces a series whose exceptions it does not keep."""
+        if before is None or before.recurrence is None:
+            return False
+        kept = after.recurrence
+        return kept is None or not (
+            set(before.recurrence.excluded) <= set(kept.excluded)
+            and set(before.recurrence.overrides) <= set(kept.overrides)
+            and (before.start, before.end, before.recurrence.rule)
+            == (after.start, after.end, kept.rule))
 
     def _occurrence(self, master_id: str, original: When, zone: str) -> str:
         wanted = _original_start(original, zone)
@@ -176,6 +200,7 @@ class GraphDriver:
 
     def delete(self, uid: str) -> None:
         self._fake.delete(self.mailbox, self._ids.pop(uid))
+        self._specs.pop(uid, None)
 
     def put_unreadable(self, uid: str) -> str:
         raise AssertionError("unsupported: the case should have skipped")

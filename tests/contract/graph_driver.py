@@ -166,7 +166,8 @@ class GraphDriver:
     @staticmethod
     def _drops_exceptions(before: EventSpec | None, after: EventSpec) -> bool:
         """Whether ``after`` replaces a series whose exceptions it does not keep."""
-        if before is None or before.recurrence is None:
+        if before is None or before.recurrence is None or not (
+                before.recurrence.excluded or before.recurrence.overrides):
             return False
         kept = after.recurrence
         return kept is None or not (

@@ -48,7 +48,8 @@ def fake() -> Iterator[GraphFake]:
 
 
 def write_config(folder: Path, fake: GraphFake, listen: int,
-                 tls: tuple[str, str] | None = None, dav_home: str | None = None) -> Path:
+                 tls: tuple[str, str] | None = None, dav_home: str | None = None,
+                 confirm_within: str = "10s") -> Path:
     """The site's config; with ``tls`` (certificate, key) the daemon serves
     https, and Graph notifies it (push on, polls an hour apart); with
     ``dav_home`` the pool's first room is a CalDAV calendar there."""
@@ -72,15 +73,17 @@ def write_config(folder: Path, fake: GraphFake, listen: int,
     text = f"""\
 [daemon]
 database = "sqlite:///calpool.db"
+outbox_claim_hold = "3s"   # a killed daemon's claims are taken over soon
 
 [http]
 listen = "127.0.0.1:{listen}"
-confirm_within = "10s"
+confirm_within = "{confirm_within}"
 {http}
 
 [sync]
 {sync}
 room_answer_within = "30s"
+lease_ttl = "5s"
 
 [[api.tokens]]
 name = "desk"
@@ -336,3 +339,44 @@ def test_a_pool_mixing_a_caldav_room_with_room_mailboxes(
         assert "Traceback" not in log.read_text()
     finally:
         radicale.stop()
+
+
+def test_killed_right_after_the_owners_event_landed_the_booking_is_written_once(
+    tmp_path: Path, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``kill -9`` as soon as the owner's event is in the mailbox, before
+    (or just after) the daemon kept its id: after the restart the outbox
+    writes the booking again, and the connector finds the event by the
+    booking's extended property instead of posting a second one."""
+    monkeypatch.setenv(SECRET_ENV, fake.client_secret)
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    config = write_config(tmp_path, fake, port, confirm_within="0s")
+    log = tmp_path / "daemon.log"
+    start = (datetime.now(UTC) + timedelta(days=1)).replace(
+        hour=15, minute=0, second=0, microsecond=0)
+    client = httpx.Client(base_url=url, timeout=30, trust_env=False,
+                          headers={"Authorization": f"Bearer {TOKEN}"})
+    daemon = start_daemon(config, log, url)
+    try:
+        accepted = client.post("/v1/bookings", json={
+            "event_type": "consult", "start": start.isoformat(),
+            "attendee": {"name": "Crash", "email": "crash@example.net"}})
+        assert accepted.status_code == 202, accepted.text + log.read_text()[-3000:]
+        identifier = accepted.json()["id"]
+        deadline = time.monotonic() + SETTLE_WITHIN
+        while not [e for e in fake.events(OWNER) if "Crash" in e["subject"]]:
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+        daemon.kill()  # SIGKILL: no shutdown, the store update may not have happened
+        daemon.wait(timeout=30)
+
+        daemon = start_daemon(config, log, url)
+        settle(lambda: client.get(f"/v1/bookings/{identifier}").json()["status"],
+               "confirmed", log)
+        settle(lambda: rooms_of_owners_event(fake, "Crash"), {ROOMS["room-a"]: "accepted"}, log)
+        assert copies(fake, "Crash") == {"room-a": 1, "room-b": 0}
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        code = daemon.wait(timeout=30)
+        client.close()
+    assert code == 0

@@ -22,10 +22,12 @@ from typing import Any
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
 from connectors.google import GoogleAccount as GoogleConnectorAccount
 from connectors.google import GoogleConnector
+from connectors.microsoft import MicrosoftAccount, MicrosoftConnector
 from connectors.smtp import SmtpMailSender
 from connectors.webhook import HttpWebhookSender
 from daemon.config import ConfigError, resolve_secret
 from daemon.config.settings import Account, CaldavAccount, Config, GoogleAccount
+from daemon.config.settings import MicrosoftAccount as MicrosoftSettings
 from daemon.documents import booking_document
 from daemon.metrics import Metrics
 from engine.core.model import Booking
@@ -105,9 +107,39 @@ def google_connector(account: Account, observe: RequestObserver) -> CalendarConn
     return GoogleConnector(settings, observe=observe)
 
 
+def microsoft_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
+    """A Microsoft 365 account: its client secret resolved, or its
+    certificate's private key (PEM) read from ``certificate_file``."""
+    assert isinstance(account, MicrosoftSettings)
+    where = f"accounts.{account.key}"
+    secret = resolve_secret(account.client_secret) if account.client_secret is not None else None
+    key: str | None = None
+    if account.certificate_file is not None:
+        try:
+            key = account.certificate_file.read_text()
+        except OSError as exc:
+            raise ConfigError([f"{where}.certificate_file: {exc}"]) from None
+    try:
+        settings = MicrosoftAccount(
+            tenant_id=account.tenant_id,
+            client_id=account.client_id,
+            client_secret=secret,
+            certificate_key=key,
+            certificate_thumbprint=account.certificate_thumbprint,
+            graph_url=account.graph_url,
+            authority_url=account.authority_url,
+            ca_file=str(account.ca_file) if account.ca_file is not None else None,
+            tentative_is_busy=account.tentative_is_busy,
+        )
+    except ValueError as exc:
+        raise ConfigError([f"{where}: {exc}"]) from None
+    return MicrosoftConnector(settings, observe=observe)
+
+
 CONNECTORS: Mapping[str, ConnectorFactory] = {
     "caldav": caldav_connector,
     "google": google_connector,
+    "microsoft": microsoft_connector,
 }
 """The providers this build serves, by ``accounts.<key>.provider``."""
 

@@ -35,10 +35,12 @@ from connectors.memory import MemoryConnector, MemoryProvider
 from engine.ports import CalendarConnector, CalendarRef
 from tests.contract.calendar_data import ROOM_MAILBOX, WINDOW, ZONE, EventSpec, When, single
 from tests.contract.google_driver import GoogleDriver
+from tests.contract.graph_driver import graph_harness, started_fake
 from tests.contract.harness import Capability, Harness
 from tests.contract.ical_text import MALFORMED_ICS, render
 from tests.contract.memory_driver import MemoryDriver
 from tests.fakes.google_calendar import GoogleCalendarFake, RoomAnswer
+from tests.fakes.graph import GraphFake
 from tests.support.caldav_servers import Server, free_port, start_radicale, start_xandikos
 from tests.support.cyrus import (
     ContractCalendar,
@@ -215,10 +217,20 @@ CALDAV_VARIANTS = [
 ]
 MEMORY = "memory"
 GOOGLE = "google"
+MICROSOFT = "microsoft"
+
+
+@pytest.fixture(scope="session")
+def graph_fake() -> Iterator[GraphFake]:
+    """The Microsoft Graph fake of the session; each case gets a mailbox of its own."""
+    fake = started_fake(ROOM_MAILBOX)
+    yield fake
+    fake.stop()
 
 
 @pytest.fixture(params=[*CALDAV_VARIANTS, pytest.param((MEMORY, None), id=MEMORY),
-                        pytest.param((GOOGLE, None), id=GOOGLE)])
+                        pytest.param((GOOGLE, None), id=GOOGLE),
+                        pytest.param((MICROSOFT, None), id=MICROSOFT)])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
     server_name, method = request.param
     if server_name == MEMORY:
@@ -226,6 +238,13 @@ def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]
         return
     if server_name == GOOGLE:
         yield from google_harness(request.getfixturevalue("google_fake"))
+        return
+    if server_name == MICROSOFT:
+        graph_case = graph_harness(request.getfixturevalue("graph_fake"), zone=ZONE)
+        yield graph_case
+        close = getattr(graph_case.connector, "close", None)
+        if callable(close):
+            close()
         return
     server: Server = request.getfixturevalue(server_name)
     name = f"cal-{next(_names)}"

@@ -37,6 +37,7 @@ class Capability(enum.Enum):
     ROOM_DECLINE = "make a room decline an invitation"
     INVITATIONS = "invite rooms of the account itself"
     KEEP_CANCELLED = "keep a cancelled event or occurrence in the calendar (STATUS:CANCELLED)"
+    CLIENT_UID = "store an event under the UID its client chose"
 
 
 class ProviderSide(Protocol):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import shutil
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -54,6 +55,8 @@ from hypothesis.stateful import (
 from connectors.caldav import CalDAVAccount, CalDAVConnector, RetryPolicy, SyncMethod
 from connectors.memory import MemoryConnector, MemoryProvider
 from connectors.memory.faults import Fault, FaultKind, Operation
+from connectors.microsoft import MicrosoftConnector
+from connectors.microsoft import RetryPolicy as MicrosoftRetry
 from engine.core.model import Interval
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.sync import CalendarBinding, SyncReport, SyncService, SyncWindow
@@ -64,9 +67,11 @@ from tests.contract.conftest import (
     cyrus_forgets_tokens,
     radicale_forgets_tokens,
 )
+from tests.contract.graph_driver import GraphDriver, graph_account
 from tests.contract.harness import Capability, ProviderSide
 from tests.contract.ical_text import render
 from tests.contract.memory_driver import MemoryDriver
+from tests.fakes.graph import GraphFake
 from tests.support.caldav_servers import Server
 from tests.support.cyrus import CyrusServer, cyrus_contract_calendar
 from tests.support.fault_proxy import FaultProxy, Rule, drop_mid_body, stall, status
@@ -118,11 +123,13 @@ def truth(specs: dict[str, EventSpec], window: Interval) -> Counter[Row]:
     return rows
 
 
-def cached(store: Store, window: Interval) -> Counter[Row]:
+def cached(store: Store, window: Interval, uid_of: Callable[[str], str] = str) -> Counter[Row]:
+    """The cache's rows; ``uid_of`` names each by the uid the case gave it
+    (a provider that chooses UIDs itself, Exchange, is translated back)."""
     with store.reader() as uow:
         events = uow.events.in_window("cal", window)
     return Counter(
-        (e.uid, e.start.astimezone(UTC), e.end.astimezone(UTC), e.busy) for e in events
+        (uid_of(e.uid), e.start.astimezone(UTC), e.end.astimezone(UTC), e.busy) for e in events
     )
 
 
@@ -202,6 +209,7 @@ class Site:
     clear_faults: Callable[[], None]
     close: Callable[[], None] = lambda: None
     injected: Counter[str] = field(default_factory=Counter)
+    uid_of: Callable[[str], str] = str  # the provider's UID → the case's
 
 
 SiteFactory = Callable[[], Site]
@@ -313,6 +321,36 @@ def caldav_site(
         clear_faults=proxy.clear,
         close=close,
     )
+
+
+def graph_site(fake: GraphFake) -> Site:
+    """The Microsoft connector on a fresh mailbox of the Graph fake; faults
+    answered by the fake in Graph's error shape."""
+    mailbox = f"model-{next(_runs)}@contoso.example"
+    fake.add_mailbox(mailbox, timezone=ZONE)
+    calendar = CalendarRef(mailbox, ZONE)
+    account = replace(graph_account(fake), page_size=7,
+                      retry=MicrosoftRetry(attempts=2, initial_wait=0.01, max_wait=0.05))
+    connector = MicrosoftConnector(account)
+    driver = GraphDriver(fake, calendar)
+    delta = re.escape(f"/users/{mailbox}/calendarView/delta")
+
+    def aim(status: int, times: int, retry_after: int | None = None) -> Callable[[], None]:
+        return lambda: fake.fail(path=delta, status=status, code="Throttled"
+                                 if status == 429 else "ServiceUnavailable",
+                                 retry_after=retry_after, times=times)
+
+    # Retried once inside the call: one fault is absorbed, two fail the sync
+    # (each is used up by the sync that meets it: nothing is left to clear).
+    faults = {
+        "503-once": aim(503, 1),
+        "503": aim(503, 2),
+        "504": aim(504, 2),
+        "429-retry-after": aim(429, 1, retry_after=30),
+    }
+    return Site(label="microsoft", connector=connector, calendar=calendar, driver=driver,
+                faults=faults, clear_faults=lambda: None, close=connector.close,
+                uid_of=lambda uid: driver.uids.get(uid, uid))
 
 
 # -- the machine -------------------------------------------------------------------------
@@ -528,7 +566,7 @@ class CacheTruth(RuleBasedStateMachine):
         self.totals["steps"] += 1  # invariants run after every step (and the first sync)
         if self.last is None:
             return
-        have, want = cached(self.store, self.synced_window), self.synced
+        have, want = cached(self.store, self.synced_window, self.site.uid_of), self.synced
         if have != want:
             missing = sorted((want - have).elements())[:5]
             extra = sorted((have - want).elements())[:5]
@@ -593,6 +631,18 @@ def _report(label: str, totals: Counter[str]) -> None:
 
 def test_memory_cache_is_the_providers_truth(template: Path, tmp_path: Path) -> None:
     _report("memory", run_machine(memory_site, template, tmp_path))
+
+
+@pytest.fixture(scope="module")
+def graph_fake() -> Iterator[GraphFake]:
+    with GraphFake() as fake:
+        yield fake
+
+
+def test_microsoft_cache_is_the_providers_truth(
+    graph_fake: GraphFake, template: Path, tmp_path: Path
+) -> None:
+    _report("microsoft", run_machine(lambda: graph_site(graph_fake), template, tmp_path))
 
 
 CALDAV = [

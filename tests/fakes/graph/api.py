@@ -33,6 +33,7 @@ from tests.fakes.graph.views import (
     Preferences,
     expand_filter,
     has_property,
+    ical_uid_filter,
     property_filter,
     render,
 )
@@ -323,7 +324,8 @@ class GraphApi:
     async def list_events(self, request: Request, params: dict[str, str]) -> Response:
         """``GET /users/{id}/events``: single events and series masters, optionally filtered
         by a single-value extended property (``singleValueExtendedProperties/any(ep: ep/id eq
-        '…' and ep/value eq '…')`` — the only ``$filter`` the fake understands).
+        '…' and ep/value eq '…')``) or by ``iCalUId eq '…'`` — the only ``$filter`` forms the
+        fake understands.
 
         https://learn.microsoft.com/en-us/graph/api/user-list-events
         https://learn.microsoft.com/en-us/graph/api/singlevaluelegacyextendedproperty-get
@@ -333,11 +335,13 @@ class GraphApi:
         if isinstance(bounds, Response):
             return bounds
         skip, top = bounds
+        filter_text = request.query_params.get("$filter")
+        ical_uid = ical_uid_filter(filter_text) if filter_text else None
         try:
             expand = expand_filter(request.query_params.get("$expand"))
             wanted = (
-                property_filter(request.query_params["$filter"])
-                if "$filter" in request.query_params
+                property_filter(filter_text)
+                if filter_text is not None and ical_uid is None
                 else None
             )
         except ValueError as exc:
@@ -345,7 +349,8 @@ class GraphApi:
         found = [
             r
             for r in self.calendars.stored(params["user"])
-            if wanted is None or has_property(r, *wanted)
+            if (wanted is None or has_property(r, *wanted))
+            and (ical_uid is None or r.get("iCalUId") == ical_uid)
         ]
         body: dict[str, Any] = {
             "value": [render(r, preferences, expand=expand) for r in found[skip : skip + top]]
@@ -480,6 +485,9 @@ class GraphApi:
         https://learn.microsoft.com/en-us/graph/api/calendar-getschedule
         https://learn.microsoft.com/en-us/graph/api/resources/freebusyerror
         """
+        # The call is made as a mailbox of the tenant; an unknown one is 404
+        # ErrorInvalidUser for the whole call, as on every /users/{id}/… route.
+        self.calendars.mailbox(params["user"])
         body = await self._json_body(request)
         if isinstance(body, Response):
             return body

@@ -518,6 +518,28 @@ def test_get_schedule_views_and_per_schedule_errors(
     assert ghost["error"]["responseCode"] == "ErrorMailRecipientNotFound"
 
 
+def test_events_filtered_by_ical_uid(fake: GraphFake, graph: Graph, user: str) -> None:
+    wanted = fake.create(user, _event("wanted", "2027-03-05T09:00:00", "2027-03-05T10:00:00"))
+    fake.create(user, _event("other", "2027-03-05T11:00:00", "2027-03-05T12:00:00"))
+    answer = graph(
+        "GET", f"/users/{user}/events", params={"$filter": f"iCalUId eq '{wanted['iCalUId']}'"}
+    )
+    assert answer.status_code == 200, answer.text
+    assert [e["id"] for e in answer.json()["value"]] == [wanted["id"]]
+
+
+def test_get_schedule_as_an_unknown_mailbox_is_invalid_user(graph: Graph, user: str) -> None:
+    _assert_graph_error(
+        graph(
+            "POST",
+            "/users/ghost@contoso.example/calendar/getSchedule",
+            json=_schedule_body([user], "2027-03-05T08:00:00", "2027-03-05T12:00:00"),
+        ),
+        404,
+        "ErrorInvalidUser",
+    )
+
+
 def test_get_schedule_limits(graph: Graph, user: str) -> None:
     many = [f"p{i}@contoso.example" for i in range(21)]
     assert (

@@ -75,6 +75,19 @@ def property_filter(filter_text: str) -> tuple[str, str]:
     return match.group(2).replace("''", "'"), match.group(3).replace("''", "'")
 
 
+_FILTER_BY_ICAL_UID = re.compile(r"^iCalUId eq " + _QUOTED + r"$", re.IGNORECASE)
+
+
+def ical_uid_filter(filter_text: str) -> str | None:
+    """The iCalUId of ``$filter=iCalUId eq '…'`` (how a client finds an attendee's or a
+    room's copy of a meeting by the organizer's, or back); ``None`` for another filter.
+
+    https://learn.microsoft.com/en-us/graph/api/resources/event (iCalUId: filterable)
+    """
+    match = _FILTER_BY_ICAL_UID.match(filter_text.strip())
+    return match.group(1).replace("''", "'") if match else None
+
+
 def has_property(resource: dict[str, Any], property_id: str, value: str) -> bool:
     return any(
         p.get("id", "").lower() == property_id.lower() and p.get("value") == value

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from urllib.parse import quote, urljoin, urlsplit
 
 # Re-exported: the CalDAV code names them from here.
+from connectors.retrying import RetryPolicy as RetryPolicy
 from engine.core.uids import booking_name as booking_name
 from engine.core.uids import booking_uid as booking_uid
 
@@ -22,20 +23,6 @@ class SyncMethod(enum.StrEnum):
     AUTO = "auto"  # sync-collection where the server offers it, else etag
     SYNC_COLLECTION = "sync-collection"
     ETAG = "etag"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a transient failure is retried inside one call.
-
-    ``attempts`` counts the first try; waits grow from ``initial_wait``
-    (seconds, doubled each time, jittered) up to ``max_wait``; a server's
-    Retry-After is honoured up to ``max_wait`` (a longer wait is left to the
-    caller: the call raises RateLimited)."""
-
-    attempts: int = 3
-    initial_wait: float = 0.5
-    max_wait: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

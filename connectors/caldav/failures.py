@@ -13,17 +13,16 @@ own code is a bug and propagates unchanged.
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Collection
-from types import TracebackType
 from typing import TypeVar
 
 from caldav.lib import error as caldav_error
 from caldav.lib.http_sync import requests as http
 from lxml import etree
-from tenacity import RetryCallState, Retrying, stop_after_attempt
 
+from connectors import retrying
 from connectors.caldav.account import RetryPolicy
+from connectors.retrying import raised_in
 from engine.errors import (
     AuthFailed,
     Conflict,
@@ -177,7 +176,7 @@ def to_connector_error(exc: BaseException, *, calendar: str = "") -> ConnectorEr
         return TransientError(detail, calendar=calendar)
     if isinstance(exc, etree.LxmlError):
         return PermanentError(f"unreadable XML from the server: {detail}", calendar=calendar)
-    if _raised_in_foreign_code(exc) or _defined_in_foreign_module(exc):
+    if raised_in(exc, FOREIGN_MODULES) or _defined_in_foreign_module(exc):
         return PermanentError(detail, calendar=calendar)
     return None
 
@@ -186,69 +185,7 @@ def _defined_in_foreign_module(exc: BaseException) -> bool:
     return type(exc).__module__.split(".")[0] in FOREIGN_MODULES
 
 
-def _raised_in_foreign_code(exc: BaseException) -> bool:
-    """Whether the innermost frame of ``exc`` ran in a provider library
-    (a ValueError from icalendar, a KeyError inside caldav's parser)."""
-    tb: TracebackType | None = exc.__traceback__
-    module = ""
-    while tb is not None:
-        module = str(tb.tb_frame.f_globals.get("__name__", ""))
-        tb = tb.tb_next
-    return module.split(".")[0] in FOREIGN_MODULES
-
-
-def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(float(exc.retry_after), policy.max_wait)
-        backoff = policy.initial_wait * 2.0 ** (state.attempt_number - 1)
-        return min(policy.max_wait, backoff * random.uniform(0.5, 1.0))
-
-    return wait
-
-
-def _should_retry(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
-    def check(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        if not isinstance(exc, TransientError):
-            return False
-        # A wait longer than the policy allows is the caller's to schedule.
-        return not (
-            isinstance(exc, RateLimited)
-            and exc.retry_after is not None
-            and exc.retry_after > policy.max_wait
-        )
-
-    return check
-
-
 def guarded(call: Callable[[], T], *, policy: RetryPolicy, calendar: str = "") -> T:
     """Run ``call`` with retries; map provider failures onto the error tree."""
-
-    def mapped() -> T:
-        try:
-            return call()
-        except Exception as exc:
-            mapped_exc = to_connector_error(exc, calendar=calendar)
-            if mapped_exc is None:
-                raise
-            if not mapped_exc.calendar:
-                mapped_exc.calendar = calendar
-            if mapped_exc is exc:
-                raise
-            raise mapped_exc from exc
-
-    retrying = Retrying(
-        stop=stop_after_attempt(max(1, policy.attempts)),
-        wait=_wait(policy),
-        retry=_should_retry(policy),
-        reraise=True,
-        before_sleep=_log_retry,
-    )
-    return retrying(mapped)
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.info("caldav: retrying after %s (attempt %d)", exc, state.attempt_number)
+    return retrying.guarded(call, policy=policy, provider="caldav", calendar=calendar,
+                            to_error=lambda exc: to_connector_error(exc, calendar=calendar))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from urllib.parse import urljoin, urlsplit
 
+from connectors.retrying import RetryPolicy as RetryPolicy
 from engine.core.uids import booking_uid
 
 CALENDAR_SCOPE = "https://www.googleapis.com/auth/calendar"
@@ -28,19 +29,6 @@ BOOKING_PROPERTY = "calpoolBooking"
 writes, both ``private`` (on calpool's copy) and ``shared`` (Google shows it
 on the attendees' copies, so an invited room's copy names the booking too):
 how sync recognises calpool's events."""
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a transient failure is retried inside one call:
-    ``attempts`` counts the first try; waits grow from ``initial_wait``
-    (doubled, jittered) up to ``max_wait``; a ``Retry-After`` up to
-    ``max_wait`` is honoured here, a longer one is left to the caller (the
-    account's limiter cools the account down)."""
-
-    attempts: int = 3
-    initial_wait: float = 0.5
-    max_wait: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

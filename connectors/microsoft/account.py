@@ -13,6 +13,8 @@ import binascii
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from connectors.retrying import RetryPolicy as RetryPolicy
+
 GRAPH_SCOPE = "https://graph.microsoft.com/.default"
 """The one scope of the client-credentials grant: every application
 permission the tenant's admin granted the app."""
@@ -33,20 +35,6 @@ event calpool writes (a MAPI named property in calpool's own property set):
 how a lost write is found again before posting twice."""
 
 _TRANSACTION_PREFIX = "calpool-"
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """How often a transient failure is retried inside one call.
-
-    ``attempts`` counts the first try; waits grow from ``initial_wait``
-    (seconds, doubled each time, jittered) up to ``max_wait``; Graph's
-    Retry-After is honoured up to ``max_wait`` (a longer wait is left to
-    the caller: the call raises ``RateLimited``)."""
-
-    attempts: int = 3
-    initial_wait: float = 0.5
-    max_wait: float = 30.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

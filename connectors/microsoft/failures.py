@@ -23,15 +23,15 @@ Throttling: https://learn.microsoft.com/en-us/graph/throttling — honour
 from __future__ import annotations
 
 import logging
-import random
 from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, TypeVar
 
 import requests
-from tenacity import RetryCallState, Retrying, stop_after_attempt
 
+from connectors import retrying
 from connectors.microsoft.account import RetryPolicy
+from connectors.retrying import raised_in
 from engine.errors import (
     AuthFailed,
     Conflict,
@@ -141,7 +141,7 @@ def to_connector_error(exc: BaseException, *, calendar: str = "") -> ConnectorEr
         # msal raises ValueError when the authority's OpenID configuration
         # cannot be had (an unknown tenant, a wrong authority_url).
         return AuthFailed(f"msal: {detail}", calendar=calendar)
-    if _raised_in_foreign_code(exc) or _defined_in_foreign_module(exc):
+    if raised_in(exc, FOREIGN_MODULES) or _defined_in_foreign_module(exc):
         return PermanentError(detail, calendar=calendar)
     return None
 
@@ -163,64 +163,7 @@ def _raised_in(exc: BaseException, module: str) -> bool:
     return module in _frames(exc)
 
 
-def _raised_in_foreign_code(exc: BaseException) -> bool:
-    """Whether the innermost frame of ``exc`` ran in a provider library."""
-    frames = _frames(exc)
-    return bool(frames) and frames[-1] in FOREIGN_MODULES
-
-
-def _wait(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
-    def wait(state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome else None
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
-            return min(float(exc.retry_after), policy.max_wait)
-        backoff = policy.initial_wait * 2.0 ** (state.attempt_number - 1)
-        return min(policy.max_wait, backoff * random.uniform(0.5, 1.0))
-
-    return wait
-
-
-def _should_retry(policy: RetryPolicy) -> Callable[[RetryCallState], bool]:
-    def check(state: RetryCallState) -> bool:
-        exc = state.outcome.exception() if state.outcome else None
-        if not isinstance(exc, TransientError):
-            return False
-        # A wait longer than the policy allows is the caller's to schedule.
-        return not (
-            isinstance(exc, RateLimited)
-            and exc.retry_after is not None
-            and exc.retry_after > policy.max_wait
-        )
-
-    return check
-
-
 def guarded(call: Callable[[], T], *, policy: RetryPolicy, calendar: str = "") -> T:
     """Run ``call`` with retries; map provider failures onto the error tree."""
-
-    def mapped() -> T:
-        try:
-            return call()
-        except Exception as exc:
-            mapped_exc = to_connector_error(exc, calendar=calendar)
-            if mapped_exc is None:
-                raise
-            if not mapped_exc.calendar:
-                mapped_exc.calendar = calendar
-            if mapped_exc is exc:
-                raise
-            raise mapped_exc from exc
-
-    retrying = Retrying(
-        stop=stop_after_attempt(max(1, policy.attempts)),
-        wait=_wait(policy),
-        retry=_should_retry(policy),
-        reraise=True,
-        before_sleep=_log_retry,
-    )
-    return retrying(mapped)
-
-
-def _log_retry(state: RetryCallState) -> None:
-    exc = state.outcome.exception() if state.outcome else None
-    log.info("microsoft: retrying after %s (attempt %d)", exc, state.attempt_number)
+    return retrying.guarded(call, policy=policy, provider="microsoft", calendar=calendar,
+                            to_error=lambda exc: to_connector_error(exc, calendar=calendar))

@@ -203,6 +203,11 @@ def test_book_a_person_and_a_room_mailbox_then_replace_a_room_that_declines(
     assert "Traceback" not in text, text[-3000:]
 
 
+def delta_requests(fake: GraphFake, mailbox: str) -> int:
+    return sum(1 for _, path, _, _ in fake.requests
+               if path.endswith(f"/users/{mailbox}/calendarView/delta"))
+
+
 def start_tls_daemon(config: Path, log: Path, url: str, ca_file: str) -> subprocess.Popen[bytes]:
     """``calpool run`` serving https; ready once ``/healthz`` answers."""
     with log.open("ab") as out:
@@ -264,6 +269,19 @@ def test_a_change_in_a_room_mailbox_reaches_the_slots_through_its_subscription(
         print(f"change on the provider -> slot gone: {time.monotonic() - changed:.2f} s")
         notified = [url for url, _, body in fake.deliveries if b"changeType" in body]
         assert notified and all(u.startswith(f"{url}/hooks/microsoft") for u in notified)
+
+        # A notification with a wrong clientState is refused (401: nothing is triggered).
+        room_a = next(i for i, sub in fake.subscriptions.items()
+                      if ROOMS["room-a"] in sub["resource"] and not sub["deleted"])
+        forged = client.post("/hooks/microsoft", json={"value": [{
+            "subscriptionId": room_a, "clientState": "not-the-secret", "changeType": "updated",
+            "resource": f"Users/{ROOMS['room-a']}/Events/x",
+            "resourceData": {"id": "x"}, "tenantId": fake.tenant_id}]})
+        assert forged.status_code == 401, forged.text
+        # A lifecycle "missed" from Graph: that calendar is synced again.
+        deltas = delta_requests(fake, ROOMS["room-a"])
+        fake.send_lifecycle(room_a, "missed")
+        settle(lambda: delta_requests(fake, ROOMS["room-a"]) > deltas, True, log)
     finally:
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)

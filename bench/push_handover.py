@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from daemon.scheduler import SYNC_REQUESTED_EVERY
 from tests.e2e.test_push_handover import SLOW_LISTING, Change, HandoverSite
 from tests.fakes.google_calendar import GoogleCalendarFake
-from tests.support.postgres import start_postgres
+from tests.support.postgres import PostgresServer, start_postgres
 
 
 def summary(changes: list[Change]) -> str:
@@ -42,10 +42,10 @@ def summary(changes: list[Change]) -> str:
             f"  ({handed}/{len(changes)} synced by another process than the receiver)")
 
 
-def one_round(postgres: object, processes: int, args: argparse.Namespace
+def one_round(postgres: PostgresServer, processes: int, args: argparse.Namespace
               ) -> tuple[list[Change], list[Change]]:
     with GoogleCalendarFake(tls=True) as fake, tempfile.TemporaryDirectory() as folder:
-        site = HandoverSite(fake, postgres, Path(folder), processes=processes)  # type: ignore[arg-type]
+        site = HandoverSite(fake, postgres, Path(folder), processes=processes)
         try:
             site.start()
             at_rest = [site.change_at_rest() for _ in range(args.changes)]

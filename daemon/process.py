@@ -32,6 +32,7 @@ from daemon.http.server import HttpServer
 from daemon.notify import Notifier
 from daemon.reload import ConfigLoader, Reloader
 from daemon.scheduler import (
+    SyncRequestedJob,
     build_scheduler,
     forget_removed_calendars,
     leave,
@@ -113,10 +114,13 @@ class Daemon:
         first = self._cycles is None
         self._cycles = PollCycles(self.app.config.calendars, stream=self._progress, first=first)
         self._cycles.start()
-        self._scheduler = build_scheduler(self.app, cycles=self._cycles)
+        requested = SyncRequestedJob(self.app)
+        self._scheduler = build_scheduler(self.app, cycles=self._cycles, requested=requested)
         self._scheduler.start()
+        self.app.after_marks[:] = [requested.wake]  # a push received here syncs at once
 
     def _stop_scheduler(self) -> None:
+        self.app.after_marks.clear()
         if self._scheduler is not None:
             # wait=True: a sync batch in flight commits (or rolls back) first.
             self._scheduler.shutdown(wait=True)

@@ -10,12 +10,16 @@ stores cannot be shared between processes).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import threading
 import time
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.schedulers import SchedulerNotRunningError
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.date import DateTrigger
@@ -61,12 +65,68 @@ def at_phase(interval: timedelta, phase: timedelta) -> IntervalTrigger:
                            timezone=UTC)
 
 
+class SyncRequestedJob:
+    """The job that syncs the calendars push notifications marked, run every
+    :data:`SYNC_REQUESTED_EVERY` and at once when a delivery this process
+    received marked one (:meth:`wake`): a single process would otherwise
+    show a pushed change only at the job's next tick, up to 2 s later.
+
+    A wake while the job runs makes it look once more when it is done
+    instead of asking the scheduler, which would skip a second instance (and
+    say so in the log); the check and the job's end share one lock, so no
+    wake falls between them."""
+
+    JOB_ID = "sync-requested"
+
+    def __init__(self, app: App) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+        self._running = False
+        self._again = False
+        self._scheduler: BackgroundScheduler | None = None
+
+    def attach(self, scheduler: BackgroundScheduler) -> None:
+        self._scheduler = scheduler
+
+    def __call__(self) -> None:
+        with self._lock:
+            self._running, self._again = True, False
+        try:
+            while True:
+                sync_requested(self._app)
+                with self._lock:
+                    if not self._again:
+                        self._running = False
+                        return
+                    self._again = False
+        except BaseException:
+            with self._lock:
+                self._running = False
+            raise
+
+    def wake(self) -> None:
+        """Run the job now (or once more after the run in progress)."""
+        with self._lock:
+            if self._running:
+                self._again = True
+                return
+        scheduler = self._scheduler
+        if scheduler is None or not scheduler.running:
+            return
+        # The scheduler may be stopping: the mark stays for another process or the next start.
+        with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
+            scheduler.modify_job(self.JOB_ID, next_run_time=datetime.now(UTC))
+
+
 def build_scheduler(
-    app: App, *, rng: random.Random | None = None, cycles: PollCycles | None = None
+    app: App, *, rng: random.Random | None = None, cycles: PollCycles | None = None,
+    requested: SyncRequestedJob | None = None,
 ) -> BackgroundScheduler:
     """The jobs of ``calpool run``, not started yet.  ``cycles`` counts the
-    polls (progress of the first pass, a summary line per cycle)."""
+    polls (progress of the first pass, a summary line per cycle);
+    ``requested`` is the sync-requested job, which the caller may wake."""
     rng = rng or random.Random()
+    requested = requested or SyncRequestedJob(app)
     cycles = cycles or PollCycles(app.config.calendars)
     scheduler = BackgroundScheduler(
         executors={"default": ThreadPoolExecutor(SYNC_WORKERS)},
@@ -141,10 +201,9 @@ def build_scheduler(
         next_run_time=now + timedelta(seconds=5),
     )
     scheduler.add_job(
-        sync_requested,
+        requested,
         IntervalTrigger(seconds=SYNC_REQUESTED_EVERY.total_seconds(), timezone=UTC),
-        args=[app],
-        id="sync-requested",
+        id=SyncRequestedJob.JOB_ID,
         name="sync calendars a push notification marked",
         next_run_time=now,
     )
@@ -179,6 +238,7 @@ def build_scheduler(
         id="window-roll-forward",
         name="roll the sync window forward",
     )
+    requested.attach(scheduler)
     return scheduler
 
 

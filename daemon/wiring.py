@@ -20,9 +20,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
-from connectors.google import GoogleAccount as GoogleConnectorAccount
-from connectors.google import GoogleConnector
-from connectors.microsoft import MicrosoftAccount, MicrosoftConnector
 from connectors.smtp import SmtpMailSender
 from connectors.webhook import HttpWebhookSender
 from daemon.config import ConfigError, resolve_secret
@@ -92,6 +89,12 @@ def caldav_connector(account: Account, observe: RequestObserver) -> CalendarConn
 
 
 def google_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
+    # Imported here, as the Microsoft connector below: google-api-python-client
+    # and msal cost a process ~17 MB of RSS, which a site without such an
+    # account should not pay (bench/scale.py's RSS target).
+    from connectors.google import GoogleAccount as GoogleConnectorAccount
+    from connectors.google import GoogleConnector
+
     assert isinstance(account, GoogleAccount)
     where = account.service_account.key_path
     try:
@@ -110,6 +113,8 @@ def google_connector(account: Account, observe: RequestObserver) -> CalendarConn
 def microsoft_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
     """A Microsoft 365 account: its client secret resolved, or its
     certificate's private key (PEM) read from ``certificate_file``."""
+    from connectors.microsoft import MicrosoftAccount, MicrosoftConnector
+
     assert isinstance(account, MicrosoftSettings)
     where = f"accounts.{account.key}"
     secret = resolve_secret(account.client_secret) if account.client_secret is not None else None
@@ -179,6 +184,15 @@ class App:
     metrics: Metrics = field(default_factory=Metrics)
     mail: MailDispatcher | None = None
     """The attendee's emails; ``None`` without ``[smtp]``."""
+    after_marks: list[Callable[[], object]] = field(default_factory=list)
+    """Called after a push delivery marked calendars in this process: the
+    running daemon wakes its sync-requested job, so the calendar is synced
+    at once rather than at the job's next tick (empty without a scheduler)."""
+
+    def marked(self) -> None:
+        """A push delivery received here marked calendars for a sync."""
+        for wake in self.after_marks:
+            wake()
 
     def watch_metrics(self) -> None:
         """Let ``/metrics`` read this app's store (a reload calls it again

@@ -69,8 +69,9 @@ def receive_push(
     body: Annotated[bytes, Depends(_raw_body)],
 ) -> Any:
     """No bearer token: the channel's own token authenticates a delivery.
-    202 once checked (the calendar's sync follows within seconds, in
-    whichever process holds its lease); a redelivered message is accepted
+    202 once checked; the calendar's sync follows at once in this process
+    (its sync-requested job is woken), or in the process that holds the
+    calendar's lease after its round; a redelivered message is accepted
     and triggers nothing more."""
     answer = app.push.receive(provider, dict(request.headers.items()), body,
                               dict(request.query_params.items()))
@@ -80,5 +81,7 @@ def receive_push(
     refusal = _REFUSALS.get(answer.outcome)
     if refusal is not None:
         raise problem(refusal, answer.detail)
+    if answer.marked:
+        app.marked()
     receipt = PushReceipt(accepted=answer.accepted, duplicates=answer.duplicates)
     return JSONResponse(receipt.model_dump(), status_code=202)

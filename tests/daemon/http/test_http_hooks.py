@@ -6,6 +6,7 @@ TestClient, and the sync that follows run as the scheduler's job does."""
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +23,14 @@ from daemon.config.settings import Account
 from daemon.http.app import create_app
 from daemon.http.problems import MEDIA_TYPE
 from daemon.metrics import Metrics
-from daemon.scheduler import maintain_channels, poll_calendar, stop_channels, sync_requested
+from daemon.scheduler import (
+    SyncRequestedJob,
+    build_scheduler,
+    maintain_channels,
+    poll_calendar,
+    stop_channels,
+    sync_requested,
+)
 from daemon.wiring import CONNECTORS, App, build
 from engine.core.model import Interval
 from engine.ports import CalendarConnector, RequestObserver
@@ -151,6 +159,33 @@ def test_a_pushed_change_reaches_the_slots(site: PushSite) -> None:
     assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]
     assert not site.room_free_at(NOW + timedelta(hours=3))
     assert site.outstanding() == []
+
+
+def test_a_delivery_wakes_the_sync_requested_job_of_the_process_that_received_it(
+        site: PushSite) -> None:
+    requested = SyncRequestedJob(site.app)
+    scheduler = build_scheduler(site.app, requested=requested)
+    for job in scheduler.get_jobs():
+        if job.id != SyncRequestedJob.JOB_ID:
+            scheduler.remove_job(job.id)
+    # Its next tick an hour away: only the wake can run it within the bound.
+    scheduler.modify_job(SyncRequestedJob.JOB_ID,
+                         next_run_time=datetime.now(UTC) + timedelta(hours=1))
+    scheduler.start()
+    site.app.after_marks.append(requested.wake)  # as the running daemon does
+    try:
+        site.provider.put(ROOM, "busy", busy("busy", 3))
+        (delivery,) = site.deliveries()
+        assert site.post(delivery).status_code == 202
+        deadline = time.monotonic() + 30
+        while site.outstanding():
+            assert time.monotonic() < deadline, "the woken job did not sync the calendar"
+            time.sleep(0.02)
+        assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]
+        assert not site.room_free_at(NOW + timedelta(hours=3))
+    finally:
+        site.app.after_marks.clear()
+        scheduler.shutdown(wait=True)
 
 
 def test_a_push_while_another_session_holds_the_lease_is_not_lost(site: PushSite) -> None:

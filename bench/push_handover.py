@@ -38,7 +38,8 @@ from tests.support.postgres import PostgresServer, start_postgres
 
 def summary(changes: list[Change]) -> str:
     times = sorted(change.seconds for change in changes)
-    p99 = statistics.quantiles(times, n=100, method="inclusive")[98] if len(times) > 1 else times[0]
+    cuts = statistics.quantiles(times, n=100, method="inclusive") if len(times) > 1 else None
+    p99 = cuts[98] if cuts else times[0]
     handed = sum(change.handed_over for change in changes)
     return (f"p50 {statistics.median(times):6.3f} s  p99 {p99:6.3f} s  max {times[-1]:6.3f} s"
             f"  ({handed}/{len(changes)} synced by another process than the receiver)")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta, timezone
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -105,10 +105,10 @@ class IsoWriter:
         return None if instant is None else self(instant)
 
 
-def slots_document(answer: SlotAnswer, zone: str) -> dict[str, Any]:
+def slots_document(answer: SlotAnswer, zone: str, rooms: RoomList = "all") -> dict[str, Any]:
     """``GET /v1/event-types/{key}/slots`` and ``calpool slots --json``."""
     writer = IsoWriter(zone)
-    return _slots_document(answer, zone, _slot_items(answer.slots, writer), writer)
+    return _slots_document(answer, zone, _slot_items(answer.slots, writer, rooms=rooms), writer)
 
 
 def _slots_document(answer: SlotAnswer, zone: str, slots: object,
@@ -128,33 +128,46 @@ def _slots_document(answer: SlotAnswer, zone: str, slots: object,
     }
 
 
-def _slot_items(slots: Iterable[Slot], writer: IsoWriter, *,
-                for_json: bool = False) -> list[dict[str, Any]]:
+RoomList = Literal["all", "first"]
+"""How much of each pool's free rooms a slot lists: ``all`` of them in
+priority order (the default), or only the ``first`` (what a booking page
+needs: whether the pool has a room, and which is tried first).  A week of a
+100-room pool is ~460 KiB with ``all`` and ~40 KiB with ``first``; encoding
+the rooms is most of an afresh answer's cost (bench/slots_http.py)."""
+
+
+def _slot_items(slots: Iterable[Slot], writer: IsoWriter, *, for_json: bool = False,
+                rooms: RoomList = "all") -> list[dict[str, Any]]:
     # orjson writes a tuple as it writes a list, so the encoded document
     # takes the slots' room tuples as they are instead of copying each.
+    def listed(available: Mapping[str, tuple[str, ...]]) -> dict[str, Any]:
+        if rooms == "first":
+            return {pool: [free[0]] if free else [] for pool, free in available.items()}
+        if for_json:
+            return dict(available)
+        return {pool: list(free) for pool, free in available.items()}
+
     return [
         {
             "start": writer(slot.start),
             "end": writer(slot.end),
-            "rooms_available": (dict(slot.rooms_available) if for_json else
-                                {pool: list(rooms) for pool, rooms
-                                 in slot.rooms_available.items()}),
+            "rooms_available": listed(slot.rooms_available),
         }
         for slot in slots
     ]
 
 
-def slots_json(answer: SlotAnswer, zone: str) -> bytes:
-    """``orjson.dumps(slots_document(answer, zone))``, with the slot list
-    encoded once per kept answer and zone (what the HTTP hook sends): the
-    encoding is kept in the answer's ``renderings``, which live as long as
-    the slot service keeps the answer.  A week of a 100-room pool encodes
-    to ~460 KiB."""
+def slots_json(answer: SlotAnswer, zone: str, rooms: RoomList = "all") -> bytes:
+    """``orjson.dumps(slots_document(answer, zone, rooms))``, with the slot
+    list encoded once per kept answer, zone and room list (what the HTTP
+    hook sends): the encoding is kept in the answer's ``renderings``, which
+    live as long as the slot service keeps the answer."""
     writer = IsoWriter(zone)
-    key = f"json:{zone}"
+    key = f"json:{zone}:{rooms}"
     encoded = answer.renderings.get(key)
     if not isinstance(encoded, orjson.Fragment):
-        encoded = orjson.Fragment(orjson.dumps(_slot_items(answer.slots, writer, for_json=True)))
+        encoded = orjson.Fragment(orjson.dumps(
+            _slot_items(answer.slots, writer, for_json=True, rooms=rooms)))
         answer.renderings[key] = encoded
     return orjson.dumps(_slots_document(answer, zone, encoded, writer))
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from daemon.config.durations import format_duration
-from daemon.documents import slots_json
+from daemon.documents import RoomList, slots_json
 from daemon.http.auth import Client, require_scope
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import problem, problem_responses
@@ -64,6 +64,9 @@ def event_type_slots(
                     "(or the horizon, when shorter); at most the horizon after start")] = None,
     timezone: Annotated[str | None, Query(
         description="IANA zone to read and write times in; default the owner's zone")] = None,
+    rooms: Annotated[RoomList, Query(
+        description="how each slot lists a pool's free rooms: `all` of them in priority order "
+                    "(default), or only the `first`; the document's shape is the same")] = "all",
 ) -> Response:
     event_type = app.config.event_types.get(key)
     if event_type is None:
@@ -78,7 +81,7 @@ def event_type_slots(
     # standard encoder took longer than the slot search (bench/slots_http.py);
     # the slot list of a kept answer is encoded once.  The tests check the
     # document against the OpenAPI schema instead.
-    return Response(slots_json(answer, asked.zone), media_type="application/json")
+    return Response(slots_json(answer, asked.zone, rooms), media_type="application/json")
 
 
 def _event_type(app: App, event_type: EventType) -> EventTypeDocument:

@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.config.durations import EXAMPLES, parse_duration
-from daemon.documents import booking_document, local_iso, manage_url, slots_json
+from daemon.documents import RoomList, booking_document, local_iso, manage_url, slots_json
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_FAILED,
@@ -206,6 +206,9 @@ def link_slots(
         description="end of the range (exclusive); default start + 7 days")] = None,
     timezone: Annotated[str | None, Query(
         description="IANA zone to read and write times in; default the owner's zone")] = None,
+    rooms: Annotated[RoomList, Query(
+        description="how each slot lists a pool's free rooms: `all` of them in priority order "
+                    "(default), or only the `first`; the document's shape is the same")] = "all",
 ) -> Response:
     now = app.clock()
     link = _open(app, token)
@@ -213,7 +216,7 @@ def link_slots(
     owner_zone = app.config.calendars[event_type.owner].timezone
     asked = slot_range(event_type, owner_zone, start=start, end=end, timezone=timezone, now=now)
     answer = app.slots.slots(event_type.key, asked.window, now=now)
-    return Response(slots_json(answer, asked.zone), media_type="application/json")
+    return Response(slots_json(answer, asked.zone, rooms), media_type="application/json")
 
 
 @router.post(

@@ -72,6 +72,27 @@ def test_a_busy_room_leaves_the_others_and_a_busy_owner_removes_the_slot(site: S
     }
 
 
+def test_rooms_first_lists_only_the_first_free_room_of_each_pool(site: Site) -> None:
+    site.busy("room-a", ("2027-03-25T08:00:00+00:00", "2027-03-25T09:00:00+00:00"))
+    every = slots_of(site, url="/v1/event-types/team/slots", end="2027-03-26")
+    first = slots_of(site, url="/v1/event-types/team/slots", end="2027-03-26", rooms="first")
+    assert starts(first) == starts(every) and every["slots"]
+    for listed, whole in zip(first["slots"], every["slots"], strict=True):
+        assert listed["rooms_available"] == {
+            pool: rooms[:1] for pool, rooms in whole["rooms_available"].items()}
+    assert {tuple(slot["rooms_available"]["small"]) for slot in first["slots"]} == {
+        ("room-a",), ("room-b",)}  # room-b where room-a is busy
+    # The kept answer is encoded once per room list: asking all again is whole.
+    assert slots_of(site, url="/v1/event-types/team/slots", end="2027-03-26") == every
+    answer_validator(site, "/v1/event-types/{key}/slots").validate(first)
+
+
+def test_an_unknown_room_list_is_422_naming_rooms(site: Site) -> None:
+    response = site.get(SLOTS, params={"rooms": "some"})
+    document = assert_problem(response, 422, "/problems/validation")
+    assert [error["name"] for error in document["errors"]] == ["rooms"]
+
+
 def test_asked_zone_sets_the_offsets_and_reads_local_times(site: Site) -> None:
     document = slots_of(site, timezone="America/New_York", start="2027-03-29T03:00",
                         end="2027-03-29T04:00")

@@ -48,6 +48,7 @@ class Channels:
         self.deliveries: list[tuple[str, dict[str, str], bytes]] = []
         self.delivery_statuses: list[int | None] = []
         self.allow_http = False
+        self.max_ttl = MAX_TTL
         self.receiver_verify: str | bool = True
         self._numbers: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -151,7 +152,7 @@ class Channels:
                 ttl = timedelta(seconds=int(params["ttl"]))
             except (TypeError, ValueError):
                 return google_error(400, "invalid", f"Invalid ttl: {params['ttl']}")
-        ttl = min(ttl, MAX_TTL)
+        ttl = min(ttl, self.max_ttl)  # Google may grant less than the ttl asked for
         expiration = self._clock() + ttl
         with self._lock:
             if channel_id in self.channels:

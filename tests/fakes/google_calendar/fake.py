@@ -343,7 +343,10 @@ class GoogleCalendarFake:
                 )
         answer = await self._answer(request, path, token)
         if fault is not None and fault.hold:
-            await asyncio.sleep(fault.hold)  # done on Google's side; the answer is late
+            # Done on Google's side; the answer is late (cut short when the fake stops).
+            until = time.monotonic() + fault.hold
+            while time.monotonic() < until and not self._server.should_exit:
+                await asyncio.sleep(0.05)
         return answer
 
     async def _answer(self, request: Request, path: str, token: AccessToken | None) -> Response:

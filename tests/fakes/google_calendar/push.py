@@ -95,15 +95,17 @@ class Channels:
             if channel["token"] is not None:
                 headers["X-Goog-Channel-Token"] = channel["token"]
             self.deliveries.append((channel["address"], headers, b""))
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = self.receiver_verify
-        try:
-            status: int | None = session.post(
-                channel["address"], data=b"", headers=headers, timeout=DELIVERY_TIMEOUT
-            ).status_code
-        except requests.RequestException:
-            status = None
+        # One connection per delivery, closed after it: a receiver shutting down
+        # is not held up by an idle keep-alive connection of the fake's.
+        with requests.Session() as session:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.verify = self.receiver_verify
+            try:
+                status: int | None = session.post(
+                    channel["address"], data=b"", headers=headers, timeout=DELIVERY_TIMEOUT
+                ).status_code
+            except requests.RequestException:
+                status = None
         with self._lock:
             self.delivery_statuses.append(status)
 

@@ -7,12 +7,19 @@ longer offers that half hour (the fake's ``exists`` delivery →
 ``/hooks/google`` → the marked calendar's incremental ``events.list`` with
 its sync token → the cache).  Printed: p50 / p99 / max.
 
-    PYTHONPATH=. .venv/bin/python bench/google_push.py [--changes 50]
+A pushed calendar is synced by a job that runs every 2 s; a change made
+right after the previous one showed would always wait out nearly the whole
+period.  Each change is therefore made after a random pause of up to
+``--spread`` seconds (default 2), as changes on a provider come at any
+moment; ``--spread 0`` shows the worst case of that phase.
+
+    PYTHONPATH=. .venv/bin/python bench/google_push.py [--changes 50] [--spread 2]
 """
 
 from __future__ import annotations
 
 import argparse
+import random
 import signal
 import ssl
 import statistics
@@ -31,6 +38,8 @@ from tests.support.caldav_servers import free_port
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--changes", type=int, default=50)
+    parser.add_argument("--spread", type=float, default=2.0,
+                        help="seconds of random pause before each change")
     args = parser.parse_args()
     with GoogleCalendarFake(tls=True) as fake, tempfile.TemporaryDirectory() as folder:
         fake.delegate(ADMIN)
@@ -67,6 +76,7 @@ def main() -> None:
                 moment = day + timedelta(minutes=30 * n)
                 while not offered(moment):
                     time.sleep(0.05)
+                time.sleep(random.uniform(0, args.spread))
                 changed = time.monotonic()
                 fake.insert(OWNER, {
                     "summary": f"walk-in {n}",

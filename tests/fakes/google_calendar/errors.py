@@ -110,9 +110,13 @@ class Fault:
     retry_after: int | None
     times: int
     delay: float
+    query: re.Pattern[str] | None = None
+    hold: float = 0.0
 
-    def matches(self, method: str, path: str) -> bool:
+    def matches(self, method: str, path: str, query: str = "") -> bool:
         if self.method and self.method.upper() != method.upper():
+            return False
+        if self.query and not self.query.search(query):
             return False
         return not self.path or bool(self.path.search(path))
 
@@ -128,13 +132,17 @@ class Faults:
         with self._lock:
             self._rules.append(fault)
 
-    def take(self, method: str, path: str) -> Fault | None:
+    def take(self, method: str, path: str, query: str = "") -> Fault | None:
         """The first matching rule (used up once), or None."""
         with self._lock:
             for rule in self._rules:
-                if rule.matches(method, path):
+                if rule.matches(method, path, query):
                     rule.times -= 1
                     if rule.times <= 0:
                         self._rules.remove(rule)
                     return rule
         return None
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()

@@ -36,7 +36,7 @@ from starlette.routing import Route
 from tests.fakes.google_calendar.api import CalendarApi
 from tests.fakes.google_calendar.calendars import ROOM_DOMAIN, Calendars, Room, RoomAnswer
 from tests.fakes.google_calendar.errors import Fault, Faults, google_error
-from tests.fakes.google_calendar.login import TokenEndpoint
+from tests.fakes.google_calendar.login import AccessToken, TokenEndpoint
 from tests.fakes.google_calendar.push import Channels
 
 __all__ = ["ROOM_DOMAIN", "GoogleCalendarFake"]
@@ -227,6 +227,20 @@ class GoogleCalendarFake:
         self.push.expire(channel_id)
 
     @property
+    def channel_lifetime(self) -> timedelta:
+        """The longest channel ``events.watch`` grants: a longer ``ttl`` is shortened to it.
+        The channel's ``expiration`` in Google's answer is the one that counts, not the
+        ``ttl`` asked for, and there is no renewal: a new channel replaces the old one.
+        Tests set seconds to watch a channel run out and be replaced.
+        https://developers.google.com/calendar/api/guides/push
+        https://developers.google.com/calendar/api/v3/reference/events/watch"""
+        return self.push.max_ttl
+
+    @channel_lifetime.setter
+    def channel_lifetime(self, value: timedelta) -> None:
+        self.push.max_ttl = value
+
+    @property
     def allow_http_webhooks(self) -> bool:
         """Google refuses non-https webhook addresses; tests may allow ``http://`` receivers."""
         return self.push.allow_http
@@ -265,11 +279,27 @@ class GoogleCalendarFake:
         retry_after: int | None = None,
         times: int = 1,
         delay: float = 0.0,
+        query: str | None = None,
+        hold: float = 0.0,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` in Google's error
         shape, after ``delay`` seconds (a status below 400 only delays, then answers).
 
+        ``query`` (a regex on the raw query string) narrows the match, e.g. to the
+        pages after the first of a listing (``pageToken=``): Google may answer any
+        request of an incremental listing 410 ``fullSyncRequired`` when it invalidates
+        the sync token ("the server will respond to an incremental request with a
+        response code 410"), a later page included.
+
+        ``hold`` (with a status below 400): the request is carried out at once and its
+        answer held back for that many seconds — an insert that landed while the
+        client waits, as when a client times out or dies before Google's answer
+        reaches it, and a retry with the same client-chosen id then meets 409
+        ``duplicate`` ("The requested identifier already exists").
+
         https://developers.google.com/calendar/api/guides/errors
+        https://developers.google.com/calendar/api/guides/sync
+        https://developers.google.com/calendar/api/v3/reference/events/insert
         """
         self._faults.add(
             Fault(
@@ -281,8 +311,14 @@ class GoogleCalendarFake:
                 retry_after=retry_after,
                 times=times,
                 delay=delay,
+                query=re.compile(query) if query else None,
+                hold=hold,
             )
         )
+
+    def clear_faults(self) -> None:
+        """Drop every pending ``fail`` rule (a storm ends)."""
+        self._faults.clear()
 
     # ---- the wire --------------------------------------------------------------------------
 
@@ -297,7 +333,7 @@ class GoogleCalendarFake:
                 token.subject if token is not None else None,
             )
         )
-        fault = self._faults.take(request.method, path)
+        fault = self._faults.take(request.method, path, request.url.query)
         if fault is not None:
             if fault.delay:
                 await asyncio.sleep(fault.delay)
@@ -305,6 +341,15 @@ class GoogleCalendarFake:
                 return google_error(
                     fault.status, fault.reason, fault.message, retry_after=fault.retry_after
                 )
+        answer = await self._answer(request, path, token)
+        if fault is not None and fault.hold:
+            # Done on Google's side; the answer is late (cut short when the fake stops).
+            until = time.monotonic() + fault.hold
+            while time.monotonic() < until and not self._server.should_exit:
+                await asyncio.sleep(0.05)
+        return answer
+
+    async def _answer(self, request: Request, path: str, token: AccessToken | None) -> Response:
         if path == "/token" and request.method == "POST":
             return await self.login.token(request)
         if not path.startswith("/calendar/v3/"):

@@ -48,6 +48,7 @@ class Channels:
         self.deliveries: list[tuple[str, dict[str, str], bytes]] = []
         self.delivery_statuses: list[int | None] = []
         self.allow_http = False
+        self.max_ttl = MAX_TTL
         self.receiver_verify: str | bool = True
         self._numbers: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -94,15 +95,17 @@ class Channels:
             if channel["token"] is not None:
                 headers["X-Goog-Channel-Token"] = channel["token"]
             self.deliveries.append((channel["address"], headers, b""))
-        session = requests.Session()
-        session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
-        session.verify = self.receiver_verify
-        try:
-            status: int | None = session.post(
-                channel["address"], data=b"", headers=headers, timeout=DELIVERY_TIMEOUT
-            ).status_code
-        except requests.RequestException:
-            status = None
+        # One connection per delivery, closed after it: a receiver shutting down
+        # is not held up by an idle keep-alive connection of the fake's.
+        with requests.Session() as session:
+            session.trust_env = False  # REQUESTS_CA_BUNDLE would override verify
+            session.verify = self.receiver_verify
+            try:
+                status: int | None = session.post(
+                    channel["address"], data=b"", headers=headers, timeout=DELIVERY_TIMEOUT
+                ).status_code
+            except requests.RequestException:
+                status = None
         with self._lock:
             self.delivery_statuses.append(status)
 
@@ -151,7 +154,7 @@ class Channels:
                 ttl = timedelta(seconds=int(params["ttl"]))
             except (TypeError, ValueError):
                 return google_error(400, "invalid", f"Invalid ttl: {params['ttl']}")
-        ttl = min(ttl, MAX_TTL)
+        ttl = min(ttl, self.max_ttl)  # Google may grant less than the ttl asked for
         expiration = self._clock() + ttl
         with self._lock:
             if channel_id in self.channels:

@@ -13,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import google_auth_httplib2
@@ -25,6 +26,7 @@ from googleapiclient.discovery import Resource, build
 from googleapiclient.errors import HttpError
 
 from tests.fakes.google_calendar import GoogleCalendarFake, RoomAnswer
+from tests.fakes.google_calendar.push import MAX_TTL
 
 SCOPES = ["https://www.googleapis.com/auth/calendar"]
 ALICE = "alice@acme.test"
@@ -738,3 +740,81 @@ def test_an_expired_channel_delivers_nothing(
         assert [r["x-goog-channel-id"] for r in receiver.received] == ["ch-2", "ch-flush-2"]
     finally:
         fake.allow_http_webhooks = False
+
+
+def test_a_fault_can_match_the_later_pages_of_a_listing_only(
+    fake: GoogleCalendarFake, api: Resource
+) -> None:
+    calendar = "paged-410@acme.test"
+    fake.add_calendar(calendar, owner=ALICE)
+    for day in range(1, 4):
+        fake.insert(calendar, _timed(f"2027-09-0{day}T09:00:00Z", f"2027-09-0{day}T10:00:00Z"))
+    fake.fail(method="GET", path=r"/events$", query=r"pageToken=", status=410,
+              reason="fullSyncRequired", message="Sync token is no longer valid.")
+    first = api.events().list(calendarId=calendar, maxResults=2).execute()
+    assert len(first["items"]) == 2 and "nextPageToken" in first  # the first page passes
+    with pytest.raises(HttpError) as gone:
+        api.events().list(calendarId=calendar, maxResults=2,
+                          pageToken=first["nextPageToken"]).execute()
+    assert gone.value.resp.status == 410 and _reason(gone.value) == "fullSyncRequired"
+    items, _ = _all_pages(api, calendarId=calendar, maxResults=2)  # used up: answers again
+    assert len(items) == 3
+
+
+def test_a_held_answer_comes_late_for_a_request_already_carried_out(
+    fake: GoogleCalendarFake, key: dict[str, Any]
+) -> None:
+    own = _service(fake, key)  # its own connection: the shared one is not thread-safe
+    fake.fail(method="POST", path=r"/events$", status=200, hold=1.0)
+    body = _timed("2027-09-10T09:00:00Z", "2027-09-10T10:00:00Z", id="heldback0001")
+    answered: list[dict[str, Any]] = []
+    call = threading.Thread(
+        target=lambda: answered.append(own.events().insert(calendarId=ALICE, body=body).execute())
+    )
+    began = time.monotonic()
+    call.start()
+    _eventually(lambda: fake.event(ALICE, "heldback0001"))  # landed on Google's side …
+    assert call.is_alive() and not answered  # … while the client still waits for the answer
+    call.join(timeout=10)
+    assert time.monotonic() - began >= 1.0
+    assert answered[0]["id"] == "heldback0001"
+    with pytest.raises(HttpError) as duplicate:  # a retry with the same id
+        own.events().insert(calendarId=ALICE, body=body).execute()
+    assert duplicate.value.resp.status == 409 and _reason(duplicate.value) == "duplicate"
+
+
+def test_clear_faults_ends_a_storm(fake: GoogleCalendarFake, api: Resource) -> None:
+    bob = _service(fake, fake.service_account_info(), subject=BOB)
+    fake.fail(path=r"/calendars/bob@acme\.test/", status=429, retry_after=1, times=1000)
+    for _ in range(3):
+        with pytest.raises(HttpError) as throttled:
+            bob.events().list(calendarId=BOB).execute()
+        assert throttled.value.resp.status == 429 and throttled.value.resp["retry-after"] == "1"
+    assert api.events().list(calendarId=ALICE).execute()["kind"] == "calendar#events"
+    fake.clear_faults()
+    assert bob.events().list(calendarId=BOB).execute()["kind"] == "calendar#events"
+
+
+def test_a_channel_lives_no_longer_than_the_fake_grants(
+    fake: GoogleCalendarFake, api: Resource, receiver: _Receiver
+) -> None:
+    fake.allow_http_webhooks = True
+    fake.channel_lifetime = timedelta(seconds=30)
+    try:
+        channel = (
+            api.events()
+            .watch(calendarId=ALICE, body={"id": "ch-short", "type": "web_hook",
+                                           "address": receiver.url, "params": {"ttl": "3600"}})
+            .execute()
+        )
+        expires_in = int(channel["expiration"]) / 1000 - fake.clock().timestamp()
+        assert 25 < expires_in <= 30  # the ttl asked for was an hour
+        _eventually(lambda: receiver.received[:1])
+        fake.advance(31)
+        fake.insert(ALICE, _timed("2027-09-11T09:00:00Z", "2027-09-11T10:00:00Z"))
+        _flush_deliveries(fake, api, receiver)
+        first, *later = [r["x-goog-channel-id"] for r in receiver.received]
+        assert first == "ch-short" and "ch-short" not in later  # nothing once it ran out
+    finally:
+        fake.allow_http_webhooks = False
+        fake.channel_lifetime = MAX_TTL

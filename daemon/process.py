@@ -67,6 +67,7 @@ class Daemon:
         self._cycles: PollCycles | None = None
         self.notifier = notifier or Notifier({})
         self._scheduler: BackgroundScheduler | None = None
+        self._requested: SyncRequestedJob | None = None
         self._feed: ChangeFeed | None = None
         self.asgi: FastAPI | None = None
         self.http: HttpServer | None = None
@@ -114,10 +115,11 @@ class Daemon:
         first = self._cycles is None
         self._cycles = PollCycles(self.app.config.calendars, stream=self._progress, first=first)
         self._cycles.start()
-        requested = SyncRequestedJob(self.app)
-        self._scheduler = build_scheduler(self.app, cycles=self._cycles, requested=requested)
+        self._requested = SyncRequestedJob(self.app)
+        self._scheduler = build_scheduler(self.app, cycles=self._cycles,
+                                          requested=self._requested)
         self._scheduler.start()
-        self.app.after_marks[:] = [requested.wake]  # a push received here syncs at once
+        self.app.after_marks[:] = [self._requested.wake]  # a push received here syncs at once
 
     def _stop_scheduler(self) -> None:
         self.app.after_marks.clear()
@@ -125,6 +127,9 @@ class Daemon:
             # wait=True: a sync batch in flight commits (or rolls back) first.
             self._scheduler.shutdown(wait=True)
             self._scheduler = None
+        if self._requested is not None:
+            self._requested.close()
+            self._requested = None
         if self._cycles is not None:
             self._cycles.stop()
 

@@ -15,6 +15,7 @@ import logging
 import random
 import threading
 import time
+from concurrent import futures
 from datetime import UTC, datetime, timedelta
 
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -71,51 +72,77 @@ class SyncRequestedJob:
     received marked one (:meth:`wake`): a single process would otherwise
     show a pushed change only at the job's next tick, up to 2 s later.
 
-    A wake while the job runs makes it look once more when it is done
-    instead of asking the scheduler, which would skip a second instance (and
-    say so in the log); the check and the job's end share one lock, so no
-    wake falls between them."""
+    The job itself only hands each account's marked calendars to a worker
+    of its own pool and returns: one account's calendars are synced one
+    after another, accounts side by side, so a throttled account that waits
+    out a long Retry-After holds back neither the other accounts nor the
+    next wake.  A worker looks again for its account's marks when it is
+    done (not for a calendar another process's lease made it skip, which
+    that process serves); a mark that lands just as a worker ends waits for
+    the next tick."""
 
     JOB_ID = "sync-requested"
 
     def __init__(self, app: App) -> None:
         self._app = app
         self._lock = threading.Lock()
-        self._running = False
-        self._again = False
+        self._busy: set[str] = set()  # accounts whose worker runs
+        self._closed = False
+        self._pool = futures.ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix="pushed-sync")
         self._scheduler: BackgroundScheduler | None = None
 
     def attach(self, scheduler: BackgroundScheduler) -> None:
         self._scheduler = scheduler
 
     def __call__(self) -> None:
-        with self._lock:
-            self._running, self._again = True, False
-        try:
-            while True:
-                sync_requested(self._app)
-                with self._lock:
-                    if not self._again:
-                        self._running = False
-                        return
-                    self._again = False
-        except BaseException:
+        for account, keys in self._due().items():
             with self._lock:
-                self._running = False
-            raise
+                if self._closed or account in self._busy:
+                    continue
+                self._busy.add(account)
+            self._pool.submit(self._run, account, keys)
+
+    def _due(self) -> dict[str, list[str]]:
+        by_account: dict[str, list[str]] = {}
+        for key in self._app.sync.requested_due():
+            by_account.setdefault(self._app.config.sources[key].account, []).append(key)
+        return by_account
+
+    def _run(self, account: str, keys: list[str]) -> None:
+        try:
+            while keys:
+                skipped = set()
+                for key in keys:
+                    report = self._app.sync.sync_calendar(key)
+                    if report.outcome == "skipped":
+                        skipped.add(key)
+                    elif not report.failed:
+                        log.debug("pushed sync of %s: %s, %d changed, %d removed", key,
+                                  report.outcome, report.changed, report.removed,
+                                  extra={"calendar": key})
+                if self._closed:
+                    return
+                keys = [key for key in self._due().get(account, []) if key not in skipped]
+        except Exception:  # the sync service reports a calendar's own failures
+            log.exception("pushed syncs of account %s", account)
+        finally:
+            with self._lock:
+                self._busy.discard(account)
 
     def wake(self) -> None:
-        """Run the job now (or once more after the run in progress)."""
-        with self._lock:
-            if self._running:
-                self._again = True
-                return
+        """Run the job now (it only reads the marks and hands them out)."""
         scheduler = self._scheduler
-        if scheduler is None or not scheduler.running:
+        if self._closed or scheduler is None or not scheduler.running:
             return
         # The scheduler may be stopping: the mark stays for another process or the next start.
         with contextlib.suppress(JobLookupError, SchedulerNotRunningError):
             scheduler.modify_job(self.JOB_ID, next_run_time=datetime.now(UTC))
+
+    def close(self) -> None:
+        """Let the syncs in flight commit (or roll back), start no more."""
+        with self._lock:
+            self._closed = True
+        self._pool.shutdown(wait=True)
 
 
 def build_scheduler(
@@ -264,8 +291,8 @@ def poll_calendar(app: App, key: str, cycles: PollCycles | None = None) -> None:
 
 
 def sync_requested(app: App) -> None:
-    """Sync the calendars a push notification marked (any process may
-    receive the notification; the lease decides who syncs)."""
+    """Sync every calendar a push notification marked, now and one after
+    another (what :class:`SyncRequestedJob` does, without its workers)."""
     for report in app.sync.sync_requested():
         if not report.failed:
             log.debug("pushed sync of %s: %s, %d changed, %d removed", report.calendar,

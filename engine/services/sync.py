@@ -198,22 +198,26 @@ class SyncService:
 
     def sync_requested(self) -> list[SyncReport]:
         """Sync every configured calendar whose "sync requested" mark is set
-        (a push notification arrived); one leased by another process is
-        skipped and keeps its mark for the next run.  A marked calendar whose
-        last attempt failed waits :data:`RETRY_FAILED_AFTER` before the next
-        try, so a broken provider is not asked every few seconds."""
+        (a push notification arrived), one after another; one leased by
+        another process is skipped and keeps its mark for the next run."""
+        return [self.sync_calendar(key) for key in self.requested_due()]
+
+    def requested_due(self) -> list[str]:
+        """The configured calendars whose "sync requested" mark is set, in
+        the order they were marked.  A marked calendar whose last attempt
+        failed waits :data:`RETRY_FAILED_AFTER` before the next try, so a
+        broken provider is not asked every few seconds."""
         now = self._clock()
         with self._store.reader() as uow:
             marked = [key for key in uow.sync_requests.outstanding() if key in self._bindings]
             states = {state.calendar: state for state in uow.calendars.sync_states()}
-        due = [
+        return [
             key for key in marked
             if (state := states.get(key)) is None
             or not state.failed
             or state.last_attempt_at is None
             or now - state.last_attempt_at >= RETRY_FAILED_AFTER
         ]
-        return [self.sync_calendar(key) for key in due]
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()

@@ -334,12 +334,12 @@ def test_a_throttled_account_slows_alone_and_catches_up(
             site.eventually(lambda user=user: site.free(user, day), f"{user} was not synced")
 
         fake.fail(path=rf"^/calendar/v3/calendars/{re.escape(BOB)}/", status=429,
-                  retry_after=1, times=100_000)
+                  retry_after=20, times=100_000)  # > PROMPT: bob's wait must not be alice's
         bob_at, alice_at = slot_at(day, 3), slot_at(day, 4)
         throttled = len(fake.requests)
         fake.insert(BOB, event_at(bob_at, "walk-in"))
         site.eventually(lambda: sum(1 for r in fake.requests[throttled:]
-                                    if BOB in r[1] and r[0] == "GET") >= 2,
+                                    if BOB in r[1] and r[0] == "GET") >= 1,
                         "bob's calendar was not asked", within=PROMPT)
         changed = time.monotonic()
         fake.insert(ALICE, event_at(alice_at, "meeting"))
@@ -348,10 +348,12 @@ def test_a_throttled_account_slows_alone_and_catches_up(
         print(f"alice's change during bob's storm: {time.monotonic() - changed:.2f} s")
 
         site.eventually(lambda: "sync of bob failed" in site.log.read_text(),
-                        "bob's sync did not give up on the storm", within=PROMPT)
+                        "bob's sync did not give up on the storm")
         shown = site.status()
         assert shown["bob"]["state"] == "failed", shown["bob"]
-        assert "429" in (shown["bob"]["last_error"] or ""), shown["bob"]
+        # Google's 429, or the account's cool-down that it started (nothing sent).
+        error = shown["bob"]["last_error"] or ""
+        assert "429" in error or "throttled" in error, shown["bob"]
         assert shown["alice"]["state"] == "ok", shown["alice"]
         assert site.free("bob", bob_at)  # not seen yet: bob's cache waits for Google
 

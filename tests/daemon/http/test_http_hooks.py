@@ -186,6 +186,7 @@ def test_a_delivery_wakes_the_sync_requested_job_of_the_process_that_received_it
     finally:
         site.app.after_marks.clear()
         scheduler.shutdown(wait=True)
+        requested.close()
 
 
 def test_a_push_while_another_session_holds_the_lease_is_not_lost(site: PushSite) -> None:

@@ -12,6 +12,13 @@ pool of two room mailboxes of one tenant, all behind one account.
   over the room's calendar is synced again by itself and its change
   reaches the slots (not failed for ever).
 
+* The delta round forgotten mid-round: while the daemon pages through a
+  room mailbox's first ``calendarView/delta`` listing (more events than one
+  page), Graph forgets the round, so the next ``@odata.nextLink`` answers
+  410 ``syncStateNotFound``.  The calendar is listed anew from a first
+  page, and afterwards the slots are exactly what the fake's events say;
+  a later change still arrives (the new round's deltaLink works).
+
 Assertions are eventual with generous bounds; nothing sleeps a fixed time.
 """
 
@@ -21,6 +28,7 @@ import json
 import signal
 import ssl
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -35,6 +43,7 @@ from tests.e2e.test_microsoft_booking import (
     OWNER,
     ROOMS,
     SECRET_ENV,
+    SETTLE_WITHIN,
     TOKEN,
     start_tls_daemon,
     write_config,
@@ -169,5 +178,102 @@ def test_a_throttling_storm_on_one_mailbox_slows_that_mailbox_only(
         print(f"storm over -> the stormed room caught up: {took:.2f} s")
         eventually(lambda: calendar_status(site.config)["room-a"]["state"], "ok", site.log,
                    within=CATCH_UP_WITHIN - (time.monotonic() - calmed))
+    finally:
+        site.stop()
+
+
+PAGE = 100
+"""What calpool asks of Graph per page (``odata.maxpagesize``)."""
+
+
+def hour_event(start: datetime, subject: str) -> dict[str, Any]:
+    return busy(start, subject)
+
+
+def busy_intervals(fake: GraphFake, mailbox: str) -> list[tuple[datetime, datetime]]:
+    """The mailbox's busy time as the fake holds it (its events are UTC)."""
+    def moment(value: dict[str, str]) -> datetime:
+        assert value["timeZone"] == "UTC"
+        return datetime.fromisoformat(value["dateTime"]).replace(tzinfo=UTC)
+
+    return [(moment(e["start"]), moment(e["end"])) for e in fake.events(mailbox)
+            if e.get("showAs", "busy") == "busy" and not e.get("isCancelled")]
+
+
+def truth(fake: GraphFake, starts: list[datetime], length: timedelta) -> set[datetime]:
+    """Of ``starts``, those the fake's calendars leave bookable: the owner
+    free and at least one room of the pool free for the whole meeting."""
+    def free(mailbox: str, start: datetime) -> bool:
+        return all(end <= start or start + length <= begin
+                   for begin, end in busy_intervals(fake, mailbox))
+
+    return {start for start in starts
+            if free(OWNER, start) and any(free(room, start) for room in ROOMS.values())}
+
+
+def delta_requests(fake: GraphFake, mailbox: str) -> list[dict[str, list[str]]]:
+    """The queries of the mailbox's ``calendarView/delta`` requests so far."""
+    return [query for _, path, query, _ in list(fake.requests)
+            if path.endswith(f"/users/{mailbox}/calendarView/delta")]
+
+
+def test_a_delta_round_forgotten_while_paging_is_listed_anew(
+    tmp_path: Path, fake: GraphFake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(SECRET_ENV, fake.client_secret)
+    room = STORMED
+    day = (datetime.now(UTC) + timedelta(days=2)).replace(hour=0, minute=0, second=0,
+                                                          microsecond=0)
+    # Room A: six meetings on the day asked about and enough on later days
+    # for the listing to take three pages; room B and the owner a few.
+    for hour in (8, 9, 11, 13, 15, 17):
+        fake.create(room, hour_event(day.replace(hour=hour), f"a {hour}"))
+    for index in range(2 * PAGE + 20):
+        later = day + timedelta(days=1 + index // 8, hours=8 + index % 8)
+        fake.create(room, hour_event(later, f"a later {index}"))
+    for hour in (9, 10, 13, 14):
+        fake.create(ROOMS["room-b"], hour_event(day.replace(hour=hour), f"b {hour}"))
+    fake.create(OWNER, busy(day.replace(hour=17, minute=30), "owner"))
+    # The first page of room A's listing is answered at once, the second
+    # held 3 s: Graph forgets the round meanwhile, so it answers 410.
+    path = f"^/v1.0/users/{room}/calendarView/delta$"
+    fake.fail(path=path, status=200, times=1)
+    fake.fail(path=path, status=200, delay=3.0, times=1)
+    forgotten = threading.Event()
+
+    def forget_while_paging() -> None:
+        deadline = time.monotonic() + 60
+        while len(delta_requests(fake, room)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        fake.expire_delta_tokens(room)
+        forgotten.set()
+
+    threading.Thread(target=forget_while_paging, daemon=True).start()
+    site = Site(tmp_path, fake)
+    site.day = day
+    length = timedelta(minutes=30)
+    grid = [day.replace(hour=6) + index * length for index in range(28)]  # 06:00-20:00
+    try:
+        assert forgotten.wait(60), site.log.read_text()[-3000:]
+        assert any("$skiptoken" in query for query in delta_requests(fake, room)[1:2])
+
+        def offered() -> set[datetime]:
+            return {start for start in site.starts() if start in grid}
+
+        expected = truth(fake, grid, length)
+        assert expected and expected != set(grid)  # the truth has both kinds
+        took = eventually(offered, expected, site.log, within=60)
+        print(f"slots equal the fake's truth {took:.2f} s after the round was forgotten")
+        firsts = [query for query in delta_requests(fake, room) if "$skiptoken" not in query
+                  and "$deltatoken" not in query]
+        assert len(firsts) >= 2, firsts  # the listing started again from a first page
+        assert sum("$skiptoken" in q for q in delta_requests(fake, room)) >= 3
+
+        # The new round's deltaLink works: a later change arrives as a change
+        # (made once Graph notifies of it: the subscriptions follow the first sync).
+        eventually(site.live_subscriptions, 1 + len(ROOMS), site.log, within=SETTLE_WITHIN)
+        fake.create(room, hour_event(day.replace(hour=10), "a 10"))
+        eventually(offered, truth(fake, grid, length), site.log, within=SETTLE_WITHIN)
+        assert day.replace(hour=10) not in site.starts()
     finally:
         site.stop()

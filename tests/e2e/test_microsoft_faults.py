@@ -186,10 +186,6 @@ PAGE = 100
 """What calpool asks of Graph per page (``odata.maxpagesize``)."""
 
 
-def hour_event(start: datetime, subject: str) -> dict[str, Any]:
-    return busy(start, subject)
-
-
 def busy_intervals(fake: GraphFake, mailbox: str) -> list[tuple[datetime, datetime]]:
     """The mailbox's busy time as the fake holds it (its events are UTC)."""
     def moment(value: dict[str, str]) -> datetime:
@@ -227,12 +223,12 @@ def test_a_delta_round_forgotten_while_paging_is_listed_anew(
     # Room A: six meetings on the day asked about and enough on later days
     # for the listing to take three pages; room B and the owner a few.
     for hour in (8, 9, 11, 13, 15, 17):
-        fake.create(room, hour_event(day.replace(hour=hour), f"a {hour}"))
+        fake.create(room, busy(day.replace(hour=hour), f"a {hour}"))
     for index in range(2 * PAGE + 20):
         later = day + timedelta(days=1 + index // 8, hours=8 + index % 8)
-        fake.create(room, hour_event(later, f"a later {index}"))
+        fake.create(room, busy(later, f"a later {index}"))
     for hour in (9, 10, 13, 14):
-        fake.create(ROOMS["room-b"], hour_event(day.replace(hour=hour), f"b {hour}"))
+        fake.create(ROOMS["room-b"], busy(day.replace(hour=hour), f"b {hour}"))
     fake.create(OWNER, busy(day.replace(hour=17, minute=30), "owner"))
     # The first page of room A's listing is answered at once, the second
     # held 3 s: Graph forgets the round meanwhile, so it answers 410.
@@ -272,7 +268,7 @@ def test_a_delta_round_forgotten_while_paging_is_listed_anew(
         # The new round's deltaLink works: a later change arrives as a change
         # (made once Graph notifies of it: the subscriptions follow the first sync).
         eventually(site.live_subscriptions, 1 + len(ROOMS), site.log, within=SETTLE_WITHIN)
-        fake.create(room, hour_event(day.replace(hour=10), "a 10"))
+        fake.create(room, busy(day.replace(hour=10), "a 10"))
         eventually(offered, truth(fake, grid, length), site.log, within=SETTLE_WITHIN)
         assert day.replace(hour=10) not in site.starts()
     finally:

@@ -20,10 +20,17 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from connectors.caldav import CalDAVAccount, CalDAVConnector, SyncMethod
+from connectors.retrying import RetryPolicy
 from connectors.smtp import SmtpMailSender
 from connectors.webhook import HttpWebhookSender
 from daemon.config import ConfigError, resolve_secret
-from daemon.config.settings import Account, CaldavAccount, Config, GoogleAccount
+from daemon.config.settings import (
+    THROTTLED_PER_CALENDAR,
+    Account,
+    CaldavAccount,
+    Config,
+    GoogleAccount,
+)
 from daemon.config.settings import MicrosoftAccount as MicrosoftSettings
 from daemon.documents import booking_document
 from daemon.metrics import Metrics
@@ -110,6 +117,14 @@ def google_connector(account: Account, observe: RequestObserver) -> CalendarConn
     return GoogleConnector(settings, observe=observe)
 
 
+MICROSOFT_RETRY = RetryPolicy(attempts=3, initial_wait=0.5, max_wait=5.0)
+"""Retries inside one Graph call.  A Retry-After longer than ``max_wait``
+is not slept out in the call (Exchange asks for tens of seconds after a
+burst): that would hold one of the account's slots and keep the throttle
+from the calendar's status; it goes to the mailbox's cool-down and the
+sync's retry instead."""
+
+
 def microsoft_connector(account: Account, observe: RequestObserver) -> CalendarConnector:
     """A Microsoft 365 account: its client secret resolved, or its
     certificate's private key (PEM) read from ``certificate_file``."""
@@ -135,6 +150,7 @@ def microsoft_connector(account: Account, observe: RequestObserver) -> CalendarC
             authority_url=account.authority_url,
             ca_file=str(account.ca_file) if account.ca_file is not None else None,
             tentative_is_busy=account.tentative_is_busy,
+            retry=MICROSOFT_RETRY,
         )
     except ValueError as exc:
         raise ConfigError([f"{where}: {exc}"]) from None
@@ -311,7 +327,8 @@ def build(
             if limit is None or limit.max_concurrent != account.max_concurrent:
                 limit = AccountLimit(
                     key, max_concurrent=account.max_concurrent, timing=limit_timing,
-                    observer=metrics.account_observer(key, account.max_concurrent))
+                    observer=metrics.account_observer(key, account.max_concurrent),
+                    cool_down_per_calendar=account.provider in THROTTLED_PER_CALENDAR)
             account_limits[key] = limit
             built[key] = LimitedConnector(connector, limit)
     if store is None:

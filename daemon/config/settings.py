@@ -112,6 +112,13 @@ DEFAULT_MAX_CONCURRENT: Mapping[str, int] = {"microsoft": 4, "google": 10, "cald
 Graph throttles a mailbox beyond 4 concurrent requests; Google's per-user
 quota takes more; a CalDAV server is one host that calpool should not crowd."""
 
+THROTTLED_PER_CALENDAR: frozenset[str] = frozenset({"microsoft"})
+"""Providers that throttle each calendar on its own, so a throttle cools
+down only that calendar, not its whole account: Graph's Outlook limits are
+per app and mailbox ("requests to one user do not impact the limit for
+another user").
+https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits"""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GoogleAccount:

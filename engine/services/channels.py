@@ -6,7 +6,8 @@ on and ``http.public_url`` is https:
 
 - a calendar without a live channel gets one (address
   ``<public_url>/hooks/<provider>``, a fresh random token of which the
-  store keeps the digest);
+  store keeps the digest), and is marked for one sync: what changed
+  between its last sync and the channel's start was notified to nobody;
 - a channel that runs out within its renewal margin is replaced: a new
   channel is opened and persisted first, then the old one is stopped (Google
   has no renewal call; Graph could extend, but one way for all is simpler
@@ -138,7 +139,7 @@ class ChannelService:
             )
             if current is not None and not self._due(current, now):
                 continue
-            fresh = self._open(key, now)
+            fresh = self._open(key, now, first=current is None)
             if fresh is None:
                 failed.append(key)
                 continue
@@ -170,7 +171,13 @@ class ChannelService:
             margin = min(margin, (channel.expires_at - channel.created_at) / 2)
         return channel.expires_at - now <= margin
 
-    def _open(self, key: str, now: datetime) -> PushChannel | None:
+    def _open(self, key: str, now: datetime, *, first: bool) -> PushChannel | None:
+        """Open and persist a channel for ``key``.  The ``first`` one of a
+        calendar (none was live) also marks it for sync in that
+        transaction: a change made after the calendar's last sync but
+        before the provider knew the channel is notified to nobody, and
+        would otherwise wait for the safety poll.  A renewal needs none:
+        the old channel is live until the new one is stored."""
         target = self._targets[key]
         token = self._new_token()
         try:
@@ -190,6 +197,8 @@ class ChannelService:
                          token_sha256="", created_at=now)
         with self._store.unit_of_work() as uow:
             uow.channels.save(stored)
+            if first:
+                uow.sync_requests.request(key, now)
             uow.commit()
         log.info("push channel %s for %s until %s", stored.id, key,
                  stored.expires_at.isoformat(), extra={"calendar": key})

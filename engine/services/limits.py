@@ -26,6 +26,15 @@ A throttle without ``retry_after`` starts no cool-down: the connector backs
 off itself (its retries) and the caller's own backoff does the rest.
 Accounts are independent: one account's throttle slows no other account.
 
+Where the provider throttles each calendar on its own (Microsoft Graph:
+Outlook's limits are per app *and mailbox*, "requests to one user do not
+impact the limit for another user"), the limit is built with
+``cool_down_per_calendar``: a throttle then cools down only the calendars
+of the call that met it, and the account's other calendars go on at once;
+the concurrency cap stays the account's.  A call naming no calendar (a
+channel's renewal) keeps to the account-wide cool-down.
+https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits
+
 Time is injected (``clock``: monotonic seconds; ``sleep``), so tests run a
 cool-down in no time, and figures go to a :class:`LimitObserver`, so the
 engine knows nothing of Prometheus.
@@ -35,7 +44,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
@@ -53,6 +62,9 @@ from engine.ports import (
 )
 
 T = TypeVar("T")
+
+_ACCOUNT = ""
+"""The cool-down key of a whole account (and of calls that name no calendar)."""
 
 MonotonicClock = Callable[[], float]
 Sleeper = Callable[[float], None]
@@ -130,44 +142,68 @@ class AccountLimit:
         max_concurrent: int,
         timing: LimitTiming | None = None,
         observer: LimitObserver | None = None,
+        cool_down_per_calendar: bool = False,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
         self.account = account
         self.max_concurrent = max_concurrent
+        self.cool_down_per_calendar = cool_down_per_calendar
         self._timing = timing or LimitTiming()
         self._observer: LimitObserver = observer or _Unobserved()
         self._changed = threading.Condition(threading.Lock())
         self._in_flight = 0
-        self._cool_until = float("-inf")
+        # Monotonic instant each cool-down ends, by calendar id (or _ACCOUNT).
+        self._cool_until: dict[str, float] = {}
 
     def state(self) -> LimitState:
         with self._changed:
-            left = max(0.0, self._cool_until - self._timing.clock())
+            ends = max(self._cool_until.values(), default=float("-inf"))
+            left = max(0.0, ends - self._timing.clock())
             return LimitState(self.account, self.max_concurrent, self._in_flight, left)
 
-    def call(self, request: Callable[[], T]) -> T:
-        """Run ``request`` (one connector call) within the limit: after any
-        cool-down, in one of the account's slots; a ``RateLimited`` it
-        raises starts the account's cool-down and is re-raised."""
-        self._enter()
+    def cooling_for(self, calendar_id: str) -> float:
+        """Seconds of cool-down left for calls of ``calendar_id`` (0: none)."""
+        with self._changed:
+            return max(0.0, self._left(self._keys((calendar_id,))))
+
+    def call(self, request: Callable[[], T], *, calendars: Collection[str] = ()) -> T:
+        """Run ``request`` (one connector call, of ``calendars``: provider
+        ids) within the limit: after any cool-down that holds for it, in
+        one of the account's slots; a ``RateLimited`` it raises starts a
+        cool-down (the account's, or its calendars' with
+        ``cool_down_per_calendar``) and is re-raised."""
+        keys = self._keys(calendars)
+        self._enter(keys)
         try:
             return request()
         except RateLimited as exc:
             if exc.retry_after is not None and exc.retry_after > 0:
-                self._cool_down(exc.retry_after)
+                self._cool_down(keys, exc.retry_after)
             raise
         finally:
             self._leave()
 
     # -- inside --------------------------------------------------------------------
 
-    def _enter(self) -> None:
+    def _keys(self, calendars: Collection[str]) -> tuple[str, ...]:
+        """The cool-downs a call of ``calendars`` keeps to and starts."""
+        if not self.cool_down_per_calendar or not calendars:
+            return (_ACCOUNT,)
+        return (_ACCOUNT, *sorted(set(calendars)))
+
+    def _left(self, keys: tuple[str, ...]) -> float:
+        """Seconds until every cool-down of ``keys`` is over (lock held)."""
+        ends = max((self._cool_until.get(key, float("-inf")) for key in keys),
+                   default=float("-inf"))
+        return ends - self._timing.clock()
+
+    def _enter(self, keys: tuple[str, ...]) -> None:
         timing = self._timing
         waited = 0.0
         while True:
             with self._changed:
-                left = self._cool_until - timing.clock()
+                left = self._left(keys)
                 if left <= 0:
                     if self._in_flight < self.max_concurrent:
                         self._in_flight += 1
@@ -178,8 +214,10 @@ class AccountLimit:
                     continue
             if left > timing.max_wait:
                 self._observer.waited(self.account, left, deferred=True)
+                which = f"account {self.account}" if keys == (_ACCOUNT,) else (
+                    f"{', '.join(keys[1:])} of account {self.account}")
                 raise CoolingDown(
-                    f"account {self.account} is cooling down after the provider throttled it; "
+                    f"{which} is cooling down after the provider throttled it; "
                     f"nothing was sent ({left:.0f} s left)",
                     retry_after=left,
                 )
@@ -198,9 +236,13 @@ class AccountLimit:
             self._changed.notify_all()
         self._observer.in_flight(self.account, calls)
 
-    def _cool_down(self, retry_after: float) -> None:
+    def _cool_down(self, keys: tuple[str, ...], retry_after: float) -> None:
+        # Per calendar: the calendars of the call, not the whole account.
+        cooled = keys[1:] or keys
         with self._changed:
-            self._cool_until = max(self._cool_until, self._timing.clock() + retry_after)
+            until = self._timing.clock() + retry_after
+            for key in cooled:
+                self._cool_until[key] = max(self._cool_until.get(key, float("-inf")), until)
             self._changed.notify_all()  # callers queued for a slot meet the cool-down now
         self._observer.throttled(self.account, retry_after)
 
@@ -220,34 +262,42 @@ class LimitedConnector:
         return self.inner.push_supported
 
     def list_window(self, calendar: CalendarRef, window: Interval) -> ChangeSet:
-        return self.limit.call(lambda: self.inner.list_window(calendar, window))
+        return self.limit.call(lambda: self.inner.list_window(calendar, window),
+                               calendars=(calendar.id,))
 
     def changes_since(self, calendar: CalendarRef, cursor: str, window: Interval) -> ChangeSet:
-        return self.limit.call(lambda: self.inner.changes_since(calendar, cursor, window))
+        return self.limit.call(lambda: self.inner.changes_since(calendar, cursor, window),
+                               calendars=(calendar.id,))
 
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
-        return self.limit.call(lambda: self.inner.events_in(calendar, window))
+        return self.limit.call(lambda: self.inner.events_in(calendar, window),
+                               calendars=(calendar.id,))
 
     def free_busy(self, calendars: Sequence[CalendarRef], window: Interval) -> FreeBusy:
-        return self.limit.call(lambda: self.inner.free_busy(calendars, window))
+        return self.limit.call(lambda: self.inner.free_busy(calendars, window),
+                               calendars=[calendar.id for calendar in calendars])
 
     def read_event(
         self, calendar: CalendarRef, booking_id: str, *, source: str = ""
     ) -> EventState | None:
-        return self.limit.call(lambda: self.inner.read_event(calendar, booking_id, source=source))
+        return self.limit.call(lambda: self.inner.read_event(calendar, booking_id, source=source),
+                               calendars=(calendar.id,))
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
-        return self.limit.call(lambda: self.inner.create_event(calendar, draft))
+        return self.limit.call(lambda: self.inner.create_event(calendar, draft),
+                               calendars=(calendar.id,))
 
     def update_event(
         self, calendar: CalendarRef, draft: EventDraft, *, etag: str | None = None,
         source: str = "",
     ) -> WrittenEvent:
         return self.limit.call(
-            lambda: self.inner.update_event(calendar, draft, etag=etag, source=source))
+            lambda: self.inner.update_event(calendar, draft, etag=etag, source=source),
+            calendars=(calendar.id,))
 
     def delete_event(self, calendar: CalendarRef, booking_id: str, *, source: str = "") -> None:
-        self.limit.call(lambda: self.inner.delete_event(calendar, booking_id, source=source))
+        self.limit.call(lambda: self.inner.delete_event(calendar, booking_id, source=source),
+                        calendars=(calendar.id,))
 
     def start_channel(
         self, calendar: CalendarRef, *, address: str, token: str, ttl_seconds: int
@@ -255,14 +305,17 @@ class LimitedConnector:
         return self.limit.call(
             lambda: self.inner.start_channel(
                 calendar, address=address, token=token, ttl_seconds=ttl_seconds
-            )
+            ),
+            calendars=(calendar.id,),
         )
 
     def renew_channel(self, channel: PushChannel, *, ttl_seconds: int) -> PushChannel:
-        return self.limit.call(lambda: self.inner.renew_channel(channel, ttl_seconds=ttl_seconds))
+        return self.limit.call(lambda: self.inner.renew_channel(channel, ttl_seconds=ttl_seconds),
+                               calendars=(channel.calendar_id,))
 
     def stop_channel(self, channel: PushChannel) -> None:
-        self.limit.call(lambda: self.inner.stop_channel(channel))
+        self.limit.call(lambda: self.inner.stop_channel(channel),
+                        calendars=(channel.calendar_id,))
 
     def parse_notification(
         self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str] | None = None
@@ -282,7 +335,9 @@ def limited(
     max_concurrent: int,
     timing: LimitTiming | None = None,
     observer: LimitObserver | None = None,
+    cool_down_per_calendar: bool = False,
 ) -> LimitedConnector:
     """``connector`` behind a new limit of its own for ``account``."""
-    limit = AccountLimit(account, max_concurrent=max_concurrent, timing=timing, observer=observer)
+    limit = AccountLimit(account, max_concurrent=max_concurrent, timing=timing, observer=observer,
+                         cool_down_per_calendar=cool_down_per_calendar)
     return LimitedConnector(connector, limit)

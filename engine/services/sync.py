@@ -42,7 +42,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent
-from engine.errors import ConnectorError, CursorExpired
+from engine.errors import ConnectorError, CursorExpired, RateLimited
 from engine.ports import CalendarConnector, CalendarRef
 from engine.services.availability import BusyCache
 from engine.services.leases import HeldLease, LeaseKeeper
@@ -154,6 +154,10 @@ class SyncService:
         self._on_fetched = on_fetched
         self._on_synced = on_synced
         self._on_applied = on_applied
+        # Calendars the provider throttled, and when it asked to be asked again
+        # (its Retry-After): a marked calendar is retried then, not after
+        # RETRY_FAILED_AFTER.  In memory: after a restart the default applies.
+        self._retry_not_before: dict[str, datetime] = {}
 
     def window_at(self, now: datetime) -> Interval:
         return self._window.at(now)
@@ -179,6 +183,8 @@ class SyncService:
         ``reconcile`` lists the whole window and logs how the cache differed."""
         started = time.perf_counter()
         report = self._sync(key, full=full, reconcile=reconcile)
+        if report.outcome == "synced":
+            self._retry_not_before.pop(key, None)
         if self._on_synced is not None:
             self._on_synced(report, time.perf_counter() - started)
         return report
@@ -206,7 +212,8 @@ class SyncService:
         """The configured calendars whose "sync requested" mark is set, in
         the order they were marked.  A marked calendar whose last attempt
         failed waits :data:`RETRY_FAILED_AFTER` before the next try, so a
-        broken provider is not asked every few seconds."""
+        broken provider is not asked every few seconds; one the provider
+        throttled waits what its Retry-After asked instead."""
         now = self._clock()
         with self._store.reader() as uow:
             marked = [key for key in uow.sync_requests.outstanding() if key in self._bindings]
@@ -216,7 +223,7 @@ class SyncService:
             if (state := states.get(key)) is None
             or not state.failed
             or state.last_attempt_at is None
-            or now - state.last_attempt_at >= RETRY_FAILED_AFTER
+            or now >= self._retry_not_before.get(key, state.last_attempt_at + RETRY_FAILED_AFTER)
         ]
 
     def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
@@ -256,7 +263,11 @@ class SyncService:
                 held.given_up()
             return report
         except Exception as exc:  # one calendar's failure must not stop the others
-            reason = _one_line(exc)
+            reason = _throttled(exc) + _one_line(exc)
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                self._retry_not_before[key] = now + timedelta(seconds=exc.retry_after)
+            else:
+                self._retry_not_before.pop(key, None)
             if isinstance(exc, ConnectorError):
                 log.warning("sync of %s failed: %s", key, reason, extra={"calendar": key})
             else:
@@ -376,6 +387,16 @@ def _differences(cached: list[RemoteEvent], listing: ChangeSet) -> int:
     before = {shape(event) for event in cached}
     after = {shape(event) for instances in listing.objects.values() for event in instances}
     return len(before ^ after)
+
+
+def _throttled(exc: BaseException) -> str:
+    """For a throttle, what the operator reads first in ``calpool status``:
+    that the provider throttled the calendar and calpool retries by itself
+    (a notification's mark stays set; polls go on)."""
+    if not isinstance(exc, RateLimited):
+        return ""
+    after = "" if exc.retry_after is None else f" (Retry-After {exc.retry_after:.0f} s)"
+    return f"throttled by the provider{after}, retrying by itself: "
 
 
 def _one_line(exc: BaseException) -> str:

@@ -123,6 +123,10 @@ def site(tmp_path: Path) -> Iterator[PushSite]:
         pushed = PushSite(app, TestClient(create_app(app, environ={})), provider, clock, syncs)
         for delivery in pushed.deliveries():  # each channel announces itself ("sync")
             assert pushed.post(delivery).status_code == 202
+        # A calendar's first channel marks it for one sync (changes made before
+        # the channel existed were notified to nobody).
+        assert sorted(pushed.outstanding()) == ["alice", "room-a"]
+        assert not any(report.failed for report in app.sync.sync_requested())
         assert pushed.outstanding() == []
         syncs.clear()
         yield pushed

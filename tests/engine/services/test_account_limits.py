@@ -334,6 +334,45 @@ def test_a_throttle_on_one_account_slows_that_account_only() -> None:
     assert fake.sleeps == [20]
 
 
+def test_a_throttle_per_calendar_cools_down_that_calendar_only() -> None:
+    """Graph throttles per app and mailbox: with ``cool_down_per_calendar``
+    a 429 on calendar A leaves B's calls going at once, while A's (alone or
+    in a free/busy naming A) wait the Retry-After out."""
+    fake = FakeTime()
+    memory = memory_provider()
+    provider = Stamped(MemoryConnector(memory), fake)
+    connector = limited(provider, "m365", max_concurrent=4, timing=fake.timing(),
+                        cool_down_per_calendar=True)
+    throttle(memory, 30, frozenset({Operation.LIST}))
+    met_at = fake.clock()
+    with pytest.raises(RateLimited):
+        connector.list_window(A, WINDOW)
+    assert connector.limit.cooling_for("a") == 30 and connector.limit.cooling_for("b") == 0
+    assert connector.limit.state().cooling_for == 30
+
+    connector.list_window(B, WINDOW)
+    connector.create_event(B, draft())
+    assert fake.sleeps == []
+    assert [at for _, at in provider.calls[1:]] == [met_at, met_at]
+    connector.free_busy([A, B], WINDOW)  # names A: waits for A's cool-down
+    assert fake.sleeps == [30]
+    assert provider.calls[-1] == ("free_busy", met_at + 30)
+
+
+def test_a_throttle_of_a_call_naming_no_calendar_cools_the_whole_account() -> None:
+    limit = AccountLimit("m365", max_concurrent=2, timing=FakeTime().timing(max_wait=0),
+                         cool_down_per_calendar=True)
+
+    def throttled() -> None:
+        raise RateLimited("429", retry_after=15)
+
+    with pytest.raises(RateLimited):
+        limit.call(throttled)
+    assert limit.cooling_for("a") == 15
+    with pytest.raises(RateLimited, match="b of account m365 is cooling down"):
+        limit.call(lambda: None, calendars=("b",))
+
+
 def test_a_cool_down_longer_than_a_caller_sleeps_refuses_the_call_unsent() -> None:
     """An outbox job is rescheduled after the cool-down (``retry_after`` is
     a floor of its backoff) and a request thread answers 503, rather than

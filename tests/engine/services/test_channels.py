@@ -94,6 +94,33 @@ def test_an_expired_channel_is_replaced(store: Store) -> None:
     assert {key: len(ids) for key, ids in stored(store).items()} == {"alice": 1, "room-a": 1}
 
 
+def outstanding(store: Store) -> list[str]:
+    with store.reader() as uow:
+        return sorted(uow.sync_requests.outstanding())
+
+
+def test_a_calendars_first_channel_marks_it_for_sync_and_a_renewal_does_not(
+    store: Store,
+) -> None:
+    """What changed between the last sync and the provider's knowing the
+    channel was notified to nobody: one sync picks it up.  A renewal has
+    the old channel live until the new one is stored: no mark."""
+    service, _, clock = setup(store, max_ttl=timedelta(hours=2))
+    service.maintain()
+    assert outstanding(store) == ["alice", "room-a"]
+    with store.unit_of_work() as uow:
+        for key in ("alice", "room-a"):
+            uow.sync_requests.serve(key, uow.sync_requests.requested(key))
+        uow.commit()
+
+    clock.advance(timedelta(minutes=65))
+    assert sorted(service.maintain().renewed) == ["alice", "room-a"]
+    assert outstanding(store) == []
+    clock.advance(timedelta(hours=3))  # expired: a gap without a channel again
+    assert sorted(service.maintain().opened) == ["alice", "room-a"]
+    assert outstanding(store) == ["alice", "room-a"]
+
+
 def test_channels_stop_when_their_calendar_leaves_the_config(store: Store) -> None:
     service, provider, _ = setup(store)
     service.maintain()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from connectors.memory import MemoryConnector, MemoryProvider
+from connectors.memory import Fault, FaultKind, MemoryConnector, MemoryProvider
 from engine.core.model import ChangeSet
 from engine.ports import CalendarRef
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
@@ -125,3 +125,31 @@ def test_failed_sync_keeps_the_mark_and_waits_before_retrying(
     now[0] = NOW + timedelta(seconds=31)
     assert [report.outcome for report in sync.sync_requested()] == ["synced"]
     assert outstanding(store) == []
+
+
+def test_a_throttled_sync_is_retried_after_the_providers_retry_after(
+    provider: MemoryProvider, store: Store
+) -> None:
+    """Not :data:`RETRY_FAILED_AFTER` but what the provider asked: sooner
+    for a short Retry-After, later for a long one; the failure says so."""
+    calendar = fresh_calendar(provider, "throttled")
+    now = [NOW]
+    binding = CalendarBinding("room", CalendarRef(calendar, "UTC"), MemoryConnector(provider))
+    sync = SyncService(store, {"room": binding}, window=WINDOW, clock=lambda: now[0])
+    for retry_after, too_soon in ((12, 11), (45, 31)):
+        provider.inject(Fault(kind=FaultKind.THROTTLED, retry_after=retry_after))
+        mark(store)
+        now[0] += timedelta(minutes=5)
+        (failed,) = sync.sync_requested()
+        assert failed.outcome == "failed" and failed.error_kind == "RateLimited"
+        assert failed.error.startswith(
+            f"throttled by the provider (Retry-After {retry_after} s), retrying by itself: ")
+        with store.reader() as uow:
+            state = uow.calendars.sync_state("room")
+        assert state is not None and state.last_error == failed.error
+        started = now[0]
+        now[0] = started + timedelta(seconds=too_soon)
+        assert sync.sync_requested() == []
+        now[0] = started + timedelta(seconds=retry_after)
+        assert [report.outcome for report in sync.sync_requested()] == ["synced"]
+        assert outstanding(store) == []

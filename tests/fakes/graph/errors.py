@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -79,6 +80,9 @@ class Fault:
     retry_after: int | None
     times: int
     delay: float
+    until: float | None = None
+    """A storm: every matching request until this ``time.monotonic()``
+    instant (``times`` is then not counted down)."""
 
     def matches(self, method: str, path: str) -> bool:
         if self.method and self.method.upper() != method.upper():
@@ -93,15 +97,24 @@ class Faults:
         self._lock = threading.Lock()
         self._rules: list[Fault] = []
 
+    def clear(self) -> None:
+        """Drop every pending rule (a storm ends now)."""
+        with self._lock:
+            self._rules.clear()
+
     def add(self, fault: Fault) -> None:
         with self._lock:
             self._rules.append(fault)
 
     def take(self, method: str, path: str) -> Fault | None:
-        """The first matching rule (used up once), or None."""
+        """The first matching rule (used up once, or still storming), or None."""
         with self._lock:
+            now = time.monotonic()
+            self._rules = [rule for rule in self._rules if rule.until is None or rule.until > now]
             for rule in self._rules:
                 if rule.matches(method, path):
+                    if rule.until is not None:
+                        return rule
                     rule.times -= 1
                     if rule.times <= 0:
                         self._rules.remove(rule)

@@ -290,12 +290,22 @@ class GraphFake:
         retry_after: int | None = None,
         times: int = 1,
         delay: float = 0.0,
+        lasting: float | None = None,
     ) -> None:
         """Answer the next ``times`` matching requests with ``status`` in Graph's error shape,
         after ``delay`` seconds (a status below 400 only delays, then answers normally).
 
+        With ``lasting`` (seconds) the rule is a storm instead: *every* matching request is
+        answered so until ``lasting`` seconds from now (or :meth:`calm`), however many come.
+        That is how Graph throttles: once a limit is exceeded it "limits any further requests
+        from that client for a period of time", answering 429 with ``Retry-After``.  Outlook's
+        limits are per app and mailbox ("requests to one user do not impact the limit for
+        another user"), so a storm on one mailbox's path leaves the app's other mailboxes served.
+
         https://learn.microsoft.com/en-us/graph/errors
         https://learn.microsoft.com/en-us/graph/throttling
+        https://learn.microsoft.com/en-us/graph/throttling-limits#outlook-service-limits
+        https://devblogs.microsoft.com/microsoft365dev/throttling-coming-to-outlook-api-and-microsoft-graph/
         """
         self._faults.add(
             Fault(
@@ -307,8 +317,13 @@ class GraphFake:
                 retry_after=retry_after,
                 times=times,
                 delay=delay,
+                until=None if lasting is None else time.monotonic() + lasting,
             )
         )
+
+    def calm(self) -> None:
+        """Every pending :meth:`fail` rule is dropped: a storm ends now."""
+        self._faults.clear()
 
     # ---- the wire --------------------------------------------------------------------------
 

@@ -465,6 +465,27 @@ def test_injected_throttling_has_retry_after_and_passes(
     )
 
 
+def test_a_throttling_storm_lasts_for_one_mailbox_until_calm_and_spares_the_others(
+    fake: GraphFake, graph: Graph, user: str
+) -> None:
+    other = f"other-{uuid.uuid4().hex[:8]}@contoso.example"
+    fake.add_mailbox(other)
+    fake.fail(path=f"/users/{user}/", status=429, retry_after=7, lasting=60)
+    for _ in range(5):  # however many come: not counted down
+        answer = graph("GET", f"/users/{user}/events")
+        _assert_graph_error(answer, 429, "TooManyRequests")
+        assert answer.headers["Retry-After"] == "7"
+    assert graph("GET", f"/users/{other}/events").status_code == 200
+    fake.calm()
+    assert graph("GET", f"/users/{user}/events").status_code == 200
+
+
+def test_a_throttling_storm_ends_by_itself(fake: GraphFake, graph: Graph, user: str) -> None:
+    fake.fail(path=f"/users/{user}/", status=429, retry_after=1, lasting=1.0)
+    _assert_graph_error(graph("GET", f"/users/{user}/events"), 429, "TooManyRequests")
+    _eventually(lambda: graph("GET", f"/users/{user}/events").status_code == 200, within=10)
+
+
 def test_a_fifth_concurrent_request_for_one_mailbox_is_429_and_others_are_served(
     fake: GraphFake, graph: Graph, user: str
 ) -> None:

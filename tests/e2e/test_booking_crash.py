@@ -227,9 +227,9 @@ def test_bookings_accepted_before_sigkill_are_confirmed_once_after_restart(
                                    "attendee": {"name": "Guest 0", "email": "g0@example.com"}})
         assert replay.status_code == 202 and replay.content == answers[0].content
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         second.send_signal(signal.SIGTERM)
         code = second.wait(timeout=30)
-        client.close()
         proxy.close()
     assert code == 0
     assert "Traceback" not in log.read_text()

@@ -217,9 +217,9 @@ def test_book_reschedule_to_another_room_and_cancel_on_cyrus(
         settle(on_server, {"alice": [], "room-a": [walk_in], "room-b": []}, log)
         assert client.get(f"/v1/bookings/{booking['id']}").json()["status"] == "cancelled"
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]

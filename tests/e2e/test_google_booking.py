@@ -180,9 +180,9 @@ def test_a_room_that_declines_is_replaced_by_one_that_accepts(
                        and (room in path or quote(room) in path)]
             assert written == []
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
@@ -216,8 +216,8 @@ def test_a_pool_mixing_google_and_caldav_rooms_writes_the_caldav_room_itself(
         assert "Room C" in event.get("location", "") or "room-c" in event.get("location", "")
         assert [e for e in fake.events(ROOM_A) if e.get("status") != "cancelled"] == []
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     assert "Traceback" not in log.read_text()

@@ -178,9 +178,9 @@ def test_a_change_on_google_reaches_the_slots_through_the_webhook(
         print(f"webhook → slot latency over {len(latencies)} changes: "
               f"p50 {statistics.median(latencies):.3f}s p99 {cuts[98]:.3f}s")
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]

@@ -195,9 +195,9 @@ def test_book_a_person_and_a_room_mailbox_then_replace_a_room_that_declines(
         # The first booking keeps its room: its copy is calpool's, not a conflict.
         assert booking(first["id"]) == ("confirmed", {"rooms": "room-a"})
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
@@ -283,9 +283,9 @@ def test_a_change_in_a_room_mailbox_reaches_the_slots_through_its_subscription(
         fake.send_lifecycle(room_a, "missed")
         settle(lambda: delta_requests(fake, ROOMS["room-a"]) > deltas, True, log)
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0
     text = log.read_text()
     assert "Traceback" not in text, text[-3000:]
@@ -362,9 +362,9 @@ def test_a_pool_mixing_a_caldav_room_with_room_mailboxes(
             assert event_uids(radicale, DAV_ROOM) == sorted(
                 [booking_key(first.json()["id"]), "walk-in"])
         finally:
+            client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
             daemon.send_signal(signal.SIGTERM)
             code = daemon.wait(timeout=30)
-            client.close()
         assert code == 0
         assert "Traceback" not in log.read_text()
     finally:
@@ -406,7 +406,7 @@ def test_killed_right_after_the_owners_event_landed_the_booking_is_written_once(
         settle(lambda: rooms_of_owners_event(fake, "Crash"), {ROOMS["room-a"]: "accepted"}, log)
         assert copies(fake, "Crash") == {"room-a": 1, "room-b": 0}
     finally:
+        client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         daemon.send_signal(signal.SIGTERM)
         code = daemon.wait(timeout=30)
-        client.close()
     assert code == 0

@@ -135,9 +135,9 @@ class Site:
         return sum(not sub["deleted"] for sub in self.fake.subscriptions.values())
 
     def stop(self) -> None:
+        self.client.close()  # first: an idle keep-alive connection holds up the daemon's shutdown
         self.daemon.send_signal(signal.SIGTERM)
         code = self.daemon.wait(timeout=30)
-        self.client.close()
         assert code == 0, self.log.read_text()[-3000:]
         assert "Traceback" not in self.log.read_text(), self.log.read_text()[-3000:]
 

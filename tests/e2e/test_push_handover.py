@@ -171,6 +171,10 @@ class HandoverSite:
         self.wait(lambda: self.free(self.base), "the first sync")
 
     def stop(self) -> list[int | None]:
+        # Closed first: a keep-alive connection left open holds a daemon's
+        # graceful shutdown until it times out.
+        for client in self.clients:
+            client.close()
         for daemon in self.daemons:
             if daemon.poll() is None:
                 daemon.send_signal(signal.SIGTERM)
@@ -181,8 +185,6 @@ class HandoverSite:
             except subprocess.TimeoutExpired:
                 daemon.kill()
                 codes.append(None)
-        for client in self.clients:
-            client.close()
         if self.database_url:
             self.postgres.drop_database(database_name(self.database_url))
         return codes

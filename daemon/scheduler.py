@@ -54,6 +54,10 @@ CHANNELS_EVERY = timedelta(minutes=5)
 # retention periods are days, so a few runs a day keep within them.
 RETENTION_EVERY = timedelta(hours=6)
 
+# Rounds a pushed-sync worker runs for marks that arrived while it synced
+# its account, before it leaves them to the job's next tick.
+WORKER_ROUNDS = 20
+
 # Syncs at once: providers answer slowly; more threads would only queue on
 # the provider's rate limits and on the store's write lock.
 SYNC_WORKERS = 4
@@ -110,7 +114,11 @@ class SyncRequestedJob:
 
     def _run(self, account: str, keys: list[str]) -> None:
         try:
-            while keys:
+            # Bounded, so a calendar marked again and again cannot keep a
+            # worker for ever: the job's next tick takes the rest.
+            for _ in range(WORKER_ROUNDS):
+                if not keys:
+                    break
                 skipped = set()
                 for key in keys:
                     report = self._app.sync.sync_calendar(key)

@@ -19,7 +19,7 @@ checks that some did.
 
 Bounded for ``make test`` by ``CALPOOL_FUZZ_EXAMPLES`` (examples per
 operation, default 8) and ``CALPOOL_FUZZ_SECONDS`` (the time budget of each
-run, default 25).
+run, default 18).
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ ST = Path(sys.executable).parent / "st"
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = Path(__file__).with_name("schemathesis.toml")
 EXAMPLES = int(os.environ.get("CALPOOL_FUZZ_EXAMPLES", "8"))
-SECONDS = int(os.environ.get("CALPOOL_FUZZ_SECONDS", "25"))
+SECONDS = int(os.environ.get("CALPOOL_FUZZ_SECONDS", "18"))
 
 
 @pytest.fixture(scope="module")

@@ -132,8 +132,9 @@ RoomList = Literal["all", "first"]
 """How much of each pool's free rooms a slot lists: ``all`` of them in
 priority order (the default), or only the ``first`` (what a booking page
 needs: whether the pool has a room, and which is tried first).  A week of a
-100-room pool is ~460 KiB with ``all`` and ~40 KiB with ``first``; encoding
-the rooms is most of an afresh answer's cost (bench/slots_http.py)."""
+100-room pool is ~456 KiB with ``all`` and ~54 KiB with ``first``: less to
+send and to parse for the client; the server's CPU for an afresh answer
+hardly changes (bench/slots_http.py)."""
 
 
 def _slot_items(slots: Iterable[Slot], writer: IsoWriter, *, for_json: bool = False,

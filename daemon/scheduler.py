@@ -298,16 +298,6 @@ def poll_calendar(app: App, key: str, cycles: PollCycles | None = None) -> None:
                   report.changed, report.removed, extra={"calendar": key})
 
 
-def sync_requested(app: App) -> None:
-    """Sync every calendar a push notification marked, now and one after
-    another (what :class:`SyncRequestedJob` does, without its workers)."""
-    for report in app.sync.sync_requested():
-        if not report.failed:
-            log.debug("pushed sync of %s: %s, %d changed, %d removed", report.calendar,
-                      report.outcome, report.changed, report.removed,
-                      extra={"calendar": report.calendar})
-
-
 def maintain_channels(app: App) -> None:
     """Open, renew and stop push channels (``engine.services.channels``),
     in one process at a time."""

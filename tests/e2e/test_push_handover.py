@@ -111,7 +111,6 @@ class Change:
 
     seconds: float
     synced_by: set[int]  # indexes of the processes seen holding the sync lease meanwhile
-    holder_busy: bool
 
     @property
     def handed_over(self) -> bool:
@@ -255,7 +254,7 @@ class HandoverSite:
         at = self.insert_busy()
         holders: set[int] = set()
         self.wait(lambda: self.until_taken(at, holders), "the change in the slots")
-        return Change(time.monotonic() - started, holders, False)
+        return Change(time.monotonic() - started, holders)
 
     def forward(self, index: int) -> None:
         """What a load balancer does with Google's next delivery: hand it to
@@ -289,7 +288,7 @@ class HandoverSite:
         self.wait(lambda: self.until_taken(at, holders), "the change in the slots")
         seconds = time.monotonic() - started
         self.wait(lambda: not self.outstanding(), "the mark served")
-        return Change(seconds, holders, True)
+        return Change(seconds, holders)
 
 
 @pytest.fixture

@@ -29,7 +29,6 @@ from daemon.scheduler import (
     maintain_channels,
     poll_calendar,
     stop_channels,
-    sync_requested,
 )
 from daemon.wiring import CONNECTORS, App, build
 from engine.core.model import Interval
@@ -158,7 +157,7 @@ def test_a_pushed_change_reaches_the_slots(site: PushSite) -> None:
     assert answer.json() == {"accepted": 1, "duplicates": 0}
     assert site.outstanding() == ["room-a"]
 
-    sync_requested(site.app)  # the scheduler's job, every 2 s in every process
+    site.app.sync.sync_requested()  # what the scheduler's job runs, in every process
 
     assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]
     assert not site.room_free_at(NOW + timedelta(hours=3))
@@ -203,14 +202,14 @@ def test_a_push_while_another_session_holds_the_lease_is_not_lost(site: PushSite
         for delivery in site.deliveries():
             assert site.post(delivery).status_code == 202
 
-        sync_requested(site.app)
+        site.app.sync.sync_requested()
         assert [r.outcome for r in site.syncs] == ["skipped"]
         assert site.outstanding() == ["room-a"]  # the notification waits for the lease
 
         with other.unit_of_work() as uow:
             uow.leases.release("sync:room-a", "other-process")
             uow.commit()
-        sync_requested(site.app)
+        site.app.sync.sync_requested()
     finally:
         other.close()
     assert [r.outcome for r in site.syncs] == ["skipped", "synced"]
@@ -231,7 +230,7 @@ def test_a_wrong_channel_token_is_refused_and_triggers_nothing(site: PushSite) -
     assert answer.headers["content-type"] == MEDIA_TYPE
     assert answer.json()["type"] == "/problems/wrong-channel-token"
     assert site.outstanding() == []
-    sync_requested(site.app)
+    site.app.sync.sync_requested()
     assert site.syncs == []
 
 
@@ -256,9 +255,9 @@ def test_a_duplicate_delivery_triggers_one_sync(site: PushSite) -> None:
     (delivery,) = site.deliveries()
 
     assert site.post(delivery).json() == {"accepted": 1, "duplicates": 0}
-    sync_requested(site.app)
+    site.app.sync.sync_requested()
     assert site.post(delivery).json() == {"accepted": 0, "duplicates": 1}
-    sync_requested(site.app)
+    site.app.sync.sync_requested()
 
     assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]
 
@@ -315,5 +314,5 @@ def test_a_channel_the_provider_ends_is_dropped_resynced_and_reopened(site: Push
 
     report = site.app.channels.maintain()
     assert report.opened == ("room-a",)
-    sync_requested(site.app)
+    site.app.sync.sync_requested()
     assert [(r.calendar, r.outcome) for r in site.syncs] == [("room-a", "synced")]

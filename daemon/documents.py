@@ -7,7 +7,7 @@ A slots answer lists hundreds of instants and tens of thousands of room
 names, and clients ask the same answer again and again: :class:`IsoWriter`
 formats each instant once, from pieces formatted once, and
 :func:`slots_json` keeps the encoded slot list with the slot service's
-kept answer.
+kept answer, and each slot's encoding with the day it was cut from.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import orjson
 
 from engine.core.model import Booking, Calendar, Pool, Slot
 from engine.core.report import PoolReport
-from engine.services.availability import SlotAnswer
+from engine.services.availability import SlotAnswer, SlotBlock
 from engine.store import Delivery, StatusChange
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -167,10 +167,29 @@ def slots_json(answer: SlotAnswer, zone: str, rooms: RoomList = "all") -> bytes:
     key = f"json:{zone}:{rooms}"
     encoded = answer.renderings.get(key)
     if not isinstance(encoded, orjson.Fragment):
-        encoded = orjson.Fragment(orjson.dumps(
-            _slot_items(answer.slots, writer, for_json=True, rooms=rooms)))
+        if answer.runs:
+            pieces = []
+            for run in answer.runs:
+                per_slot = _encoded_slots(run.block, key, writer, rooms)
+                pieces.extend(per_slot[run.lo:run.hi])
+            encoded = orjson.Fragment(b"[" + b",".join(pieces) + b"]")
+        else:
+            encoded = orjson.Fragment(orjson.dumps(
+                _slot_items(answer.slots, writer, for_json=True, rooms=rooms)))
         answer.renderings[key] = encoded
     return orjson.dumps(_slots_document(answer, zone, encoded, writer))
+
+
+def _encoded_slots(block: SlotBlock, key: str, writer: IsoWriter,
+                   rooms: RoomList) -> list[bytes]:
+    """Each slot of ``block`` encoded on its own, kept with the block: the
+    next window that holds the day joins them instead of encoding again."""
+    encoded = block.renderings.get(key)
+    if not isinstance(encoded, list):
+        encoded = [orjson.dumps(item)
+                   for item in _slot_items(block.slots, writer, for_json=True, rooms=rooms)]
+        block.renderings[key] = encoded
+    return encoded
 
 
 def pools_document(pools: Mapping[str, Pool], calendars: Mapping[str, Calendar]

@@ -132,7 +132,44 @@ def find_slots(
     Ordered by start; ``end`` is start + duration (buffers excluded).
     """
     query = _query(event_type, calendars, pools, busy, bookings)
-    starts, days = _starts(event_type, calendars, window, now)
+    return _evaluate(query, *_starts(event_type, calendars, window, now))
+
+
+def slots_at(
+    event_type: EventType,
+    starts: Instants,
+    days: Instants,
+    *,
+    calendars: Mapping[str, Calendar],
+    pools: Mapping[str, Pool],
+    busy: Mapping[str, BusyTimeline],
+    bookings: Sequence[Booking],
+) -> list[Slot]:
+    """The slots among ``starts``, grid points of the owner with their local
+    days as :func:`grid_points` gives them, by every rule of
+    :func:`find_slots` but the window, ``min_notice`` and ``horizon``.
+
+    Whether a grid point is a slot, and with which rooms, depends on the
+    busy time and the bookings only, never on the window or ``now``; so
+    ``find_slots`` for a window is exactly the slots here whose start lies
+    in ``slot_starts`` of that window, which lets a caller evaluate the grid
+    once, in pieces of its choosing, for every window that shares them."""
+    return _evaluate(_query(event_type, calendars, pools, busy, bookings), starts, days)
+
+
+def grid_points(event_type: EventType, calendars: Mapping[str, Calendar], start_us: int,
+                end_us: int) -> tuple[Instants, Instants]:
+    """The owner's grid points in ``[start, end)`` (epoch µs) and the local
+    date each belongs to, before any rule.  The grid of a span is the grid
+    of any span holding it, cut to it (grid points are fixed per local
+    date).  Raises :class:`MissingCalendarError` for an unknown owner."""
+    if event_type.owner not in calendars:
+        raise MissingCalendarError(event_type.owner, "calendar")
+    return grid(calendars[event_type.owner].timezone, event_type.step, start_us, end_us)
+
+
+def _evaluate(query: _Query, starts: Instants, days: Instants) -> list[Slot]:
+    event_type = query.event_type
     if starts.size == 0:
         return []
     first, last = int(starts[0]), int(starts[-1])

@@ -22,10 +22,19 @@ function of: the event type, the grid starts left after clamping the window
 to ``now`` (so ``now`` may move within a step), and the content of the busy
 time and bookings it read.  Staleness depends on ``now`` and is worked out
 afresh for every query.
+
+Customers who page through weeks, or whose pages open at their own ``now``,
+ask windows that differ by a step or a day and share most of their slots.
+Whether a grid point is a slot does not depend on the window (see
+:func:`engine.core.slots.slots_at`), so the service also keeps the slots of
+whole UTC days (:class:`SlotBlock`), keyed on the same content: a new window
+evaluates only the days no kept window covered, and is cut from the days.
 """
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
@@ -37,7 +46,8 @@ import numpy as np
 
 from engine.core.busy import BusyTimeline
 from engine.core.model import Booking, Calendar, EventType, Interval, Pool, Slot
-from engine.core.slots import find_slots, slot_starts
+from engine.core.slots import grid_points, slot_starts, slots_at
+from engine.core.zones import DAY_US, from_us
 from engine.store import Store, SyncState
 
 # Busy time is loaded for a span wide enough for any sync window.
@@ -198,17 +208,41 @@ class StaleCalendar:
 
 
 @dataclass(frozen=True, slots=True)
+class SlotBlock:
+    """The slots of one UTC day of an event type, for one content of the
+    busy time and bookings.  ``renderings`` is where a front end keeps what
+    it made of each slot (the HTTP hook: its encoding per zone), for as
+    long as the slot service keeps the block."""
+
+    slots: tuple[Slot, ...]
+    renderings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class SlotRun:
+    """The slots ``block.slots[lo:hi]``: the part of a block in an answer."""
+
+    block: SlotBlock
+    lo: int
+    hi: int
+
+
+@dataclass(frozen=True, slots=True)
 class SlotAnswer:
     """``renderings`` is where a front end keeps what it made of ``slots``
     (the HTTP hook: the encoded slot list per zone).  It belongs to the
     kept answer, so a rendering lives exactly as long as the slot service
-    keeps the slots it was made of: one cache, not one per front end."""
+    keeps the slots it was made of: one cache, not one per front end.
+    ``runs`` are the kept blocks ``slots`` were cut from, in order (empty
+    for an answer made elsewhere), so a front end can reuse what it
+    rendered of each block's slots for another window."""
 
     event_type: EventType
     window: Interval
     slots: tuple[Slot, ...]
     stale_calendars: tuple[StaleCalendar, ...]
     renderings: dict[str, object] = field(default_factory=dict, compare=False, repr=False)
+    runs: tuple[SlotRun, ...] = field(default=(), compare=False, repr=False)
 
 
 def staleness(
@@ -267,6 +301,10 @@ def participants(event_type: EventType, pools: Mapping[str, Pool]) -> tuple[str,
 # a week of a 100-room pool holds ~40,000 room names (shared strings), so a
 # handful is cheap; more would mostly keep answers no one asks again.
 ANSWERS_KEPT = 32
+# Day blocks kept per SlotService, over every event type and content: nine
+# weeks of one event type.  A day of a 100-room pool is ~70 slots and
+# ~7,000 room names (shared strings) plus what a front end rendered of them.
+BLOCKS_KEPT = 64
 
 
 class SlotService:
@@ -289,9 +327,12 @@ class SlotService:
         self.event_types = event_types
         self._stale_after = stale_after
         # Per kept answer: its slots and what front ends rendered of them.
-        self._answers: OrderedDict[tuple[object, ...],
-                                   tuple[tuple[Slot, ...], dict[str, object]]] = OrderedDict()
+        self._answers: OrderedDict[tuple[object, ...], SlotAnswer] = OrderedDict()
+        # Keyed on (event type, content, UTC day number).
+        self._blocks: OrderedDict[tuple[object, ...], SlotBlock] = OrderedDict()
         self._answers_lock = threading.Lock()
+        self.days_evaluated = 0
+        """Days whose slots were worked out so far (the rest were kept)."""
 
     def slots(self, event_type_key: str, window: Interval, *, now: datetime) -> SlotAnswer:
         """The slots of an event type whose start lies in ``window``.
@@ -307,25 +348,84 @@ class SlotService:
         if starts.size == 0:
             return SlotAnswer(event_type, window, (), stale)
         contents = snapshot.contents
-        key = (event_type_key, int(starts[0]), int(starts[-1]), snapshot.bookings_content,
-               tuple([contents.get(k, 0) for k in keys]))
+        content = (event_type_key, snapshot.bookings_content,
+                   tuple([contents.get(k, 0) for k in keys]))
+        first, last = int(starts[0]), int(starts[-1])
+        key = (*content, first, last)
         with self._answers_lock:
             kept = self._answers.get(key)
             if kept is not None:
                 self._answers.move_to_end(key)
         if kept is None:
-            kept = (tuple(find_slots(
-                event_type,
-                calendars=self.calendars,
-                pools=self.pools,
-                busy=snapshot.busy,
-                bookings=snapshot.bookings,
-                window=window,
-                now=now,
-            )), {})
+            runs = self._runs(event_type, content, snapshot, first, last)
+            slots = tuple(itertools.chain.from_iterable(
+                run.block.slots[run.lo:run.hi] for run in runs))
+            kept = SlotAnswer(event_type, window, slots, (), runs=runs)
             with self._answers_lock:
                 self._answers[key] = kept
                 while len(self._answers) > ANSWERS_KEPT:
                     self._answers.popitem(last=False)
-        slots, renderings = kept
-        return SlotAnswer(event_type, window, slots, stale, renderings)
+        return SlotAnswer(event_type, window, kept.slots, stale, kept.renderings, kept.runs)
+
+    @property
+    def days_kept(self) -> int:
+        """Day blocks kept now, over every event type and content."""
+        with self._answers_lock:
+            return len(self._blocks)
+
+    def _runs(self, event_type: EventType, content: tuple[object, ...], snapshot: Snapshot,
+              first: int, last: int) -> tuple[SlotRun, ...]:
+        """The slots starting in ``[first, last]`` (epoch µs), as runs of
+        the day blocks of ``content``; the days not kept are evaluated in
+        one go, from the first missing to the last."""
+        days = range(first // DAY_US, last // DAY_US + 1)
+        with self._answers_lock:
+            blocks = {day: self._blocks.get((*content, day)) for day in days}
+            for day, block in blocks.items():
+                if block is not None:
+                    self._blocks.move_to_end((*content, day))
+        missing = [day for day, block in blocks.items() if block is None]
+        if missing:
+            low, high = missing[0] * DAY_US, (missing[-1] + 1) * DAY_US
+            evaluated = slots_at(event_type, *grid_points(event_type, self.calendars, low, high),
+                                 calendars=self.calendars, pools=self.pools,
+                                 busy=snapshot.busy, bookings=snapshot.bookings)
+            fresh = _split_by_day(evaluated, missing[0], missing[-1])
+            with self._answers_lock:
+                for day in missing:
+                    # Another thread may have kept the day meanwhile: its
+                    # block (and what was rendered of it) stays.
+                    block = self._blocks.setdefault((*content, day), fresh[day])
+                    self._blocks.move_to_end((*content, day))
+                    blocks[day] = block
+                self.days_evaluated += len(missing)
+                while len(self._blocks) > BLOCKS_KEPT:
+                    self._blocks.popitem(last=False)
+        runs = []
+        for day in days:
+            block = blocks[day]
+            assert block is not None
+            lo, hi = 0, len(block.slots)
+            if day == days[0]:
+                lo = bisect.bisect_left(block.slots, from_us(first), key=_start)
+            if day == days[-1]:
+                hi = bisect.bisect_right(block.slots, from_us(last), key=_start)
+            if lo < hi:
+                runs.append(SlotRun(block, lo, hi))
+        return tuple(runs)
+
+
+def _start(slot: Slot) -> datetime:
+    return slot.start
+
+
+def _split_by_day(slots: Sequence[Slot], first_day: int, last_day: int) -> dict[int, SlotBlock]:
+    """``slots`` (in order) as one block per UTC day from ``first_day`` to
+    ``last_day``."""
+    blocks = {}
+    lo = 0
+    for day in range(first_day, last_day + 1):
+        hi = bisect.bisect_left(slots, from_us((day + 1) * DAY_US), lo=lo, key=_start)
+        blocks[day] = SlotBlock(tuple(slots[lo:hi]))
+        lo = hi
+    return blocks

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from daemon import documents
 from daemon.documents import IsoWriter, local_iso, slots_document, slots_json
 from engine.core.model import EventType, Interval, Slot
-from engine.services.availability import SlotAnswer, StaleCalendar
+from engine.services.availability import SlotAnswer, SlotBlock, SlotRun, StaleCalendar
 
 # DST both ways, half-hour and 45-minute offsets, a 30-minute DST shift,
 # negative DST (Dublin), DST moved around Ramadan, sub-minute LMT offsets
@@ -145,6 +145,26 @@ def test_slots_json_is_the_encoded_document_for_kept_and_new_answers() -> None:
                         (answer(slots), "America/New_York"), (answer(slots), "Europe/Berlin"),
                         (answer(grid_slots(7), STALE), "Europe/Berlin"), (answer(()), "UTC")]:
         assert slots_json(value, zone) == orjson.dumps(plain_document(value, zone))
+
+
+def test_slots_json_of_answers_cut_from_kept_days_is_the_encoded_document() -> None:
+    """Answers made of runs of day blocks (the slot service's) join each
+    slot's kept encoding; the bytes are those of the plain document, for
+    runs cut anywhere, blocks shared between answers, and both room lists."""
+    slots = grid_slots(300)
+    blocks = [SlotBlock(slots[a:b]) for a, b in [(0, 90), (90, 96), (96, 250), (250, 300)]]
+    cuts = [[SlotRun(blocks[0], 5, 90), SlotRun(blocks[1], 0, 6), SlotRun(blocks[2], 0, 30)],
+            [SlotRun(blocks[0], 40, 41)],
+            [SlotRun(blocks[1], 2, 6), SlotRun(blocks[2], 0, 154), SlotRun(blocks[3], 0, 50)],
+            [SlotRun(blocks[0], 0, 90), SlotRun(blocks[1], 0, 3)]]
+    for zone in ["Europe/Berlin", "America/New_York", "Europe/Berlin"]:
+        for runs in cuts:
+            cut = tuple(s for run in runs for s in run.block.slots[run.lo:run.hi])
+            value = SlotAnswer(MEET, answer(()).window, cut, STALE, runs=tuple(runs))
+            assert slots_json(value, zone) == orjson.dumps(plain_document(value, zone))
+            again = SlotAnswer(MEET, value.window, cut, (), runs=tuple(runs))
+            assert slots_json(again, zone, "first") == orjson.dumps(
+                slots_document(again, zone, "first"))
 
 
 def test_iso_texts_shared_by_writers_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -21,7 +21,8 @@ from engine.core.model import (
     Pool,
     WorkingHours,
 )
-from engine.core.slots import check_start, find_slots
+from engine.core.slots import check_start, find_slots, grid_points, slot_starts, slots_at
+from engine.core.zones import to_us
 from tests.engine.core.reference import Reference
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Australia/Lord_Howe"]
@@ -187,3 +188,30 @@ def test_every_offered_slot_has_everyone_free_with_buffers(case: dict[str, objec
         for key, members in slot.rooms_available.items():
             assert members, "a slot needs a free member of every pool"
             assert list(members) == [m for m in pools[key].members if free(m, slot.start)]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(scenarios(), st.data())
+def test_a_wider_grid_evaluated_in_pieces_and_cut_to_the_window_gives_its_slots(
+        case: dict[str, object], data: st.DataObject) -> None:
+    """What lets the slot service keep slots per day for every window: the
+    slots of a window are those of any span of the grid holding its starts,
+    evaluated in pieces cut anywhere, whose start is among the window's."""
+    event_type = case["event_type"]
+    window = case["window"]
+    assert isinstance(event_type, EventType) and isinstance(window, Interval)
+    args = engine_args(case)
+    now = args.pop("now")
+    assert isinstance(now, datetime)
+    expected = find_slots(event_type, window=window, now=now, **args)  # type: ignore[arg-type]
+    starts = slot_starts(event_type, calendars=case["calendars"],  # type: ignore[arg-type]
+                         window=window, now=now)
+    low = to_us(window.start) - data.draw(st.integers(0, 30 * 60)) * 60_000_000
+    high = to_us(window.end) + data.draw(st.integers(0, 30 * 60)) * 60_000_000
+    cuts = sorted(data.draw(st.lists(st.integers(low, high), max_size=3)))
+    pieces = []
+    for a, b in zip([low, *cuts], [*cuts, high], strict=True):
+        points, days = grid_points(event_type, case["calendars"], a, b)  # type: ignore[arg-type]
+        pieces.extend(slots_at(event_type, points, days, **args))  # type: ignore[arg-type]
+    wanted = set(starts.tolist())
+    assert [s for s in pieces if to_us(s.start) in wanted] == expected

@@ -33,6 +33,7 @@ from engine.core.model import (
     WorkingHours,
 )
 from engine.core.slots import find_slots
+from engine.services import availability
 from engine.services.availability import (
     ANSWERS_KEPT,
     BusyCache,
@@ -257,6 +258,40 @@ def test_answers_kept_are_bounded(store: Store) -> None:
     assert again.slots is not first.slots and again.slots == first.slots
 
 
+def test_a_new_window_over_kept_days_evaluates_none_of_them(store: Store) -> None:
+    slot_service, cache = service(store)
+    sync_all(store, cache, T0)
+    check(slot_service, store, "meet", Interval(T0, T0 + WEEK), T0)
+    evaluated = slot_service.days_evaluated
+    assert evaluated == 8  # the window's starts touch 8 UTC days
+    # Windows a step, an hour and a day later: only the one new day is evaluated.
+    for shift in (timedelta(minutes=15), timedelta(hours=1)):
+        check(slot_service, store, "meet", Interval(T0 + shift, T0 + shift + WEEK), T0)
+    assert slot_service.days_evaluated == evaluated
+    day = T0 + timedelta(days=1)
+    check(slot_service, store, "meet", Interval(day, day + WEEK), T0)
+    assert slot_service.days_evaluated == evaluated + 1
+    # A change in one room is another content: its windows are evaluated anew.
+    sync("room-a", 30, 2)(store, cache, T0)
+    check(slot_service, store, "meet", Interval(T0, T0 + WEEK), T0)
+    assert slot_service.days_evaluated == evaluated + 1 + 8
+
+
+def test_day_blocks_kept_are_bounded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(availability, "BLOCKS_KEPT", 10)
+    monkeypatch.setattr(availability, "ANSWERS_KEPT", 0)  # every window from the days
+    slot_service, cache = service(store)
+    sync_all(store, cache, T0)
+    for days in range(0, 19, 6):
+        begin = T0 + timedelta(days=days)
+        check(slot_service, store, "meet", Interval(begin, begin + WEEK), T0)
+        assert slot_service.days_kept <= 10
+    # The first week's days were let go: asked again, they are evaluated anew.
+    before = slot_service.days_evaluated
+    check(slot_service, store, "meet", Interval(T0, T0 + WEEK), T0)
+    assert slot_service.days_evaluated > before
+
+
 WRITES: list[Write] = [
     sync("room-a", 26, 3), sync("room-b", 27.5, 1), sync("alice", 49, 2), sync("bob", 25, 4),
     sync_nothing("room-c", here=True), sync_nothing("alice", here=False),
@@ -268,7 +303,9 @@ steps = st.lists(
     st.tuples(st.integers(0, len(WRITES) - 1),                 # what happens, then
               st.integers(0, 40),                              # minutes on the clock
               st.sampled_from(["meet", "pair"]),
-              st.sampled_from([None, 25, 49])),                # window start, hours
+              st.one_of(st.none(), st.integers(0, 21 * 24 * 60)),  # window start, minutes
+              st.sampled_from([WEEK, timedelta(days=1), timedelta(hours=3),
+                               timedelta(days=10)])),           # window length
     min_size=1, max_size=12)
 
 
@@ -277,20 +314,20 @@ steps = st.lists(
 @given(steps=steps)
 def test_every_answer_equals_the_straightforward_one(
         template: Path, tmp_path: Path,
-        steps: list[tuple[int, int, str, int | None]]) -> None:
+        steps: list[tuple[int, int, str, int | None, timedelta]]) -> None:
     store = open_copy(template, tmp_path)
     try:
         slot_service, cache = service(store)
         now = T0
         sync_all(store, cache, now)
-        for write, minutes, key, start in steps:
+        for write, minutes, key, start, length in steps:
             now += timedelta(minutes=minutes)
             try:
                 WRITES[write](store, cache, now)
             except Exception as exc:  # a booking already there or overlapping
                 assert type(exc).__module__.startswith("engine.store")
-            begin = now if start is None else T0 + timedelta(hours=start)
-            check(slot_service, store, key, Interval(begin, begin + WEEK), now)
+            begin = now if start is None else T0 + timedelta(minutes=start)
+            check(slot_service, store, key, Interval(begin, begin + length), now)
     finally:
         store.close()
 

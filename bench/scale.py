@@ -19,8 +19,10 @@ Measured, each beside a baseline from the same run:
    changed (PUT), and one with none.
 3. ``calpool run`` on a fresh database: its first pass, its RSS after it;
    slot queries afresh over HTTP (4 client threads in another process, a
-   different ``start`` each request, one week, an owner with a 60-room pool)
-   while idle, with ``/healthz`` as the baseline.  Then ``calpool run``
+   different ``start`` each request, one week, an owner with a 60-room pool;
+   each answer is cut from the slots the daemon keeps per day, so a day is
+   evaluated once per content: ``bench/slots_http.py`` also times the call
+   right after a change) while idle, with ``/healthz`` as the baseline.  Then ``calpool run``
    again on the synced database, past its start-up pass, with the phased
    polls running (``--poll-interval``, default 5m as ``[sync]`` ships) and a
    change PUT every second: the same query during polling, and RSS after.

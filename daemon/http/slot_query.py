@@ -1,4 +1,4 @@
-"""The ``start``, ``end`` and ``timezone`` query parameters of a slot query.
+"""The ``start``, ``end``, ``timezone`` and ``rooms`` query parameters of a slot query.
 
 Shared by every route that answers with a slots document (the event type's
 and, later, a booking link's).  The rules are those of ``calpool slots``:
@@ -15,13 +15,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Annotated
+
+from fastapi import Query
 
 from daemon.config.durations import format_duration
+from daemon.documents import RoomList
 from daemon.http.problems import invalid
 from daemon.inputs import TIME_EXAMPLES, InputError, parse_instant, zone_name
 from engine.core.model import EventType, Interval
 
-__all__ = ["TIME_EXAMPLES", "SlotRange", "parse_time", "slot_range"]
+__all__ = ["TIME_EXAMPLES", "RoomsQuery", "SlotRange", "parse_time", "slot_range"]
+
+RoomsQuery = Annotated[RoomList, Query(
+    description="how each slot lists a pool's free rooms: `all` of them in priority order "
+                "(default), or only the `first`; the document's shape is the same")]
 
 DEFAULT_SPAN = timedelta(days=7)
 

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse, Response
 
 from daemon.config.durations import format_duration
-from daemon.documents import RoomList, slots_json
+from daemon.documents import slots_json
 from daemon.http.auth import Client, require_scope
 from daemon.http.context import CalpoolApp
 from daemon.http.problems import problem, problem_responses
@@ -18,7 +18,7 @@ from daemon.http.schemas import (
     RoomDocument,
     SlotsDocument,
 )
-from daemon.http.slot_query import TIME_EXAMPLES, slot_range
+from daemon.http.slot_query import TIME_EXAMPLES, RoomsQuery, slot_range
 from daemon.wiring import App
 from engine.core.model import EventType
 
@@ -64,9 +64,7 @@ def event_type_slots(
                     "(or the horizon, when shorter); at most the horizon after start")] = None,
     timezone: Annotated[str | None, Query(
         description="IANA zone to read and write times in; default the owner's zone")] = None,
-    rooms: Annotated[RoomList, Query(
-        description="how each slot lists a pool's free rooms: `all` of them in priority order "
-                    "(default), or only the `first`; the document's shape is the same")] = "all",
+    rooms: RoomsQuery = "all",
 ) -> Response:
     event_type = app.config.event_types.get(key)
     if event_type is None:

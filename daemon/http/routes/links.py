@@ -19,7 +19,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.config.durations import EXAMPLES, parse_duration
-from daemon.documents import RoomList, booking_document, local_iso, manage_url, slots_json
+from daemon.documents import booking_document, local_iso, manage_url, slots_json
 from daemon.http.auth import Client, require_scope
 from daemon.http.booking_schemas import (
     BOOKING_FAILED,
@@ -46,7 +46,7 @@ from daemon.http.problems import (
     register_problem_type,
 )
 from daemon.http.schemas import SlotsDocument
-from daemon.http.slot_query import TIME_EXAMPLES, slot_range
+from daemon.http.slot_query import TIME_EXAMPLES, RoomsQuery, slot_range
 from daemon.wiring import App
 from engine.core.model import Attendee
 from engine.services.booking import Result, UnknownEventType
@@ -206,9 +206,7 @@ def link_slots(
         description="end of the range (exclusive); default start + 7 days")] = None,
     timezone: Annotated[str | None, Query(
         description="IANA zone to read and write times in; default the owner's zone")] = None,
-    rooms: Annotated[RoomList, Query(
-        description="how each slot lists a pool's free rooms: `all` of them in priority order "
-                    "(default), or only the `first`; the document's shape is the same")] = "all",
+    rooms: RoomsQuery = "all",
 ) -> Response:
     now = app.clock()
     link = _open(app, token)

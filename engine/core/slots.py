@@ -221,7 +221,7 @@ def _starts(event_type: EventType, calendars: Mapping[str, Calendar], window: In
     high = min(to_us(window.end), now_us + duration_us(event_type.horizon))
     if high <= low:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
-    return grid(calendars[event_type.owner].timezone, event_type.step, low, high)
+    return grid_points(event_type, calendars, low, high)
 
 
 def _slot(start: datetime, end: datetime, rooms: dict[str, tuple[str, ...]]) -> Slot:

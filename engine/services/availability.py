@@ -328,7 +328,7 @@ class SlotService:
         self._stale_after = stale_after
         # Per kept answer: its slots and what front ends rendered of them.
         self._answers: OrderedDict[tuple[object, ...], SlotAnswer] = OrderedDict()
-        # Keyed on (event type, content, UTC day number).
+        # Keyed on ((event type, bookings content, busy contents), UTC day number).
         self._blocks: OrderedDict[tuple[object, ...], SlotBlock] = OrderedDict()
         self._answers_lock = threading.Lock()
         self.days_evaluated = 0
@@ -380,10 +380,10 @@ class SlotService:
         one go, from the first missing to the last."""
         days = range(first // DAY_US, last // DAY_US + 1)
         with self._answers_lock:
-            blocks = {day: self._blocks.get((*content, day)) for day in days}
+            blocks = {day: self._blocks.get((content, day)) for day in days}
             for day, block in blocks.items():
                 if block is not None:
-                    self._blocks.move_to_end((*content, day))
+                    self._blocks.move_to_end((content, day))
         missing = [day for day, block in blocks.items() if block is None]
         if missing:
             low, high = missing[0] * DAY_US, (missing[-1] + 1) * DAY_US
@@ -395,8 +395,8 @@ class SlotService:
                 for day in missing:
                     # Another thread may have kept the day meanwhile: its
                     # block (and what was rendered of it) stays.
-                    block = self._blocks.setdefault((*content, day), fresh[day])
-                    self._blocks.move_to_end((*content, day))
+                    block = self._blocks.setdefault((content, day), fresh[day])
+                    self._blocks.move_to_end((content, day))
                     blocks[day] = block
                 self.days_evaluated += len(missing)
                 while len(self._blocks) > BLOCKS_KEPT:

@@ -303,6 +303,21 @@ class CalendarConnector(Protocol):
         """
         ...
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        """The ids of the calendars in ``cursors`` whose cursor is still
+        current: nothing changed at the provider since it was issued, so
+        :meth:`changes_since` would report nothing.  Asked for many calendars
+        at once, in as few requests as the provider allows (CalDAV: one
+        depth-1 PROPFIND of the sync tokens per parent collection), so a
+        pass over many calendars skips the unchanged ones.
+
+        Never claims a changed calendar current; a calendar left out may
+        or may not have changed (an unknown or foreign cursor, a provider
+        that cannot tell cheaply: Google and Graph answer an empty set).
+        Raises :mod:`engine.errors` exceptions as every call does; the
+        caller then asks :meth:`changes_since` as usual."""
+        ...
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         """Every instance of ``calendar`` in ``window`` (busy or not, with
         ``booking_id`` and ``answers``), read live without touching any sync

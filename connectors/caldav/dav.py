@@ -35,6 +35,7 @@ from engine.ports import RequestObserver
 _XML = {"Content-Type": 'application/xml; charset="utf-8"'}
 _CALDAV_NS = 'xmlns:D="DAV:" xmlns:C="urn:ietf:params:xml:ns:caldav"'
 _CTAG = "{http://calendarserver.org/ns/}getctag"
+_SYNC_TOKEN = "{DAV:}sync-token"
 _MULTIGET_BATCH = 200
 
 
@@ -68,6 +69,16 @@ class PutAnswer:
     status: int
     etag: str
     preconditions: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True, slots=True)
+class CollectionVersion:
+    """What a collection's properties say of its state now: the RFC 6578
+    ``DAV:sync-token`` and the CalendarServer ``getctag`` (``""`` where the
+    server keeps none or was not asked)."""
+
+    sync_token: str
+    ctag: str
 
 
 class SyncUnsupported(Exception):
@@ -215,6 +226,34 @@ class DavSession:
             if value:
                 return str(value)
         return ""
+
+    def collection_versions(
+        self, parent_url: str, *, tokens: bool, ctags: bool
+    ) -> dict[str, CollectionVersion]:
+        """The sync token and/or ctag of every collection directly below
+        ``parent_url`` (one depth-1 PROPFIND), by unquoted path with its
+        trailing slash; a property the server does not keep is ``""``."""
+        asked = ("<D:sync-token/>" if tokens else "") + ("<CS:getctag/>" if ctags else "")
+        body = (
+            '<?xml version="1.0" encoding="utf-8"?>'
+            '<D:propfind xmlns:D="DAV:" xmlns:CS="http://calendarserver.org/ns/">'
+            f"<D:prop>{asked}</D:prop></D:propfind>"
+        )
+        response = self._send("PROPFIND", parent_url, body, {**_XML, "Depth": "1"})
+        if response.status == 404:
+            raise NotFound(f"collection {self.where(parent_url)} does not exist")
+        if response.status not in (200, 207):
+            raise status_error(response.status, f"PROPFIND {self.where(parent_url)}")
+        versions: dict[str, CollectionVersion] = {}
+        for result in response.parse_propfind():
+            path = href_path(result.href)
+            if result.status != 200 or not path.endswith("/"):
+                continue
+            props = result.properties
+            versions[path] = CollectionVersion(
+                sync_token=str(props.get(_SYNC_TOKEN) or ""), ctag=str(props.get(_CTAG) or "")
+            )
+        return versions
 
     def multiget(self, url: str, hrefs: Iterable[str]) -> dict[str, Member]:
         """The data and etags of ``hrefs``; a member gone meanwhile is absent."""

@@ -27,12 +27,13 @@ import json
 import logging
 import zlib
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import icalendar
 
 from connectors.caldav.account import SyncMethod
-from connectors.caldav.dav import DavSession, Member, SyncUnsupported
+from connectors.caldav.dav import CollectionVersion, DavSession, Member, SyncUnsupported
 from connectors.caldav.ical import MalformedObject, busy_intervals, instances_in_window
 from engine.core.model import ChangeSet, Interval, RemoteEvent
 from engine.errors import CursorExpired
@@ -62,6 +63,49 @@ def decode_etag_cursor(cursor: str) -> tuple[str, dict[str, str]]:
     return ctag, {str(k): str(v) for k, v in etags.items()}
 
 
+@dataclass(frozen=True, slots=True)
+class CursorVersion:
+    """What a cursor says the collection's state was: its sync token
+    (``sc`` cursors) or its ctag (``et1`` cursors), to compare with the
+    collection's properties now (:meth:`DavSession.collection_versions`)."""
+
+    sync_token: str = ""
+    ctag: str = ""
+
+    def is_current(self, now: CollectionVersion) -> bool:
+        if self.sync_token:
+            return now.sync_token == self.sync_token
+        return bool(self.ctag) and now.ctag == self.ctag
+
+
+def cursor_version(cursor: str, *, calendar_id: str, method: SyncMethod) -> CursorVersion | None:
+    """The state ``cursor`` of ``calendar_id`` stands for; ``None`` when it
+    does not decode, belongs to another calendar or does not fit ``method``
+    (then :meth:`CalendarSync.changes_since` would refuse it, and nothing
+    may call it current)."""
+    if cursor.startswith((_SYNC_PREFIX, _UNBOUND_SYNC_PREFIX)):
+        if method is SyncMethod.ETAG:
+            return None
+        if cursor.startswith(_UNBOUND_SYNC_PREFIX):
+            token = cursor.removeprefix(_UNBOUND_SYNC_PREFIX)
+        else:
+            tag, _, token = cursor.removeprefix(_SYNC_PREFIX).partition(":")
+            if tag != _calendar_tag(calendar_id):
+                return None
+        return CursorVersion(sync_token=token) if token else None
+    if cursor.startswith(_ETAG_PREFIX) and method is not SyncMethod.SYNC_COLLECTION:
+        try:
+            ctag, _ = decode_etag_cursor(cursor)
+        except CursorExpired:
+            return None
+        return CursorVersion(ctag=ctag) if ctag else None
+    return None
+
+
+def _calendar_tag(calendar_id: str) -> str:
+    return hashlib.sha256(calendar_id.encode()).hexdigest()[:12]
+
+
 class CalendarSync:
     """Sync of one calendar collection over one session."""
 
@@ -73,7 +117,7 @@ class CalendarSync:
         self._zone = zone
         self._method = method
         self._calendar_id = calendar_id
-        self._tag = hashlib.sha256(calendar_id.encode()).hexdigest()[:12]
+        self._tag = _calendar_tag(calendar_id)
 
     @property
     def method(self) -> SyncMethod:

@@ -90,6 +90,11 @@ class GoogleConnector:
                 raise
             raise CursorExpired(exc.detail, cursor=cursor, calendar=calendar.id) from exc
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        # Google keeps no version of a calendar's events to read for many
+        # calendars at once: events.list with the syncToken is the check.
+        return frozenset()
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         return self._on(calendar, lambda s: self._sync(s, calendar).events_in(window))
 

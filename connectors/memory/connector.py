@@ -146,6 +146,11 @@ class MemoryConnector:
         except CursorExpired as exc:
             raise CursorExpired(exc.detail, cursor=cursor, calendar=calendar.id) from exc
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        asked = {calendar.id: cursor for calendar, cursor in cursors.items()}
+        return self._request(Operation.CURSOR_CHECK, ",".join(asked),
+                             lambda: self._provider.current_cursors(asked))
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         def work() -> tuple[RemoteEvent, ...]:
             return tuple(

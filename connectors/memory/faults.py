@@ -48,6 +48,7 @@ class Operation(enum.StrEnum):
 
     LIST = "list"
     CHANGES = "changes"
+    CURSOR_CHECK = "cursor_check"  # which cursors are current (current_cursors)
     FREE_BUSY = "free_busy"
     EVENTS = "events"  # a window read without a cursor (events_in)
     READ = "read"  # one event (read_event)

@@ -31,7 +31,8 @@ from __future__ import annotations
 import itertools
 import secrets
 import threading
-from collections.abc import Callable, Iterable
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Concatenate, ParamSpec, TypeVar
@@ -128,6 +129,7 @@ class MemoryProvider:
         self._channels: dict[str, _Channel] = {}
         self._faults: list[_PendingFault] = []
         self._reachable = True
+        self._admitted: Counter[Operation] = Counter()
         self._deliveries: list[push.Delivery] = []
 
     # == provider side: the operator and other clients ==========================
@@ -246,6 +248,12 @@ class MemoryProvider:
             self._deliveries = kept
             return tuple(taken)
 
+    def admitted(self) -> Counter[Operation]:
+        """How many requests of each kind got in (as a server's access log
+        would tell), refused or not by what followed."""
+        with self.lock:
+            return Counter(self._admitted)
+
     # == protocol side: what the connector requests ================================
 
     @_locked
@@ -254,6 +262,7 @@ class MemoryProvider:
         with an injected fault, or 401 for credentials it does not know."""
         if not self._reachable:
             raise Unreachable("the provider does not answer")
+        self._admitted[operation] += 1
         for pending in self._faults:
             if pending.fault.applies_to(operation):
                 pending.left -= 1
@@ -319,6 +328,18 @@ class MemoryProvider:
             if at > since
         }
         return changed, self._cursor(calendar, calendar_id)
+
+    @_locked
+    def current_cursors(self, cursors: Mapping[str, str]) -> frozenset[str]:
+        """The calendars (of ``cursors``: calendar id → cursor) whose cursor
+        stands for their state now: issued for them at their last change,
+        as a CalDAV collection's ``DAV:sync-token`` equals the token of the
+        last sync-collection answer until something changes."""
+        return frozenset(
+            calendar_id for calendar_id, cursor in cursors.items()
+            if calendar_id in self._calendars
+            and self._tokens.get(cursor) == (calendar_id, self._calendars[calendar_id].position)
+        )
 
     @_locked
     def create(self, calendar_id: str, object_id: str, event: MemoryEvent) -> StoredObject:

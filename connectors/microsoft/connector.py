@@ -69,6 +69,11 @@ class MicrosoftConnector:
         return self._run(
             calendar.id, lambda: self._reader(calendar).changes_since(cursor, window))
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        # Graph keeps no version of a calendar's events to read for many
+        # calendars at once: the delta round itself is the check.
+        return frozenset()
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         return self._run(calendar.id, lambda: self._reader(calendar).events_in(window))
 

@@ -269,6 +269,10 @@ class LimitedConnector:
         return self.limit.call(lambda: self.inner.changes_since(calendar, cursor, window),
                                calendars=(calendar.id,))
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        return self.limit.call(lambda: self.inner.current_cursors(cursors),
+                               calendars=[calendar.id for calendar in cursors])
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         return self.limit.call(lambda: self.inner.events_in(calendar, window),
                                calendars=(calendar.id,))

@@ -37,7 +37,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -178,11 +178,49 @@ class SyncService:
                 moved.append(key)
         return window, moved
 
-    def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False) -> SyncReport:
+    def current_cursors(self, keys: Iterable[str]) -> dict[str, str]:
+        """Of ``keys``, the calendars whose provider says nothing changed
+        since their stored cursor, with that cursor: asked once per account
+        for all of its calendars (:meth:`CalendarConnector.current_cursors`;
+        on CalDAV one PROPFIND instead of a REPORT per calendar).  For a
+        pass over many calendars: ``sync_calendar(key, current=cursor)``
+        then asks the provider nothing for them.  A calendar without a
+        cursor or whose window moved is never among them; an account whose
+        check failed leaves its calendars out (they are asked one by one)."""
+        window = self._window.at(self._clock())
+        with self._store.reader() as uow:
+            states = {state.calendar: state for state in uow.calendars.sync_states()}
+        asked: dict[int, tuple[CalendarConnector, dict[CalendarRef, list[tuple[str, str]]]]] = {}
+        for key in dict.fromkeys(keys):
+            binding, state = self._bindings.get(key), states.get(key)
+            if binding is None or binding.connector is None or state is None \
+                    or state.cursor is None or state.window != window:
+                continue
+            _, refs = asked.setdefault(id(binding.connector), (binding.connector, {}))
+            refs.setdefault(binding.ref, []).append((key, state.cursor))
+        current: dict[str, str] = {}
+        for connector, refs in asked.values():
+            cursors = {ref: keyed[0][1] for ref, keyed in refs.items()}
+            try:
+                confirmed = connector.current_cursors(cursors)
+            except ConnectorError as exc:
+                log.info("the cursors of %d calendars were not checked: %s", len(cursors), exc)
+                continue
+            current.update(
+                (key, cursor) for ref, keyed in refs.items() if ref.id in confirmed
+                for key, cursor in keyed if cursor == cursors[ref]
+            )
+        return current
+
+    def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False,
+                      current: str | None = None) -> SyncReport:
         """One sync of calendar ``key``; see the module docstring.
-        ``reconcile`` lists the whole window and logs how the cache differed."""
+        ``reconcile`` lists the whole window and logs how the cache differed.
+        ``current`` is the cursor :meth:`current_cursors` found current: while
+        it is still the stored one and no notification waits, the provider is
+        not asked again (the batch is empty; the cursor stays)."""
         started = time.perf_counter()
-        report = self._sync(key, full=full, reconcile=reconcile)
+        report = self._sync(key, full=full, reconcile=reconcile, current=current)
         if report.outcome == "synced":
             self._retry_not_before.pop(key, None)
         if self._on_synced is not None:
@@ -226,28 +264,32 @@ class SyncService:
             or now >= self._retry_not_before.get(key, state.last_attempt_at + RETRY_FAILED_AFTER)
         ]
 
-    def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
+    def _sync(self, key: str, *, full: bool, reconcile: bool, current: str | None = None
+              ) -> SyncReport:
         now = self._clock()
-        seen: list[tuple[SyncState | None, int]] = []
+        seen: list[tuple[SyncState | None, int, bool]] = []
 
         def begin(uow: UnitOfWork) -> None:
             uow.calendars.record_attempt(key, now)
-            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key)))
+            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key),
+                         uow.sync_requests.is_outstanding(key)))
 
         held = self._leases.try_hold(sync_lease(key), also=begin)
         if held is None:
             return SyncReport(key, "skipped")
         with held:  # the heartbeat renews the lease while the provider answers
-            state, requested = seen[0]
+            state, requested, marked = seen[0]
+            # A notification may have come after the cursor was found current.
             return self._sync_held(key, now, held, state, requested, full=full,
-                                   reconcile=reconcile)
+                                   reconcile=reconcile, current=None if marked else current)
 
     def _sync_held(self, key: str, now: datetime, held: HeldLease, state: SyncState | None,
-                   requested: int, *, full: bool, reconcile: bool) -> SyncReport:
+                   requested: int, *, full: bool, reconcile: bool, current: str | None
+                   ) -> SyncReport:
         released = False
         try:
             report, released = self._round(key, state, requested, now, full=full,
-                                           reconcile=reconcile)
+                                           reconcile=reconcile, current=current)
             for _ in range(MORE_ROUNDS):
                 if released:
                     break
@@ -286,6 +328,7 @@ class SyncService:
         *,
         full: bool,
         reconcile: bool,
+        current: str | None = None,
     ) -> tuple[SyncReport, bool]:
         """One fetch and its batch; also whether the batch's transaction
         gave the lease up (no notification waiting: nothing more to fetch)."""
@@ -296,7 +339,13 @@ class SyncService:
         cursor = state.cursor if state is not None else None
         moved = state is None or state.window != window
         listing = full or reconcile or cursor is None or moved
-        changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
+        if not listing and cursor is not None and cursor == current:
+            # Found current moments ago (current_cursors), and no
+            # notification came since: asking again would tell nothing new.
+            changes = ChangeSet(cursor=cursor, objects={}, full=False)
+        else:
+            changes = self._fetch(binding.connector, binding.ref, cursor, window,
+                                  listing=listing)
         if self._on_fetched is not None:
             self._on_fetched(key, changes)
         committed = self._commit(key, changes, window, now, reconcile=reconcile,

@@ -76,6 +76,9 @@ class GoogleDriver:
     """Edits one calendar of the fake directly (as its owner's other client)."""
 
     unsupported: Mapping[Capability, str] = {
+        Capability.CURSOR_CHECK: (
+            "Google keeps no per-calendar version of its events that many calendars' could be "
+            "read by at once; events.list with the syncToken is the check"),
         Capability.UNREADABLE_OBJECT: (
             "Google validates every event it stores; nothing it holds is unreadable"),
         Capability.KEEP_CANCELLED: (

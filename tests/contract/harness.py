@@ -38,6 +38,7 @@ class Capability(enum.Enum):
     INVITATIONS = "invite rooms of the account itself"
     KEEP_CANCELLED = "keep a cancelled event or occurrence in the calendar (STATUS:CANCELLED)"
     CLIENT_UID = "store an event under the UID its client chose"
+    CURSOR_CHECK = "tell which cursors are still current without a changes request"
 
 
 class ProviderSide(Protocol):

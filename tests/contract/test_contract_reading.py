@@ -226,6 +226,58 @@ def test_cursor_the_provider_forgot_expires_and_a_new_listing_recovers(
     assert dict(h.connector.changes_since(h.calendar, fresh.cursor, WINDOW).objects) == {}
 
 
+# -- cursors found current ------------------------------------------------------------
+
+
+def test_an_unchanged_calendar_is_found_current_and_a_changed_one_is_not(
+    harness: Harness,
+) -> None:
+    h = harness
+    h.require(Capability.CURSOR_CHECK)
+    h.driver.put(single("a"))
+    listed = h.connector.list_window(h.calendar, WINDOW).cursor
+    assert h.connector.current_cursors({h.calendar: listed}) == {h.calendar.id}
+
+    moved = h.driver.move("a", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11))
+    assert h.connector.current_cursors({h.calendar: listed}) == frozenset()
+
+    changes = h.connector.changes_since(h.calendar, listed, WINDOW)
+    assert set(changes.objects) == {moved}
+    # The cursor after the changes stands for the calendar as it is now.
+    assert h.connector.current_cursors({h.calendar: changes.cursor}) == {h.calendar.id}
+    unchanged = h.connector.changes_since(h.calendar, changes.cursor, WINDOW)
+    assert dict(unchanged.objects) == {}
+    assert h.connector.current_cursors({h.calendar: unchanged.cursor}) == {h.calendar.id}
+
+
+@pytest.mark.parametrize("change", ["create", "move", "delete"])
+def test_a_changed_calendar_is_never_found_current(harness: Harness, change: str) -> None:
+    """Every connector, whether or not it can tell cheaply: a calendar changed
+    since its cursor is never called current, so a pass never skips it."""
+    h = harness
+    h.driver.put(single("a"))
+    cursor = h.connector.list_window(h.calendar, WINDOW).cursor
+    if change == "create":
+        h.driver.put(single("b", wall(2027, 3, 3, 10), wall(2027, 3, 3, 11)))
+    elif change == "move":
+        h.driver.move("a", wall(2027, 3, 2, 10), wall(2027, 3, 2, 11))
+    else:
+        h.driver.delete("a")
+
+    assert h.connector.current_cursors({h.calendar: cursor}) == frozenset()
+    assert h.connector.changes_since(h.calendar, cursor, WINDOW).objects
+
+
+@pytest.mark.parametrize("forged", ["", "garbage", "sc1:http://radicale.org/ns/sync/00", "et1:@@@"])
+def test_a_forged_or_foreign_cursor_is_never_found_current(harness: Harness, forged: str
+                                                            ) -> None:
+    h = harness
+    h.connector.list_window(h.calendar, WINDOW)
+    foreign = h.driver.foreign_cursor()
+    assert h.connector.current_cursors({h.calendar: forged}) == frozenset()
+    assert h.connector.current_cursors({h.calendar: foreign}) == frozenset()
+
+
 # -- malformed objects -----------------------------------------------------------
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from engine.core.model import Interval
 from engine.store import Store
 from tests.engine.services.conftest import event_ics, fresh_calendar, put_event
 from tests.support.caldav_servers import Server, free_port, start_radicale
@@ -98,6 +99,34 @@ def test_sync_names_each_failed_calendar_and_syncs_the_others(
     assert "sync: 4/4 calendars synced, 1 events, " in result.stderr
     assert result.stderr.count("calendars synced") == 4  # every tenth of 4: each one
     assert "\x1b[" not in result.stderr
+
+
+def test_a_second_pass_reads_the_one_changed_calendar_and_keeps_the_others(
+    tmp_path: Path, radicale: Server
+) -> None:
+    site = make_site(tmp_path, radicale)
+    for key, calendar_id in site.calendars.items():
+        put_event(radicale, calendar_id, "x",
+                  event_ics("x", utc("2027-01-05T10:00Z"), utc("2027-01-05T11:00Z")))
+    assert calpool(site, "sync").returncode == 0
+    put_event(radicale, site.calendars["room-b"], "x",
+              event_ics("x", utc("2027-01-06T10:00Z"), utc("2027-01-06T12:00Z")))
+
+    result = calpool(site, "sync")
+
+    assert result.returncode == 0, result.stderr
+    assert "room-b: synced (changes), 1 changed, 0 removed" in result.stdout
+    for key in ("alice", "room-a"):
+        assert f"{key}: synced (changes), 0 changed, 0 removed" in result.stdout
+    with Store.open(f"sqlite:///{site.database}") as store, store.reader() as uow:
+        window = Interval(utc("2027-01-01T00:00Z"), utc("2027-02-01T00:00Z"))
+        starts = {key: [(e.start, e.end) for e in uow.events.in_window(key, window)]
+                  for key in site.calendars}
+    assert starts == {
+        "alice": [(utc("2027-01-05T10:00Z"), utc("2027-01-05T11:00Z"))],
+        "room-a": [(utc("2027-01-05T10:00Z"), utc("2027-01-05T11:00Z"))],
+        "room-b": [(utc("2027-01-06T10:00Z"), utc("2027-01-06T12:00Z"))],
+    }
 
 
 def test_sync_of_an_unknown_calendar_is_a_usage_error(tmp_path: Path, radicale: Server) -> None:

@@ -125,3 +125,39 @@ def test_one_tzid_with_two_vtimezones_and_an_edit_while_the_connector_lives(
     server.request("PUT", f"{url}east.ics", zoned_ics("east", "+0100"))
     changes = connector.changes_since(calendar, listing.cursor, WINDOW)
     assert starts(changes.objects) == {"east": datetime(2027, 3, 2, 8, tzinfo=UTC)}
+
+
+@pytest.mark.parametrize("method", [SyncMethod.SYNC_COLLECTION, SyncMethod.ETAG])
+def test_one_propfind_tells_which_of_many_calendars_changed(
+    server: Server, method: SyncMethod
+) -> None:
+    """``current_cursors`` reads every sibling calendar's sync token (or ctag)
+    in one depth-1 PROPFIND of their parent, and names exactly the
+    unchanged ones."""
+    names = [f"probe-{method.value}-{n}" for n in range(4)]
+    for n, name in enumerate(names):
+        server.make_calendar(name)
+        status, _, _ = server.request("PUT", f"{server.home}{name}/e.ics",
+                                      ics("e", f"2027030{n + 1}T100000Z",
+                                          f"2027030{n + 1}T110000Z"))
+        assert status == 201
+    seen: list[str] = []
+    connector = CalDAVConnector(CalDAVAccount(url=server.home, sync_method=method, retry=FAST),
+                                observe=seen.append)
+    calendars = [CalendarRef(f"{name}/") for name in names]
+    cursors = {calendar: connector.list_window(calendar, WINDOW).cursor
+               for calendar in calendars}
+    status, _, _ = server.request("PUT", f"{server.home}{names[1]}/e.ics",
+                                  ics("e", "20270310T100000Z", "20270310T110000Z"))
+    assert status in (201, 204)
+    status, _, _ = server.request("DELETE", f"{server.home}{names[2]}/e.ics")
+    assert status in (200, 204)
+    seen.clear()
+
+    current = connector.current_cursors(cursors)
+
+    assert current == {calendars[0].id, calendars[3].id}
+    assert len(seen) == 1  # one request for all four
+    for calendar in calendars:
+        changes = connector.changes_since(calendar, cursors[calendar], WINDOW)
+        assert bool(changes.objects) == (calendar.id not in current)

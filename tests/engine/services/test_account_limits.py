@@ -89,6 +89,10 @@ class Stamped:
         self._stamp("changes_since")
         return self.inner.changes_since(calendar, cursor, window)
 
+    def current_cursors(self, cursors: Mapping[CalendarRef, str]) -> frozenset[str]:
+        self._stamp("current_cursors")
+        return self.inner.current_cursors(cursors)
+
     def events_in(self, calendar: CalendarRef, window: Interval) -> tuple[RemoteEvent, ...]:
         self._stamp("events_in")
         return self.inner.events_in(calendar, window)

@@ -105,7 +105,7 @@ def test_a_second_pass_reads_the_one_changed_calendar_and_keeps_the_others(
     tmp_path: Path, radicale: Server
 ) -> None:
     site = make_site(tmp_path, radicale)
-    for key, calendar_id in site.calendars.items():
+    for calendar_id in site.calendars.values():
         put_event(radicale, calendar_id, "x",
                   event_ics("x", utc("2027-01-05T10:00Z"), utc("2027-01-05T11:00Z")))
     assert calpool(site, "sync").returncode == 0

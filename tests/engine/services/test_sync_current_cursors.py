@@ -14,18 +14,11 @@ from engine.ports import CalendarRef
 from engine.services.sync import CalendarBinding, SyncService, SyncWindow
 from engine.store import Store
 from tests.engine.services.memory_calendars import fresh_calendar, plain_event, put_event
+from tests.engine.services.test_sync import Clock
 
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 WINDOW = SyncWindow(past=timedelta(days=1), future=timedelta(days=30))
 KEYS = ("room-a", "room-b", "room-c")
-
-
-class Clock:
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
 
 
 def at(hours: float) -> datetime:

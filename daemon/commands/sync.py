@@ -1,7 +1,7 @@
 """``calpool sync``: one sync pass over the calendars (or some), then exit.
 
 Without ``--full`` or named calendars, each account is first asked which
-calendars changed at all (:meth:`SyncService.current_cursors`), and only
+calendars changed at all (:meth:`SyncService.confirm_unchanged`); only
 those are asked for their changes.
 
 Ctrl-C (SIGINT) stops the pass: calendars not started yet are left as they
@@ -48,14 +48,20 @@ def run(invocation: Invocation) -> int:
     try:
         with SyncProgress(invocation.err, len(keys), title=title) as progress, \
                 ThreadPoolExecutor(max_workers=PARALLEL_SYNCS) as pool:
-            # A pass over every calendar first asks each account which
-            # cursors are still current, in one request (CalDAV: a PROPFIND
-            # of the sync tokens): the unchanged calendars are not asked
-            # again.  For a few named calendars that request would cost more
-            # than it saves, so they are asked one by one.
-            current = {} if args.full or args.calendar else app.sync.current_cursors(keys)
-            futures = [pool.submit(_timed, app.sync.sync_calendar, key, args.full,
-                                   current.get(key)) for key in keys]
+            left = keys
+            if not args.full and not args.calendar:
+                # A pass over every calendar first asks each account which
+                # calendars changed at all, in one request (CalDAV: a
+                # PROPFIND of the sync tokens), and records the others in one
+                # transaction.  For a few named calendars that request would
+                # cost more than it saves: they are asked one by one.
+                unchanged, left = app.sync.confirm_unchanged(keys)
+                for report in unchanged:
+                    progress.print(describe(report), invocation.out)
+                    progress.add(report, 0.0)
+                reports.extend(unchanged)
+            futures = [pool.submit(_timed, app.sync.sync_calendar, key, args.full)
+                       for key in left]
             reported: set[Future[tuple[SyncReport, float]]] = set()
             try:
                 for future in as_completed(futures):
@@ -86,10 +92,9 @@ def run(invocation: Invocation) -> int:
     return 0
 
 
-def _timed(sync: Callable[..., SyncReport], key: str, full: bool, current: str | None
-           ) -> tuple[SyncReport, float]:
+def _timed(sync: Callable[..., SyncReport], key: str, full: bool) -> tuple[SyncReport, float]:
     began = time.perf_counter()
-    report = sync(key, full=full, current=current)
+    report = sync(key, full=full)
     return report, time.perf_counter() - began
 
 

@@ -178,23 +178,56 @@ class SyncService:
                 moved.append(key)
         return window, moved
 
-    def current_cursors(self, keys: Iterable[str]) -> dict[str, str]:
+    def confirm_unchanged(self, keys: Iterable[str]) -> tuple[list[SyncReport], list[str]]:
+        """For a pass over many calendars: ask each account once which of
+        ``keys`` changed at all (on CalDAV one PROPFIND of the sync tokens
+        instead of a REPORT per calendar), and record the others as synced
+        in one transaction: their cursor stays, nothing else is asked of the
+        provider.  Returns their reports, and the keys still to sync with
+        :meth:`sync_calendar` (changed, never synced, listed for another
+        window, a notification waiting, or their account could not tell).
+
+        No lease is taken for a confirmed calendar: its row is written only
+        while its cursor and window are still the ones found current, so a
+        process that synced it meanwhile keeps what it wrote."""
+        keys = list(dict.fromkeys(keys))
+        started = time.perf_counter()
+        now = self._clock()
+        window = self._window.at(now)
+        current = self._current_cursors(keys, window)
+        if not current:
+            return [], keys
+        with self._store.unit_of_work() as uow:
+            # A notification that came since the check is served by a sync.
+            for key in uow.sync_requests.outstanding():
+                current.pop(key, None)
+            confirmed = uow.calendars.record_unchanged(current, window, now)
+            uow.commit()
+        seconds = (time.perf_counter() - started) / max(len(confirmed), 1)
+        reports = []
+        for key in sorted(confirmed):
+            self._retry_not_before.pop(key, None)
+            report = SyncReport(key, "synced", version=confirmed[key])
+            if self._on_synced is not None:
+                self._on_synced(report, seconds)
+            reports.append(report)
+        return reports, [key for key in keys if key not in confirmed]
+
+    def _current_cursors(self, keys: Iterable[str], window: Interval) -> dict[str, str]:
         """Of ``keys``, the calendars whose provider says nothing changed
         since their stored cursor, with that cursor: asked once per account
-        for all of its calendars (:meth:`CalendarConnector.current_cursors`;
-        on CalDAV one PROPFIND instead of a REPORT per calendar).  For a
-        pass over many calendars: ``sync_calendar(key, current=cursor)``
-        then asks the provider nothing for them.  A calendar without a
-        cursor or whose window moved is never among them; an account whose
-        check failed leaves its calendars out (they are asked one by one)."""
-        window = self._window.at(self._clock())
+        (:meth:`CalendarConnector.current_cursors`).  A calendar without a
+        cursor, listed for another window or with a notification waiting is
+        never among them; an account whose check failed leaves its calendars
+        out."""
         with self._store.reader() as uow:
             states = {state.calendar: state for state in uow.calendars.sync_states()}
+            marked = set(uow.sync_requests.outstanding())
         asked: dict[int, tuple[CalendarConnector, dict[CalendarRef, list[tuple[str, str]]]]] = {}
         for key in dict.fromkeys(keys):
             binding, state = self._bindings.get(key), states.get(key)
             if binding is None or binding.connector is None or state is None \
-                    or state.cursor is None or state.window != window:
+                    or state.cursor is None or state.window != window or key in marked:
                 continue
             _, refs = asked.setdefault(id(binding.connector), (binding.connector, {}))
             refs.setdefault(binding.ref, []).append((key, state.cursor))
@@ -212,15 +245,11 @@ class SyncService:
             )
         return current
 
-    def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False,
-                      current: str | None = None) -> SyncReport:
+    def sync_calendar(self, key: str, *, full: bool = False, reconcile: bool = False) -> SyncReport:
         """One sync of calendar ``key``; see the module docstring.
-        ``reconcile`` lists the whole window and logs how the cache differed.
-        ``current`` is the cursor :meth:`current_cursors` found current: while
-        it is still the stored one and no notification waits, the provider is
-        not asked again (the batch is empty; the cursor stays)."""
+        ``reconcile`` lists the whole window and logs how the cache differed."""
         started = time.perf_counter()
-        report = self._sync(key, full=full, reconcile=reconcile, current=current)
+        report = self._sync(key, full=full, reconcile=reconcile)
         if report.outcome == "synced":
             self._retry_not_before.pop(key, None)
         if self._on_synced is not None:
@@ -264,32 +293,28 @@ class SyncService:
             or now >= self._retry_not_before.get(key, state.last_attempt_at + RETRY_FAILED_AFTER)
         ]
 
-    def _sync(self, key: str, *, full: bool, reconcile: bool, current: str | None = None
-              ) -> SyncReport:
+    def _sync(self, key: str, *, full: bool, reconcile: bool) -> SyncReport:
         now = self._clock()
-        seen: list[tuple[SyncState | None, int, bool]] = []
+        seen: list[tuple[SyncState | None, int]] = []
 
         def begin(uow: UnitOfWork) -> None:
             uow.calendars.record_attempt(key, now)
-            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key),
-                         uow.sync_requests.is_outstanding(key)))
+            seen.append((uow.calendars.sync_state(key), uow.sync_requests.requested(key)))
 
         held = self._leases.try_hold(sync_lease(key), also=begin)
         if held is None:
             return SyncReport(key, "skipped")
         with held:  # the heartbeat renews the lease while the provider answers
-            state, requested, marked = seen[0]
-            # A notification may have come after the cursor was found current.
+            state, requested = seen[0]
             return self._sync_held(key, now, held, state, requested, full=full,
-                                   reconcile=reconcile, current=None if marked else current)
+                                   reconcile=reconcile)
 
     def _sync_held(self, key: str, now: datetime, held: HeldLease, state: SyncState | None,
-                   requested: int, *, full: bool, reconcile: bool, current: str | None
-                   ) -> SyncReport:
+                   requested: int, *, full: bool, reconcile: bool) -> SyncReport:
         released = False
         try:
             report, released = self._round(key, state, requested, now, full=full,
-                                           reconcile=reconcile, current=current)
+                                           reconcile=reconcile)
             for _ in range(MORE_ROUNDS):
                 if released:
                     break
@@ -328,7 +353,6 @@ class SyncService:
         *,
         full: bool,
         reconcile: bool,
-        current: str | None = None,
     ) -> tuple[SyncReport, bool]:
         """One fetch and its batch; also whether the batch's transaction
         gave the lease up (no notification waiting: nothing more to fetch)."""
@@ -339,13 +363,7 @@ class SyncService:
         cursor = state.cursor if state is not None else None
         moved = state is None or state.window != window
         listing = full or reconcile or cursor is None or moved
-        if not listing and cursor is not None and cursor == current:
-            # Found current moments ago (current_cursors), and no
-            # notification came since: asking again would tell nothing new.
-            changes = ChangeSet(cursor=cursor, objects={}, full=False)
-        else:
-            changes = self._fetch(binding.connector, binding.ref, cursor, window,
-                                  listing=listing)
+        changes = self._fetch(binding.connector, binding.ref, cursor, window, listing=listing)
         if self._on_fetched is not None:
             self._on_fetched(key, changes)
         committed = self._commit(key, changes, window, now, reconcile=reconcile,

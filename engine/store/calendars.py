@@ -15,6 +15,7 @@ from sqlalchemy import (
     Connection,
     Row,
     Select,
+    case,
     func,
     select,
     type_coerce,
@@ -140,6 +141,37 @@ class CalendarRepository:
                 last_error_at=as_utc(at),
             )
         )
+
+    def record_unchanged(
+        self, cursors: Mapping[str, str], window: Interval, at: datetime
+    ) -> dict[str, int]:
+        """Record a successful sync that found nothing new for each calendar
+        of ``cursors`` (key → cursor) whose stored cursor and window are
+        still those: the cursor and events stay, the success time moves and
+        an error is cleared (which moves the version, as in
+        ``EventRepository.apply_changes``).  Returns the version of each
+        calendar recorded; one whose row moved on meanwhile is left out.
+        Rows are updated in key order (no deadlock with a concurrent batch)."""
+        at = as_utc(at)
+        recorded: dict[str, int] = {}
+        for key in sorted(cursors):
+            version = self._connection.execute(
+                update(calendars)
+                .where(calendars.c.key == key, calendars.c.cursor == cursors[key],
+                       calendars.c.window_start == window.start,
+                       calendars.c.window_end == window.end)
+                .values(
+                    last_success_at=at, last_attempt_at=at, last_error=None, last_error_at=None,
+                    version=calendars.c.version
+                    + case((calendars.c.last_error_at.is_not(None), 1), else_=0),
+                )
+                .returning(calendars.c.version)
+            ).scalar_one_or_none()
+            if version is not None:
+                recorded[key] = int(version)
+        if recorded:
+            notify_change(self._connection)  # new success times, perhaps a healed error
+        return recorded
 
     def reset_cursor(self, key: str) -> None:
         """Drop the cursor (it expired): the next sync of ``key`` is a full one."""

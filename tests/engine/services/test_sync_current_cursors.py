@@ -1,7 +1,7 @@
-"""A pass over many calendars asks each account once which cursors are still
-current (``SyncService.current_cursors``), then asks only the others for
-their changes: against the in-memory provider, which counts the requests
-that reached it, and a real SQLite store."""
+"""A pass over many calendars asks each account once which calendars changed
+(``SyncService.confirm_unchanged``), records the others in one transaction
+and leaves only the changed ones to sync: against the in-memory provider,
+which counts the requests that reached it, and a real SQLite store."""
 
 from __future__ import annotations
 
@@ -57,63 +57,68 @@ def test_a_pass_asks_changes_only_of_the_calendar_that_changed(
 ) -> None:
     sync, calendars = synced_rooms(provider, store)
     put_event(provider, calendars["room-b"], "e", plain_event("e", at(7), at(8)))
+    cursors = {key: cursor_of(store, key) for key in KEYS}
     before = provider.admitted()
 
-    current = sync.current_cursors(KEYS)
-    reports = {key: sync.sync_calendar(key, current=current.get(key)) for key in KEYS}
+    unchanged, left = sync.confirm_unchanged(KEYS)
+    changed = [sync.sync_calendar(key) for key in left]
 
-    asked = provider.admitted() - before
-    assert current == {key: cursor_of(store, key) for key in ("room-a", "room-c")}
-    assert asked == {Operation.CURSOR_CHECK: 1, Operation.CHANGES: 1}
-    assert [reports[key].changed for key in KEYS] == [0, 1, 0]
-    assert all(report.outcome == "synced" for report in reports.values())
+    assert provider.admitted() - before == {Operation.CURSOR_CHECK: 1, Operation.CHANGES: 1}
+    assert [report.calendar for report in unchanged] == ["room-a", "room-c"]
+    assert all((r.outcome, r.full, r.changed) == ("synced", False, 0) for r in unchanged)
+    assert left == ["room-b"] and changed[0].changed == 1
     assert cached_starts(store, "room-b") == [at(7)]
+    assert {key: cursor_of(store, key) for key in ("room-a", "room-c")} == {
+        key: cursors[key] for key in ("room-a", "room-c")}
 
 
-def test_a_cursor_the_store_moved_on_since_the_check_is_asked_again(
+def test_a_confirmed_calendar_records_its_success_and_heals_its_error(
     provider: MemoryProvider, store: Store
 ) -> None:
-    sync, calendars = synced_rooms(provider, store)
-    current = sync.current_cursors(KEYS)
-    # Another process synced room-a after the check, past a change.
-    put_event(provider, calendars["room-a"], "e", plain_event("e", at(9), at(10)))
-    assert sync.sync_calendar("room-a").changed == 1
-    put_event(provider, calendars["room-a"], "e", plain_event("e", at(11), at(12)))
+    clock = Clock(NOW)
+    sync, _ = synced_rooms(provider, store, clock)
+    with store.unit_of_work() as uow:
+        uow.calendars.record_failure("room-a", NOW, "HTTP 503 from the provider")
+        uow.commit()
+    clock.now = NOW + timedelta(minutes=5)
 
-    report = sync.sync_calendar("room-a", current=current["room-a"])
+    unchanged, left = sync.confirm_unchanged(KEYS)
 
-    assert report.changed == 1
-    assert cached_starts(store, "room-a") == [at(11)]
+    assert left == [] and len(unchanged) == 3
+    with store.reader() as uow:
+        states = [uow.calendars.sync_state(key) for key in KEYS]
+    assert all(s is not None and s.last_success_at == clock.now and not s.failed
+               for s in states)
 
 
-def test_a_notification_after_the_check_is_not_skipped(
+def test_a_calendar_with_a_notification_waiting_is_left_to_sync(
     provider: MemoryProvider, store: Store
 ) -> None:
-    sync, calendars = synced_rooms(provider, store)
-    current = sync.current_cursors(KEYS)
-    put_event(provider, calendars["room-c"], "e", plain_event("e", at(13), at(14)))
+    sync, _ = synced_rooms(provider, store)
     with store.unit_of_work() as uow:
         uow.sync_requests.request("room-c", NOW)
         uow.commit()
 
-    report = sync.sync_calendar("room-c", current=current["room-c"])
+    unchanged, left = sync.confirm_unchanged(KEYS)
 
-    assert report.changed == 1
-    assert cached_starts(store, "room-c") == [at(13)]
-    with store.reader() as uow:
-        assert not uow.sync_requests.is_outstanding("room-c")
+    assert [report.calendar for report in unchanged] == ["room-a", "room-b"]
+    assert left == ["room-c"]
 
 
-def test_a_moved_window_is_never_found_current(provider: MemoryProvider, store: Store) -> None:
+def test_a_moved_window_is_never_confirmed(provider: MemoryProvider, store: Store) -> None:
     clock = Clock(NOW)
     sync, _ = synced_rooms(provider, store, clock)
     clock.now = NOW + timedelta(days=1)  # the window rolled forward
+    before = provider.admitted()
 
-    assert sync.current_cursors(KEYS) == {}
-    assert all(sync.sync_calendar(key).full for key in KEYS)
+    unchanged, left = sync.confirm_unchanged(KEYS)
+
+    assert (unchanged, left) == ([], list(KEYS))
+    assert provider.admitted() - before == {}  # nothing worth asking
+    assert all(sync.sync_calendar(key).full for key in left)
 
 
-def test_a_failed_check_leaves_every_calendar_to_be_asked(
+def test_a_failed_check_leaves_every_calendar_to_sync(
     provider: MemoryProvider, store: Store
 ) -> None:
     sync, calendars = synced_rooms(provider, store)
@@ -121,8 +126,8 @@ def test_a_failed_check_leaves_every_calendar_to_be_asked(
     provider.inject(Fault(kind=FaultKind.UNAVAILABLE, times=2,
                           operations=frozenset({Operation.CURSOR_CHECK})))
 
-    current = sync.current_cursors(KEYS)
-    reports = [sync.sync_calendar(key, current=current.get(key)) for key in KEYS]
+    unchanged, left = sync.confirm_unchanged(KEYS)
+    reports = [sync.sync_calendar(key) for key in left]
 
-    assert current == {}
+    assert (unchanged, left) == ([], list(KEYS))
     assert [report.changed for report in reports] == [1, 0, 0]

@@ -92,6 +92,39 @@ def test_an_empty_incremental_batch_keeps_the_version_but_records_the_sync(store
     assert state is not None and (state.cursor, state.last_success_at) == ("c2", at(7))
 
 
+def test_unchanged_calendars_are_recorded_in_one_batch_only_while_their_row_is_as_checked(
+    store: Store
+) -> None:
+    first = {key: apply(store, key, changes(f"{key}-c1", event("a", 1, 2)))
+             for key in ("alice", "bob", "carol", "dave")}
+    apply(store, "bob", changes("bob-c2"), synced=3)  # moved on since the check
+    with store.unit_of_work() as uow:
+        uow.calendars.record_failure("carol", at(4), "HTTP 503 from the provider")
+        uow.commit()
+    elsewhere = Interval(WINDOW.start + timedelta(days=1), WINDOW.end + timedelta(days=1))
+
+    with store.unit_of_work() as uow:
+        recorded = uow.calendars.record_unchanged(
+            {key: f"{key}-c1" for key in ("alice", "bob", "carol")}, WINDOW, at(5))
+        other_window = uow.calendars.record_unchanged({"dave": "dave-c1"}, elsewhere, at(5))
+        uow.commit()
+
+    # The heal of carol's error moves its version (other processes reload it).
+    assert recorded == {"alice": first["alice"], "carol": first["carol"] + 1}
+    assert other_window == {}
+    with store.reader() as uow:
+        states = {key: uow.calendars.sync_state(key) for key in first}
+    stamps = {key: (state.cursor, state.last_success_at, state.failed)
+              for key, state in states.items() if state is not None}
+    assert stamps == {
+        "alice": ("alice-c1", at(5), False),
+        "bob": ("bob-c2", at(3), False),
+        "carol": ("carol-c1", at(5), False),
+        "dave": ("dave-c1", at(0), False),
+    }
+    assert [e.source for e in cached(store, "alice")] == ["a"]
+
+
 def test_failure_inside_a_batch_leaves_cursor_and_events_as_before(store: Store) -> None:
     """Invariant 2: a crash can repeat a sync, never skip a change.  The last
     event ends before it starts, which the database refuses mid-batch."""

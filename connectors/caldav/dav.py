@@ -128,15 +128,21 @@ class DavSession:
     def sync_collection(self, url: str, token: str) -> SyncAnswer:
         """Changes since ``token`` (``""``: every member), following
         truncated answers (507) to the end.  A rejected token raises
-        ``CursorExpired``; a server without the report ``SyncUnsupported``."""
+        ``CursorExpired``; a server without the report ``SyncUnsupported``.
+
+        The changed members' ``calendar-data`` is asked in the same report
+        (RFC 6578 3.2 lets it ask any property of the members): one request
+        instead of a listing and a multiget, and on Radicale a third less of
+        its time for a first listing (``bench/scale.py``).  A member the
+        server answers without it (Xandikos) has no ``data``, for a multiget."""
         changed: dict[str, Member] = {}
         removed: set[str] = set()
         current = token
         for _page in range(1000):
             body = (
-                f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection xmlns:D="DAV:">'
+                f'<?xml version="1.0" encoding="utf-8"?><D:sync-collection {_CALDAV_NS}>'
                 f"<D:sync-token>{escape(current)}</D:sync-token><D:sync-level>1</D:sync-level>"
-                f"<D:prop><D:getetag/></D:prop></D:sync-collection>"
+                f"<D:prop><D:getetag/><C:calendar-data/></D:prop></D:sync-collection>"
             )
             try:
                 response = self._report(url, body, depth=None)
@@ -149,7 +155,7 @@ class DavSession:
                 path = href_path(result.href)
                 if path.rstrip("/") == href_path(self.located(url)).rstrip("/"):
                     continue  # some servers list the collection itself
-                changed[path] = Member(path, result.etag or "")
+                changed[path] = Member(path, result.etag or "", result.calendar_data)
                 removed.discard(path)
             for href in answer.deleted:
                 removed.add(href_path(href))

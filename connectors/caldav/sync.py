@@ -13,8 +13,10 @@ Two ways to follow changes, each with its own cursor spelling:
   carries the collection's ctag and every member's etag (compressed); a
   changed ctag leads to a depth-1 PROPFIND and a diff.
 
-Either way the changed members are fetched with ``calendar-multiget`` and
-expanded locally in the window (:mod:`connectors.caldav.ical`).  A cursor of
+The sync report asks the changed members' data too, and those it came
+without (and, the etag way, every changed member) are fetched with
+``calendar-multiget``; all are expanded locally in the window
+(:mod:`connectors.caldav.ical`).  A cursor of
 the other way, or one that does not decode, is ``CursorExpired``.
 """
 
@@ -137,7 +139,7 @@ class CalendarSync:
                 log.info("caldav: %s offers no sync-collection; comparing etags", self._url)
                 self._method = SyncMethod.ETAG
             else:
-                fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
+                fetched = self._with_data(answer.changed)
                 unreadable: dict[str, str] = {}
                 objects = self._expand(fetched.values(), window, unreadable)
                 cursor = self._sync_cursor(answer.token)
@@ -175,10 +177,10 @@ class CalendarSync:
             answer = self._session.sync_collection(self._url, token)
         except CursorExpired as exc:
             raise CursorExpired(exc.detail, cursor=cursor, calendar=self._calendar_id) from exc
-        fetched = self._session.multiget(self._url, (m.href for m in answer.changed))
+        fetched = self._with_data(answer.changed)
         unreadable: dict[str, str] = {}
         objects = self._expand(fetched.values(), window, unreadable)
-        # Changed but gone by the time of the multiget: deleted meanwhile.
+        # Changed but gone by the time of a multiget: deleted meanwhile.
         gone = set(answer.removed) | {m.href for m in answer.changed if m.href not in fetched}
         for href in gone:
             objects[href] = ()
@@ -186,6 +188,17 @@ class CalendarSync:
             cursor=self._sync_cursor(answer.token), objects=objects, full=False,
             unreadable=unreadable,
         )
+
+    def _with_data(self, changed: Iterable[Member]) -> dict[str, Member]:
+        """The changed members with their data: as the sync report carried
+        it, and by a multiget for those it came without."""
+        members = {member.href: member for member in changed}
+        # Xandikos answers the report without the data: asked by a multiget.
+        fetched = {href: m for href, m in members.items() if m.data}
+        missing = [href for href, m in members.items() if not m.data]
+        if missing:
+            fetched.update(self._session.multiget(self._url, missing))
+        return fetched
 
     def _sync_cursor(self, token: str) -> str:
         return f"{_SYNC_PREFIX}{self._tag}:{token}"

@@ -154,3 +154,40 @@ def test_unreadable_objects_are_named_in_listings_and_changes() -> None:
     changes = sync.changes_since(listing.cursor, WINDOW)
     assert changes.objects == {"/c/good.ics": ()}
     assert list(changes.unreadable) == ["/c/good.ics"]
+
+
+class DataInSyncServer(EtagOnlyServer):
+    """sync-collection that carries each member's data, except for the
+    hrefs in ``without_data`` (as a server answering calendar-data for some
+    members only); counts the hrefs asked by multiget."""
+
+    def __init__(self, without_data: set[str]) -> None:
+        super().__init__()
+        self.without_data = without_data
+        self.multiget_hrefs: list[str] = []
+
+    def sync_collection(self, url: str, token: str) -> SyncAnswer:
+        return SyncAnswer(tuple(
+            Member(h, e, None if h in self.without_data else d)
+            for h, (e, d) in self.members.items()), (), "t1")
+
+    def multiget(self, url: str, hrefs: Iterable[str]) -> dict[str, Member]:
+        wanted = list(hrefs)
+        self.multiget_hrefs += wanted
+        return super().multiget(url, wanted)
+
+
+@pytest.mark.parametrize("without_data", [set(), {"/c/b.ics"}, {"/c/a.ics", "/c/b.ics"}])
+def test_data_the_sync_report_carries_is_used_and_only_the_rest_is_multigot(
+    without_data: set[str],
+) -> None:
+    server = DataInSyncServer(without_data)
+    server.store("/c/a.ics", ics("a", 2))
+    server.store("/c/b.ics", ics("b", 3))
+
+    listing, method = sync_over(server, SyncMethod.AUTO).list_window(WINDOW)
+
+    assert method is SyncMethod.AUTO
+    assert {h: [e.start.day for e in v] for h, v in listing.objects.items()} == {
+        "/c/a.ics": [2], "/c/b.ics": [3]}
+    assert sorted(server.multiget_hrefs) == sorted(without_data)

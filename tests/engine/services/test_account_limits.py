@@ -507,6 +507,7 @@ def test_every_request_of_the_port_waits_for_the_cool_down() -> None:
     requests: dict[str, Callable[[], object]] = {
         "list_window": lambda: connector.list_window(A, WINDOW),
         "changes_since": lambda: connector.changes_since(B, cursor, WINDOW),
+        "current_cursors": lambda: connector.current_cursors({B: cursor}),
         "free_busy": lambda: connector.free_busy([A], WINDOW),
         "events_in": lambda: connector.events_in(A, WINDOW),
         "read_event": lambda: connector.read_event(A, "kept"),

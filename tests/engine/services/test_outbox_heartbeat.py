@@ -42,12 +42,14 @@ class SlowConnector(RecordingConnector):
         self.pause = pause
         self.die = die
         self.writes: Counter[tuple[str, str]] = Counter()
+        self.writing = threading.Event()  # set once the first write began
 
     def create_event(self, calendar: CalendarRef, draft: EventDraft) -> WrittenEvent:
         if self.die:
             self.die = False
             raise Killed("the process died during its first write")
         self.writes[(calendar.id, draft.booking_id)] += 1
+        self.writing.set()
         time.sleep(self.pause)
         return super().create_event(calendar, draft)
 
@@ -68,6 +70,9 @@ def test_a_batch_slower_than_its_claim_keeps_its_jobs(store: Store) -> None:
     done: list[DrainReport] = []
     draining = threading.Thread(target=lambda: done.append(first.drain(NOW)))
     draining.start()
+    # The first worker claims the batch before the second looks: on a busy
+    # machine the thread may start late, and the second would claim first.
+    assert connector.writing.wait(timeout=30)
     taken_by_second = 0
     while draining.is_alive():
         # The second worker's clock runs with the real one from NOW, as

@@ -32,6 +32,10 @@ class SyncTally:
     sync_seconds: float = 0.0
     """Time spent in the syncs themselves, summed (they may overlap)."""
     failures: list[str] = field(default_factory=list)
+    synced_calendars: set[str] = field(default_factory=set)
+    """The calendars among ``synced``: a poll cycle may sync one twice (its
+    phase came round before the cycle's last calendar was polled)."""
+    changed_calendars: set[str] = field(default_factory=set)
 
     def add(self, report: SyncReport, seconds: float = 0.0) -> None:
         self.done += 1
@@ -43,10 +47,12 @@ class SyncTally:
             self.leased_elsewhere += 1
         else:
             self.synced += 1
+            self.synced_calendars.add(report.calendar)
             self.events += report.changed + report.removed
             self.unreadable += report.unreadable
             if report.full or report.changed or report.removed:
                 self.changed += 1
+                self.changed_calendars.add(report.calendar)
 
     def rate(self, elapsed: float) -> float:
         """Events per second over ``elapsed`` seconds (0 before any time passed)."""
@@ -71,7 +77,9 @@ class SyncTally:
     def summary_line(self, elapsed: float) -> str:
         """The line of one poll cycle: calendars synced, changed, failed,
         objects skipped as unreadable, how long the cycle took."""
-        line = (f"{self.synced} calendars synced, {self.changed} changed, {self.failed} failed,"
+        again = (f" ({self.synced} syncs)" if self.synced > len(self.synced_calendars) else "")
+        line = (f"{len(self.synced_calendars)} calendars synced{again}, "
+                f"{len(self.changed_calendars)} changed, {self.failed} failed,"
                 f" {self.unreadable} objects skipped, in {elapsed:.1f} s"
                 f" (sync time {self.sync_seconds:.1f} s)")
         if self.leased_elsewhere:

@@ -34,3 +34,15 @@ def test_no_time_left_is_guessed_before_anything_is_done() -> None:
     tally = SyncTally()
     tally.add(SyncReport("a", "synced"))
     assert tally.eta(1.0) is None
+
+
+def test_a_calendar_synced_twice_in_a_cycle_counts_once_and_the_syncs_are_said() -> None:
+    """Regression: `calpool run` said "504 calendars synced" of 500 when a
+    few phased polls came round before the first cycle ended."""
+    tally = SyncTally(total=2)
+    tally.add(SyncReport("room-a", "synced", full=True, changed=3), 1.0)
+    tally.add(SyncReport("room-b", "synced", full=True, changed=1), 1.0)
+    tally.add(SyncReport("room-a", "synced", changed=1), 0.5)
+    assert tally.summary_line(60.0) == (
+        "2 calendars synced (3 syncs), 2 changed, 0 failed, 0 objects skipped, in 60.0 s"
+        " (sync time 2.5 s)")

@@ -136,9 +136,9 @@ class CalDAVConnector:
             version = cursor_version(cursor, calendar_id=calendar.id, method=method)
             if version is None:
                 continue
-            path = href_path(self._session().located(url))
-            parent = urljoin(self._session().located(url), "..")
-            below.setdefault(parent, {})[path] = (calendar.id, version)
+            located = self._session().located(url)
+            below.setdefault(urljoin(located, ".."), {})[href_path(located)] = (
+                calendar.id, version)
         current: set[str] = set()
         for parent, calendars in below.items():
             versions = [version for _, version in calendars.values()]

@@ -88,12 +88,7 @@ def cursor_version(cursor: str, *, calendar_id: str, method: SyncMethod) -> Curs
     if cursor.startswith((_SYNC_PREFIX, _UNBOUND_SYNC_PREFIX)):
         if method is SyncMethod.ETAG:
             return None
-        if cursor.startswith(_UNBOUND_SYNC_PREFIX):
-            token = cursor.removeprefix(_UNBOUND_SYNC_PREFIX)
-        else:
-            tag, _, token = cursor.removeprefix(_SYNC_PREFIX).partition(":")
-            if tag != _calendar_tag(calendar_id):
-                return None
+        token = _server_token(cursor, _calendar_tag(calendar_id))
         return CursorVersion(sync_token=token) if token else None
     if cursor.startswith(_ETAG_PREFIX) and method is not SyncMethod.SYNC_COLLECTION:
         try:
@@ -106,6 +101,15 @@ def cursor_version(cursor: str, *, calendar_id: str, method: SyncMethod) -> Curs
 
 def _calendar_tag(calendar_id: str) -> str:
     return hashlib.sha256(calendar_id.encode()).hexdigest()[:12]
+
+
+def _server_token(cursor: str, tag: str) -> str | None:
+    """The server's sync token in an ``sc`` cursor; ``None`` when the cursor
+    is bound to another calendar's ``tag``."""
+    if cursor.startswith(_UNBOUND_SYNC_PREFIX):
+        return cursor.removeprefix(_UNBOUND_SYNC_PREFIX)
+    bound_to, _, token = cursor.removeprefix(_SYNC_PREFIX).partition(":")
+    return token if bound_to == tag else None
 
 
 class CalendarSync:
@@ -204,10 +208,8 @@ class CalendarSync:
         return f"{_SYNC_PREFIX}{self._tag}:{token}"
 
     def _token_of(self, cursor: str) -> str:
-        if cursor.startswith(_UNBOUND_SYNC_PREFIX):
-            return cursor.removeprefix(_UNBOUND_SYNC_PREFIX)
-        tag, _, token = cursor.removeprefix(_SYNC_PREFIX).partition(":")
-        if tag != self._tag:
+        token = _server_token(cursor, self._tag)
+        if token is None:
             raise CursorExpired(
                 "sync token of another calendar", cursor=cursor, calendar=self._calendar_id
             )

@@ -32,6 +32,14 @@ from engine.store.schema import calendars, leases
 MAX_ERROR_LENGTH = 2000
 
 
+def healed() -> ColumnElement[Any]:
+    """1 when the calendar's last attempt failed, else 0: what a successful
+    sync that changes no event adds to its version.  The change mark leaves
+    success stamps out, and the error the sync clears must not look like an
+    older state, so other processes reload a healed calendar."""
+    return case((calendars.c.last_error_at.is_not(None), 1), else_=0)
+
+
 class CalendarRepository:
     def __init__(self, connection: Connection) -> None:
         self._connection = connection
@@ -162,8 +170,7 @@ class CalendarRepository:
                        calendars.c.window_end == window.end)
                 .values(
                     last_success_at=at, last_attempt_at=at, last_error=None, last_error_at=None,
-                    version=calendars.c.version
-                    + case((calendars.c.last_error_at.is_not(None), 1), else_=0),
+                    version=calendars.c.version + healed(),
                 )
                 .returning(calendars.c.version)
             ).scalar_one_or_none()

@@ -13,7 +13,6 @@ from sqlalchemy import (
     String,
     any_,
     bindparam,
-    case,
     delete,
     func,
     select,
@@ -21,7 +20,7 @@ from sqlalchemy import (
 )
 
 from engine.core.model import ChangeSet, Interval, RemoteEvent, as_utc
-from engine.store.calendars import CalendarRepository
+from engine.store.calendars import CalendarRepository, healed
 from engine.store.dialects import insert_many, is_postgresql, notify_change
 from engine.store.errors import DuplicateInstance
 from engine.store.schema import busy_events, calendars
@@ -96,14 +95,11 @@ class EventRepository:
                 last_attempt_at=synced_at,
                 last_error=None,
                 last_error_at=None,
-                # Only a change of events (or a heal: the change mark leaves
-                # success stamps out, and the error it clears must not look
-                # like an older state) moves the version: every process
-                # reloads a calendar whose version moved, and most syncs bring
-                # nothing.
+                # Only a change of events (or a heal) moves the version: every
+                # process reloads a calendar whose version moved, and most
+                # syncs bring nothing.
                 version=calendars.c.version + (
-                    1 if changes.full or changes.objects
-                    else case((calendars.c.last_error_at.is_not(None), 1), else_=0)),
+                    1 if changes.full or changes.objects else healed()),
             )
             .returning(calendars.c.version)
         ).scalar_one()
